@@ -1,0 +1,68 @@
+#include "backend/kernels.h"
+
+#include "backend/cpu/elementwise.h"
+#include "backend/dispatch.h"
+#include "tensor/cuda_memory.h"
+
+namespace ponder::backend {
+namespace {
+
+size_t nbytes_of(const Tensor& t) { return static_cast<size_t>(t.numel()) * element_size(t.dtype()); }
+
+// Copies involving a device: raw bytes when layouts and dtypes agree, else through a host
+// buffer converted on the CPU.
+void copy_across(const Tensor& dst, const Tensor& src) {
+  bool same_layout = dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous();
+  if (same_layout) {
+    cuda_copy_bytes(dst.data_ptr(), dst.device(), src.data_ptr(), src.device(), nbytes_of(dst));
+    return;
+  }
+  if (dst.is_cpu() && src.is_contiguous()) {
+    Tensor staged = Tensor::empty(src.shape(), {src.dtype(), Device::cpu()});
+    cuda_copy_bytes(staged.data_ptr(), staged.device(), src.data_ptr(), src.device(), nbytes_of(src));
+    cpu::copy(dst, staged);
+    return;
+  }
+  if (src.is_cpu() && dst.is_contiguous()) {
+    Tensor staged = Tensor::empty(dst.shape(), {dst.dtype(), Device::cpu()});
+    cpu::copy(staged, src);
+    cuda_copy_bytes(dst.data_ptr(), dst.device(), staged.data_ptr(), staged.device(), nbytes_of(dst));
+    return;
+  }
+  no_cuda_kernel("copy (strided or converting on the device)");
+}
+
+}  // namespace
+
+void copy(const Tensor& dst, const Tensor& src) {
+  PONDER_CHECK(dst.shape() == src.shape(), ShapeError, "copy: destination ", describe(dst),
+               " and source ", describe(src), " differ in shape");
+  if (dst.is_cpu() && src.is_cpu()) {
+    cpu::copy(dst, src);
+  } else {
+    copy_across(dst, src);
+  }
+}
+
+void fill(const Tensor& dst, double value) { PONDER_DISPATCH(dst.device(), fill, dst, value); }
+
+void add_into(const Tensor& dst, const Tensor& src) {
+  PONDER_CHECK(dst.shape() == src.shape() && dst.device() == src.device(), ShapeError,
+               "add_into: destination ", describe(dst), " and source ", describe(src), " differ");
+  PONDER_DISPATCH(dst.device(), add_into, dst, src);
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor out = Tensor::empty(a.shape(), a.options());
+  PONDER_DISPATCH(a.device(), binary, BinaryOp::add, out, a, b);
+  return out;
+}
+
+Tensor contiguous(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(t.shape(), t.options());
+  copy(out, t);
+  return out;
+}
+
+}  // namespace ponder::backend

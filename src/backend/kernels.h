@@ -1,0 +1,19 @@
+// Device-independent data kernels that the tensor and autograd layers need (copy, fill,
+// accumulate). Each dispatches to the CPU or CUDA implementation.
+#pragma once
+
+#include "tensor/tensor.h"
+
+namespace ponder::backend {
+
+// dst = src; same shape; any dtypes, strides and devices.
+void copy(const Tensor& dst, const Tensor& src);
+void fill(const Tensor& dst, double value);
+// dst += src (same shape, src converted to dst's dtype); dst and src on one device.
+void add_into(const Tensor& dst, const Tensor& src);
+// a + b into a new contiguous tensor (same shape and dtype).
+Tensor add(const Tensor& a, const Tensor& b);
+// t itself if contiguous, else a contiguous copy.
+Tensor contiguous(const Tensor& t);
+
+}  // namespace ponder::backend

@@ -1,0 +1,30 @@
+// Per-element random values shared by the CPU and CUDA fills, so both produce the same bits.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "tensor/philox.h"
+
+namespace ponder::backend {
+
+// Uniform in [0, 1) for element i of the stream.
+PONDER_HOST_DEVICE float uniform_at(uint64_t seed, uint64_t offset, uint64_t i) {
+  return philox::to_unit(philox::word(seed, offset, i));
+}
+
+// Standard normal for element i by Box-Muller over word pairs (w0,w1) and (w2,w3) of a block:
+// lane 0/1 take cos/sin of the first pair, lanes 2/3 of the second. Computed in double and
+// rounded, so host and device libm differences do not change the float result.
+PONDER_HOST_DEVICE float normal_at(uint64_t seed, uint64_t offset, uint64_t i) {
+  philox::Words w = philox::block_words(seed, offset + i / 4);
+  int lane = static_cast<int>(i % 4);
+  uint32_t a = w.w[lane & 2], b = w.w[(lane & 2) + 1];
+  double u1 = (static_cast<double>(a >> 8) + 1.0) * (1.0 / 16777216.0);  // (0, 1]
+  double u2 = static_cast<double>(b >> 8) * (1.0 / 16777216.0);          // [0, 1)
+  double r = sqrt(-2.0 * log(u1));
+  double theta = 6.283185307179586476925 * u2;
+  return static_cast<float>((lane & 1) ? r * sin(theta) : r * cos(theta));
+}
+
+}  // namespace ponder::backend

@@ -1,0 +1,37 @@
+// Shared checks and shape rules for op implementations (not part of the public op API).
+#pragma once
+
+#include <initializer_list>
+
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "autograd/saved_tensor.h"
+#include "backend/dispatch.h"
+#include "tensor/tensor.h"
+
+namespace ponder::ops_detail {
+
+using autograd::make_node;
+using autograd::Node;
+using autograd::SavedTensor;
+using autograd::set_history;
+
+// Every operand defined, on one device, with one dtype; names the op and the operands otherwise.
+void check_same_device(const char* op, std::initializer_list<const Tensor*> ts);
+void check_same_dtype(const char* op, std::initializer_list<const Tensor*> ts);
+void check_floating(const char* op, const Tensor& t);
+void check_defined(const char* op, std::initializer_list<const Tensor*> ts);
+
+// NumPy broadcasting of two shapes.
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
+// A stride-0 view of `t` with shape `shape` (t must broadcast to it); no autograd.
+Tensor broadcast_view(const Tensor& t, const Shape& shape);
+// Sums a broadcast gradient back to `shape` (the inverse of broadcasting).
+Tensor sum_to(const Tensor& grad, const Shape& shape);
+
+// The dims a reduction runs over, wrapped and sorted; empty `dims` means all.
+IntVec reduction_dims(const char* op, const IntVec& dims, int ndim);
+// Shape after reducing `dims` with keepdim=true.
+Shape keepdim_shape(const Shape& shape, const IntVec& dims);
+
+}  // namespace ponder::ops_detail

@@ -1,0 +1,21 @@
+// Linked instead of cuda_memory.cpp when ponder is built without CUDA.
+#include "tensor/cuda_memory.h"
+#include "tensor/error.h"
+
+namespace ponder {
+
+namespace {
+[[noreturn]] void no_cuda() {
+  fail<DeviceError>("this build of ponder has no CUDA support (configure with -DPONDER_CUDA=ON "
+                    "on a machine with the CUDA toolkit)");
+}
+}  // namespace
+
+void* cuda_allocate(int, size_t) { no_cuda(); }
+void cuda_free(int, void*, size_t) {}
+MemoryStats cuda_memory_stats(int) { return {}; }
+void cuda_reset_peak_memory(int) {}
+int cuda_device_count() { return 0; }
+void cuda_copy_bytes(void*, Device, const void*, Device, size_t) { no_cuda(); }
+
+}  // namespace ponder
