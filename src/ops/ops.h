@@ -12,6 +12,7 @@
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/index.h"
+#include "ops/inplace.h"
 #include "ops/join.h"
 #include "ops/loss.h"
 #include "ops/matmul.h"
