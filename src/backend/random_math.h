@@ -27,4 +27,14 @@ PONDER_HOST_DEVICE float normal_at(uint64_t seed, uint64_t offset, uint64_t i) {
   return static_cast<float>((lane & 1) ? r * sin(theta) : r * cos(theta));
 }
 
+// Dropout keeps element i when its top 24 random bits reach threshold = ceil(p * 2^24), which
+// happens with probability 1 - p. The comparison is on integers, so every device agrees exactly.
+PONDER_HOST_DEVICE uint32_t dropout_threshold(double p) {
+  return static_cast<uint32_t>(ceil(p * 16777216.0));  // exact: p * 2^24 only shifts the exponent
+}
+
+PONDER_HOST_DEVICE bool dropout_keep(uint64_t seed, uint64_t offset, uint64_t i, uint32_t threshold) {
+  return (philox::word(seed, offset, i) >> 8) >= threshold;
+}
+
 }  // namespace ponder::backend

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <string>
 
 #include "ops/ops.h"
 
@@ -32,5 +33,20 @@ struct GradcheckOptions {
 // a random weight so every output element and every input element is exercised.
 ::testing::AssertionResult gradcheck(const std::function<Tensor(const TensorList&)>& f,
                                      const TensorList& inputs, GradcheckOptions options = {});
+
+// The message of the E that f() throws; records a test failure when it throws nothing or another type.
+template <class E, class F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected a different exception type, got: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected an exception, none was thrown";
+  return "";
+}
 
 }  // namespace ponder::testing
