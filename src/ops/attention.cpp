@@ -1,1 +1,136 @@
+#include "ops/attention.h"
 
+#include <algorithm>
+#include <vector>
+
+#include "backend/cpu/attention.h"
+#include "backend/kernels.h"
+#include "ops/op_support.h"
+
+namespace ponder {
+using namespace ops_detail;
+
+namespace {
+
+struct AttentionBackward final : Node {
+  const char* name() const override { return "attention"; }
+  TensorList apply(TensorList&& g) override {
+    const Tensor& qv = q.get(name());
+    const Tensor& kv = k.get(name());
+    const Tensor& vv = v.get(name());
+    Tensor dq = Tensor::empty(qv.shape(), qv.options());
+    Tensor dk = Tensor::empty(kv.shape(), kv.options());
+    Tensor dv = Tensor::empty(vv.shape(), vv.options());
+    PONDER_DISPATCH(qv.device(), attention_backward, dq, dk, dv, backend::contiguous(g[0]), qv, kv, vv,
+                    out.get(name()), lse.get(name()), spec, scale);
+    return {needs_input_grad(0) ? dq : Tensor(), needs_input_grad(1) ? dk : Tensor(),
+            needs_input_grad(2) ? dv : Tensor()};
+  }
+  void release_saved() override {
+    q.reset();
+    k.reset();
+    v.reset();
+    out.reset();
+    lse.reset();
+  }
+  SavedTensor q, k, v, out, lse;
+  AttentionSpec spec;
+  double scale = 1.0;
+};
+
+void check_operands(const Tensor& q, const Tensor& k, const Tensor& v) {
+  check_same_device("attention", {&q, &k, &v});
+  check_same_dtype("attention", {&q, &k, &v});
+  check_floating("attention", q);
+  PONDER_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, ShapeError,
+               "attention: q, k, v must have rank 3 [tokens, heads, head_dim], got q ", describe(q), ", k ",
+               describe(k), ", v ", describe(v));
+  PONDER_CHECK(k.shape() == v.shape(), ShapeError, "attention: k ", describe(k), " and v ", describe(v),
+               " must have the same shape");
+  PONDER_CHECK(q.size(0) == k.size(0), ShapeError, "attention: q ", describe(q), " and k ", describe(k),
+               " differ in token count");
+  PONDER_CHECK(q.size(2) == k.size(2), ShapeError, "attention: q ", describe(q), " and k ", describe(k),
+               " differ in head_dim");
+  PONDER_CHECK(k.size(1) > 0 && q.size(1) % k.size(1) == 0, ShapeError, "attention: ", q.size(1),
+               " query heads are not a multiple of ", k.size(1), " kv heads (q ", describe(q), ", k ",
+               describe(k), ")");
+}
+
+// Checks that a spec tensor (cu_seqlens or prefix_len) is a 1-D i32 tensor beside q.
+void check_index_tensor(const char* what, const Tensor& t, const Tensor& q) {
+  PONDER_CHECK(t.defined(), ValueError, "attention: spec.", what, " is undefined");
+  PONDER_CHECK(t.dtype() == DType::i32, DTypeError, "attention: ", what, " must be i32, got ", describe(t));
+  PONDER_CHECK(t.device() == q.device(), DeviceError, "attention: ", what, " ", describe(t),
+               " is not on the device of q ", describe(q));
+  PONDER_CHECK(t.dim() == 1, ShapeError, "attention: ", what, " must be 1-D, got ", describe(t));
+}
+
+// The sample boundaries, checked against q's token count.
+std::vector<int32_t> checked_cu_seqlens(const Tensor& cu_seqlens, const Tensor& q) {
+  check_index_tensor("cu_seqlens", cu_seqlens, q);
+  PONDER_CHECK(cu_seqlens.size(0) >= 1, ShapeError, "attention: cu_seqlens ", describe(cu_seqlens),
+               " needs at least one entry (the leading 0)");
+  std::vector<int32_t> cu = cu_seqlens.to_vector<int32_t>();
+  PONDER_CHECK(cu[0] == 0, ValueError, "attention: cu_seqlens must start at 0, got ", cu[0]);
+  for (size_t i = 1; i < cu.size(); ++i) {
+    PONDER_CHECK(cu[i] >= cu[i - 1], ValueError, "attention: cu_seqlens decreases at index ", i, " (",
+                 cu[i - 1], " -> ", cu[i], ")");
+  }
+  PONDER_CHECK(cu.back() == q.size(0), ValueError, "attention: cu_seqlens ends at ", cu.back(), " but q has ",
+               q.size(0), " tokens");
+  return cu;
+}
+
+void check_prefix_len(const Tensor& prefix_len, const std::vector<int32_t>& cu, const Tensor& q) {
+  const int64_t samples = static_cast<int64_t>(cu.size()) - 1;
+  PONDER_CHECK(prefix_len.defined(), ValueError, "attention: prefix_lm needs spec.prefix_len (one prefix "
+               "length per sample)");
+  check_index_tensor("prefix_len", prefix_len, q);
+  PONDER_CHECK(prefix_len.size(0) == samples, ShapeError, "attention: prefix_len ", describe(prefix_len),
+               " must have one entry per sample (", samples, " samples)");
+  std::vector<int32_t> prefix = prefix_len.to_vector<int32_t>();
+  for (int64_t s = 0; s < samples; ++s) {
+    const int32_t len = cu[s + 1] - cu[s];
+    PONDER_CHECK(prefix[s] >= 0 && prefix[s] <= len, ValueError, "attention: prefix_len[", s, "] = ",
+                 prefix[s], " is outside [0, ", len, "] (sample ", s, " has ", len, " tokens)");
+  }
+}
+
+// The spec after validation, with max_seqlen filled in when it was left 0.
+AttentionSpec checked_spec(const AttentionSpec& spec, const Tensor& q) {
+  std::vector<int32_t> cu = checked_cu_seqlens(spec.cu_seqlens, q);
+  if (spec.mask == AttentionMask::prefix_lm) check_prefix_len(spec.prefix_len, cu, q);
+  int64_t longest = 0;
+  for (size_t s = 0; s + 1 < cu.size(); ++s) longest = std::max<int64_t>(longest, cu[s + 1] - cu[s]);
+  PONDER_CHECK(spec.max_seqlen == 0 || spec.max_seqlen >= longest, ValueError, "attention: max_seqlen ",
+               spec.max_seqlen, " is shorter than the longest sample (", longest, " tokens)");
+  AttentionSpec checked = spec;
+  if (checked.max_seqlen == 0) checked.max_seqlen = longest;
+  return checked;
+}
+
+}  // namespace
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionSpec& spec, double scale) {
+  check_operands(q, k, v);
+  const AttentionSpec checked = checked_spec(spec, q);
+  const Tensor qc = backend::contiguous(q), kc = backend::contiguous(k), vc = backend::contiguous(v);
+  Tensor out = Tensor::empty(q.shape(), q.options());
+  // Log-sum-exp of each score row, in f32 for f32/bf16 and in f64 for f64.
+  Tensor lse = Tensor::empty({q.size(1), q.size(0)},
+                             {q.dtype() == DType::f64 ? DType::f64 : DType::f32, q.device()});
+  PONDER_DISPATCH(q.device(), attention_forward, out, lse, qc, kc, vc, checked, scale);
+  if (auto node = make_node<AttentionBackward>({&q, &k, &v})) {
+    node->q = qc;
+    node->k = kc;
+    node->v = vc;
+    node->out = out;
+    node->lse = lse;
+    node->spec = checked;
+    node->scale = scale;
+    set_history(out, node);
+  }
+  return out;
+}
+
+}  // namespace ponder
