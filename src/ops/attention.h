@@ -2,24 +2,10 @@
 // flattened into one token axis, split by cumulative sequence lengths).
 #pragma once
 
+#include "backend/attention_spec.h"
 #include "tensor/tensor.h"
 
 namespace ponder {
-
-enum class AttentionMask { causal, bidirectional, prefix_lm };
-
-// How tokens of a packed batch may attend. The batch's N tokens (all rows flattened) are split into
-// samples by cu_seqlens (i32, [S+1], cu_seqlens[0] = 0, non-decreasing, cu_seqlens[S] = N); padding is
-// simply its own sample. Attention never crosses samples. For prefix_lm, prefix_len (i32, [S]) gives each
-// sample's instruction length P (0 <= P <= sample length): within a sample, query i may attend key j
-// iff j <= i or j < P (prefix tokens see the whole prefix; later tokens see everything before them).
-// causal: j <= i. bidirectional: every j of the sample.
-struct AttentionSpec {
-  AttentionMask mask = AttentionMask::causal;
-  Tensor cu_seqlens{};     // i32 [S+1], on the device of q
-  Tensor prefix_len{};     // i32 [S], only for prefix_lm
-  int64_t max_seqlen = 0;  // longest sample (0 = compute from cu_seqlens); GPU kernels size grids by it
-};
 
 // q: [N, Hq, D]; k, v: [N, Hkv, D] with Hq a multiple of Hkv (grouped-query attention: query head h uses
 // kv head h / (Hq/Hkv)); scale multiplies q.k (usually 1/sqrt(D)). Returns [N, Hq, D].

@@ -82,7 +82,7 @@ const Tensor& Tensor::grad() const {
   return impl_->autograd ? impl_->autograd->grad : undefined;
 }
 
-void Tensor::set_grad(const Tensor& grad) {
+void Tensor::set_grad(const Tensor& grad) const {
   PONDER_CHECK(!grad.defined() || grad.shape() == shape(), ShapeError,
                "set_grad: gradient shape ", grad.shape(), " differs from tensor shape ", shape());
   impl_->autograd_meta().grad = grad;

@@ -90,7 +90,7 @@ class Tensor {
   bool is_leaf() const;
   // Accumulated gradient of a leaf (undefined until a backward reaches it).
   const Tensor& grad() const;
-  void set_grad(const Tensor& grad);
+  void set_grad(const Tensor& grad) const;
   const std::shared_ptr<autograd::Node>& grad_fn() const;
   uint32_t output_nr() const;
   void backward(const Tensor& grad = {}, bool retain_graph = false) const;

@@ -3,7 +3,7 @@
 // validated by the op (cu_seqlens and prefix_len readable on the host).
 #pragma once
 
-#include "ops/attention.h"
+#include "backend/attention_spec.h"
 #include "tensor/tensor.h"
 
 namespace ponder::backend::cpu {
