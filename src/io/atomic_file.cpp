@@ -24,6 +24,7 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::write(const char* data, size_t n) {
+  if (n == 0) return;  // empty tensors have no data pointer
   PONDER_CHECK(std::fwrite(data, 1, n, file_) == n, IoError, path_.string(), ": write failed (",
                std::strerror(errno), ")");
 }

@@ -83,16 +83,16 @@ Tensor cat(const TensorList& xs, int64_t dim) {
   return out;
 }
 
-TensorList split(const Tensor& x, const IntVec& sizes, int64_t dim) {
+TensorList split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
   check_defined("split", {&x});
   PONDER_CHECK(x.dim() > 0, ShapeError, "split: cannot split a zero-dimensional tensor");
   int d = wrap_dim(dim, x.dim(), "split");
   int64_t total = 0;
   for (int64_t size : sizes) {
-    PONDER_CHECK(size >= 0, ValueError, "split: sizes ", sizes, " contain a negative size");
+    PONDER_CHECK(size >= 0, ValueError, "split: sizes ", list_str(sizes), " contain a negative size");
     total += size;
   }
-  PONDER_CHECK(total == x.size(d), ShapeError, "split: sizes ", sizes, " add up to ", total,
+  PONDER_CHECK(total == x.size(d), ShapeError, "split: sizes ", list_str(sizes), " add up to ", total,
                ", not to the size ", x.size(d), " of dimension ", dim, " of ", describe(x));
   TensorList pieces;
   int64_t start = 0;

@@ -9,7 +9,7 @@ namespace ponder {
 Tensor cat(const TensorList& xs, int64_t dim);
 // Pieces of `x` along `dim` with the given sizes (which must add up to x.size(dim)); the pieces
 // are views of x, each with its own gradient history.
-TensorList split(const Tensor& x, const IntVec& sizes, int64_t dim);
+TensorList split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
 // Equal-shaped tensors joined along a new dimension inserted at `dim`.
 Tensor stack(const TensorList& xs, int64_t dim);
 

@@ -92,14 +92,17 @@ class IntVec {
 using Shape = IntVec;
 using Strides = IntVec;
 
-inline std::string IntVec::str() const {
+// "[2, 3, 4]"
+inline std::string list_str(std::span<const int64_t> values) {
   std::string s = "[";
-  for (int i = 0; i < size_; ++i) {
+  for (size_t i = 0; i < values.size(); ++i) {
     if (i) s += ", ";
-    s += std::to_string(data_[i]);
+    s += std::to_string(values[i]);
   }
   return s + "]";
 }
+
+inline std::string IntVec::str() const { return list_str({begin(), end()}); }
 
 inline std::ostream& operator<<(std::ostream& os, const IntVec& v) { return os << v.str(); }
 
