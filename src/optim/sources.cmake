@@ -1,0 +1,2 @@
+target_sources(ponder_core PRIVATE
+)

@@ -1,0 +1,3 @@
+target_sources(unit_tests PRIVATE
+  nn/module_test.cpp
+)
