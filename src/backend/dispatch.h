@@ -1,6 +1,7 @@
 // Chooses the CPU or CUDA implementation of a kernel by the device of its operands:
 //   PONDER_DISPATCH(x.device(), rms_norm_forward, y, rstd, x, weight, eps);
-// calls backend::cpu::rms_norm_forward or backend::cuda::rms_norm_forward.
+// calls backend::cpu::rms_norm_forward or backend::cuda::rms_norm_forward. Kernels whose CUDA
+// twin has not landed yet dispatch with PONDER_DISPATCH_CPU, which refuses device tensors clearly.
 #pragma once
 
 #include "tensor/device.h"
@@ -14,6 +15,14 @@ namespace ponder::backend {
 
 }  // namespace ponder::backend
 
-#define PONDER_DISPATCH(device, kernel, ...)                  \
+#define PONDER_DISPATCH_CPU(device, kernel, ...)                   \
   ((device).is_cuda() ? ::ponder::backend::no_cuda_kernel(#kernel) \
                       : ::ponder::backend::cpu::kernel(__VA_ARGS__))
+
+#if PONDER_WITH_CUDA
+#define PONDER_DISPATCH(device, kernel, ...)                          \
+  ((device).is_cuda() ? ::ponder::backend::cuda::kernel(__VA_ARGS__) \
+                      : ::ponder::backend::cpu::kernel(__VA_ARGS__))
+#else
+#define PONDER_DISPATCH(device, kernel, ...) PONDER_DISPATCH_CPU(device, kernel, __VA_ARGS__)
+#endif

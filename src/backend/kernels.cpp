@@ -1,6 +1,7 @@
 #include "backend/kernels.h"
 
 #include "backend/cpu/elementwise.h"
+#include "backend/cuda/elementwise.h"
 #include "backend/dispatch.h"
 #include "tensor/cuda_memory.h"
 
@@ -9,27 +10,24 @@ namespace {
 
 size_t nbytes_of(const Tensor& t) { return static_cast<size_t>(t.numel()) * element_size(t.dtype()); }
 
-// Copies involving a device: raw bytes when layouts and dtypes agree, else through a host
-// buffer converted on the CPU.
+// Copies between devices move raw contiguous bytes; layout and dtype changes happen on the
+// side that has the data (the GPU's copy kernel, or the CPU's before an upload).
 void copy_across(const Tensor& dst, const Tensor& src) {
   bool same_layout = dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous();
   if (same_layout) {
     cuda_copy_bytes(dst.data_ptr(), dst.device(), src.data_ptr(), src.device(), nbytes_of(dst));
     return;
   }
-  if (dst.is_cpu() && src.is_contiguous()) {
-    Tensor staged = Tensor::empty(src.shape(), {src.dtype(), Device::cpu()});
-    cuda_copy_bytes(staged.data_ptr(), staged.device(), src.data_ptr(), src.device(), nbytes_of(src));
-    cpu::copy(dst, staged);
+  if (src.is_cuda() && src.device() == dst.device()) {
+    PONDER_DISPATCH(dst.device(), copy, dst, src);
     return;
   }
-  if (src.is_cpu() && dst.is_contiguous()) {
-    Tensor staged = Tensor::empty(dst.shape(), {dst.dtype(), Device::cpu()});
-    cpu::copy(staged, src);
-    cuda_copy_bytes(dst.data_ptr(), dst.device(), staged.data_ptr(), staged.device(), nbytes_of(dst));
-    return;
-  }
-  no_cuda_kernel("copy (strided or converting on the device)");
+  // Make the source contiguous in the destination's dtype where it lives, then move the bytes.
+  Tensor packed = Tensor::empty(src.shape(), {dst.dtype(), src.device()});
+  copy(packed, src);
+  Tensor landed = dst.is_contiguous() ? dst : Tensor::empty(dst.shape(), dst.options());
+  cuda_copy_bytes(landed.data_ptr(), landed.device(), packed.data_ptr(), packed.device(), nbytes_of(landed));
+  if (!landed.is_same(dst)) copy(dst, landed);
 }
 
 }  // namespace

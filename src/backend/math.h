@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "tensor/philox.h"
+#include "tensor/host_device.h"
 
 namespace ponder::backend {
 

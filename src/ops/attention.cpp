@@ -21,7 +21,7 @@ struct AttentionBackward final : Node {
     Tensor dq = Tensor::empty(qv.shape(), qv.options());
     Tensor dk = Tensor::empty(kv.shape(), kv.options());
     Tensor dv = Tensor::empty(vv.shape(), vv.options());
-    PONDER_DISPATCH(qv.device(), attention_backward, dq, dk, dv, backend::contiguous(g[0]), qv, kv, vv,
+    PONDER_DISPATCH_CPU(qv.device(), attention_backward, dq, dk, dv, backend::contiguous(g[0]), qv, kv, vv,
                     out.get(name()), lse.get(name()), spec, scale);
     return {needs_input_grad(0) ? dq : Tensor(), needs_input_grad(1) ? dk : Tensor(),
             needs_input_grad(2) ? dv : Tensor()};
@@ -119,7 +119,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
   // Log-sum-exp of each score row, in f32 for f32/bf16 and in f64 for f64.
   Tensor lse = Tensor::empty({q.size(1), q.size(0)},
                              {q.dtype() == DType::f64 ? DType::f64 : DType::f32, q.device()});
-  PONDER_DISPATCH(q.device(), attention_forward, out, lse, qc, kc, vc, checked, scale);
+  PONDER_DISPATCH_CPU(q.device(), attention_forward, out, lse, qc, kc, vc, checked, scale);
   if (auto node = make_node<AttentionBackward>({&q, &k, &v})) {
     node->q = qc;
     node->k = kc;

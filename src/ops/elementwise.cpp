@@ -1,6 +1,7 @@
 #include "ops/elementwise.h"
 
 #include "backend/cpu/elementwise.h"
+#include "backend/cuda/elementwise.h"
 #include "backend/kernels.h"
 #include "ops/op_support.h"
 

@@ -14,7 +14,7 @@ struct EmbeddingBackward final : Node {
   const char* name() const override { return "embedding"; }
   TensorList apply(TensorList&& grads) override {
     Tensor grad_weight = Tensor::empty(weight_shape, weight_options);
-    PONDER_DISPATCH(weight_options.device, embedding_backward, grad_weight,
+    PONDER_DISPATCH_CPU(weight_options.device, embedding_backward, grad_weight,
                     backend::contiguous(grads[0]), ids.get(name()));
     return {grad_weight};
   }
@@ -40,7 +40,7 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   out_shape.push_back(weight.size(1));
   Tensor out = Tensor::empty(out_shape, weight.options());
   Tensor index = backend::contiguous(to_dtype(ids, DType::i64));
-  PONDER_DISPATCH(weight.device(), embedding_forward, out, backend::contiguous(weight), index);
+  PONDER_DISPATCH_CPU(weight.device(), embedding_forward, out, backend::contiguous(weight), index);
   if (auto node = make_node<EmbeddingBackward>({&weight})) {
     node->ids = index;
     node->weight_shape = weight.shape();

@@ -42,7 +42,7 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
   out_shape.push_back(m);
   out_shape.push_back(n);
   Tensor out = Tensor::empty(out_shape, a.options());
-  PONDER_DISPATCH(a.device(), matmul, out, broadcast_view(a, a_full), broadcast_view(b, b_full));
+  PONDER_DISPATCH_CPU(a.device(), matmul, out, broadcast_view(a, a_full), broadcast_view(b, b_full));
   if (auto node = make_node<MatmulBackward>({&a, &b})) {
     node->a = a;
     node->b = b;

@@ -23,11 +23,11 @@ struct NormBackward final : Node {
     Tensor gw = needs_input_grad(1) ? Tensor::empty({xv.shape().back()}, xv.options()) : Tensor();
     Tensor gb = needs_input_grad(2) ? Tensor::empty({xv.shape().back()}, xv.options()) : Tensor();
     if (mean.defined()) {
-      PONDER_DISPATCH(xv.device(), layer_norm_backward, gx, gw, gb, g, backend::contiguous(xv), w,
+      PONDER_DISPATCH_CPU(xv.device(), layer_norm_backward, gx, gw, gb, g, backend::contiguous(xv), w,
                       mean.get(op), rstd.get(op));
       return {gx, gw, gb};
     }
-    PONDER_DISPATCH(xv.device(), rms_norm_backward, gx, gw, g, backend::contiguous(xv), w, rstd.get(op));
+    PONDER_DISPATCH_CPU(xv.device(), rms_norm_backward, gx, gw, g, backend::contiguous(xv), w, rstd.get(op));
     return {gx, gw};
   }
   void release_saved() override {
@@ -73,7 +73,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   check_norm_inputs("rms_norm", x, weight, Tensor(), eps);
   Tensor y = Tensor::empty(x.shape(), x.options());
   Tensor rstd = empty_stats(x);
-  PONDER_DISPATCH(x.device(), rms_norm_forward, y, rstd, backend::contiguous(x), contiguous_or_none(weight), eps);
+  PONDER_DISPATCH_CPU(x.device(), rms_norm_forward, y, rstd, backend::contiguous(x), contiguous_or_none(weight), eps);
   if (auto node = make_node<NormBackward>({&x, &weight}, "rms_norm")) {
     node->x = x;
     node->weight = weight;
@@ -87,7 +87,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   check_norm_inputs("layer_norm", x, weight, bias, eps);
   Tensor y = Tensor::empty(x.shape(), x.options());
   Tensor mean = empty_stats(x), rstd = empty_stats(x);
-  PONDER_DISPATCH(x.device(), layer_norm_forward, y, mean, rstd, backend::contiguous(x),
+  PONDER_DISPATCH_CPU(x.device(), layer_norm_forward, y, mean, rstd, backend::contiguous(x),
                   contiguous_or_none(weight), contiguous_or_none(bias), eps);
   if (auto node = make_node<NormBackward>({&x, &weight, &bias}, "layer_norm")) {
     node->x = x;

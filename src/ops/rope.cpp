@@ -18,7 +18,7 @@ struct RopeBackward final : Node {
   TensorList apply(TensorList&& grads) override {
     Tensor g = backend::contiguous(grads[0]);
     Tensor grad_x = Tensor::empty(g.shape(), g.options());
-    PONDER_DISPATCH(g.device(), rope, grad_x, g, positions.get(name()), theta, /*inverse=*/true);
+    PONDER_DISPATCH_CPU(g.device(), rope, grad_x, g, positions.get(name()), theta, /*inverse=*/true);
     return {grad_x};
   }
   void release_saved() override { positions.reset(); }
@@ -47,7 +47,7 @@ Tensor rope(const Tensor& x, const Tensor& positions, double theta) {
   check_rope_inputs(x, positions, theta);
   Tensor out = Tensor::empty(x.shape(), x.options());
   Tensor index = backend::contiguous(to_dtype(positions, DType::i64));
-  PONDER_DISPATCH(x.device(), rope, out, backend::contiguous(x), index, theta, /*inverse=*/false);
+  PONDER_DISPATCH_CPU(x.device(), rope, out, backend::contiguous(x), index, theta, /*inverse=*/false);
   if (auto node = make_node<RopeBackward>({&x})) {
     node->positions = index;
     node->theta = theta;

@@ -5,7 +5,8 @@
 
 #include <bit>
 #include <cstdint>
-#include <cmath>
+
+#include "tensor/host_device.h"
 
 namespace ponder {
 
@@ -13,14 +14,30 @@ struct bf16 {
   uint16_t bits = 0;
 
   bf16() = default;
-  bf16(float f) : bits(round_to_bits(f)) {}  // NOLINT: implicit like a builtin float type
-  operator float() const { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+  PONDER_HOST_DEVICE bf16(float f) : bits(round_to_bits(f)) {}  // NOLINT: implicit like a builtin float
+  PONDER_HOST_DEVICE operator float() const { return from_bits(static_cast<uint32_t>(bits) << 16); }
 
-  static uint16_t round_to_bits(float f) {
-    uint32_t u = std::bit_cast<uint32_t>(f);
-    if (std::isnan(f)) return static_cast<uint16_t>((u >> 16) | 0x40);  // keep NaN quiet
+  PONDER_HOST_DEVICE static uint16_t round_to_bits(float f) {
+    uint32_t u = to_bits(f);
+    if (f != f) return static_cast<uint16_t>((u >> 16) | 0x40);  // keep NaN quiet
     uint32_t rounding_bias = 0x7FFF + ((u >> 16) & 1);
     return static_cast<uint16_t>((u + rounding_bias) >> 16);
+  }
+
+ private:
+  PONDER_HOST_DEVICE static uint32_t to_bits(float f) {
+#if defined(__CUDA_ARCH__)
+    return __float_as_uint(f);
+#else
+    return std::bit_cast<uint32_t>(f);
+#endif
+  }
+  PONDER_HOST_DEVICE static float from_bits(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+    return __uint_as_float(u);
+#else
+    return std::bit_cast<float>(u);
+#endif
   }
 };
 

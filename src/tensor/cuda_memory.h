@@ -12,6 +12,11 @@ void* cuda_allocate(int device, size_t nbytes);
 void cuda_free(int device, void* ptr, size_t nbytes);
 MemoryStats cuda_memory_stats(int device);
 void cuda_reset_peak_memory(int device);
+// Returns cached, entirely free segments to the driver.
+void cuda_empty_cache(int device);
+// Debugging aid for kernel tests: fill every new device allocation with 0xFF bytes (NaN for
+// floating types), so elements a kernel forgets to write stand out.
+void cuda_poison_allocations(bool on);
 // Copies nbytes between host and/or device memory and waits for completion.
 void cuda_copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
 

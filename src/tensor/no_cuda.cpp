@@ -15,6 +15,8 @@ void* cuda_allocate(int, size_t) { no_cuda(); }
 void cuda_free(int, void*, size_t) {}
 MemoryStats cuda_memory_stats(int) { return {}; }
 void cuda_reset_peak_memory(int) {}
+void cuda_empty_cache(int) {}
+void cuda_poison_allocations(bool) {}
 int cuda_device_count() { return 0; }
 void cuda_copy_bytes(void*, Device, const void*, Device, size_t) { no_cuda(); }
 

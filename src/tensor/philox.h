@@ -6,11 +6,7 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define PONDER_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define PONDER_HOST_DEVICE inline
-#endif
+#include "tensor/host_device.h"
 
 namespace ponder::philox {
 

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "ops/ops.h"
 #include "support/test_util.h"
 #include "tensor/allocator.h"
