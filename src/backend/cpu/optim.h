@@ -1,0 +1,61 @@
+// CPU optimizer kernels: one pass over one tensor each, math in the master weights' type
+// (f32; f64 when the parameter is f64). A fused multi-tensor CUDA version keeps these signatures.
+//
+// `master` holds the master weights of a low-precision (bf16) `param`: the kernel updates the master
+// and writes it back into `param`, rounded, in the same pass. When `master` is undefined, `param`
+// (f32 or f64) is its own master. Gradients may have any floating dtype; state buffers have the
+// master's dtype. All tensors are contiguous and have the same number of elements.
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/tensor.h"
+
+namespace ponder::backend {
+
+// Scalars of one Adam-family update of one tensor; `t` counts this tensor's updates from 1.
+struct AdamStep {
+  double lr = 0.0;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;  // unused by AdamATan2
+  double weight_decay = 0.0;
+  int64_t t = 1;
+};
+
+struct SgdStep {
+  double lr = 0.0;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+  bool first = true;  // the momentum buffer starts as the first (decayed) gradient, as in torch.optim.SGD
+};
+
+}  // namespace ponder::backend
+
+namespace ponder::backend::cpu {
+
+// torch.optim.AdamW: θ ← θ(1 − lr·wd); m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
+// θ ← θ − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps).
+void adamw_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& exp_avg,
+                  const Tensor& exp_avg_sq, const AdamStep& step);
+// AdamATan2 (HRM): as AdamW without eps, the ratio replaced by a bounded atan2:
+// θ ← θ − lr/(1−β1^t) · atan2(m, sqrt(v)/sqrt(1−β2^t)).
+void adam_atan2_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& exp_avg,
+                       const Tensor& exp_avg_sq, const AdamStep& step);
+// torch.optim.SGD: d = g + wd·θ; with momentum, b ← first ? d : μ·b + (1−dampening)·d and
+// d = nesterov ? d + μ·b : b; θ ← θ − lr·d. `momentum_buffer` is undefined when momentum is 0.
+void sgd_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& momentum_buffer,
+                const SgdStep& step);
+
+// shadow ← decay·shadow + (1−decay)·param (shadow f32 or f64, param any floating dtype).
+void ema_update(const Tensor& shadow, const Tensor& param, double decay);
+
+// out (one f64 element) = Σ x², accumulated in double in a fixed order (the same result for any
+// thread count).
+void sum_of_squares(const Tensor& out, const Tensor& x);
+// x ← factor·x in place.
+void scale(const Tensor& x, double factor);
+
+}  // namespace ponder::backend::cpu
