@@ -19,8 +19,8 @@ AttentionConfig resolved(AttentionConfig c) {
     c.head_dim = c.dim / c.heads;
   }
   if (c.kv_heads == 0) c.kv_heads = c.heads;
-  PONDER_CHECK(c.head_dim > 0 && c.kv_heads > 0, ValueError, "Attention: head_dim and kv_heads must be positive, got ",
-               c.head_dim, " and ", c.kv_heads);
+  PONDER_CHECK(c.head_dim > 0 && c.kv_heads > 0, ValueError,
+               "Attention: head_dim and kv_heads must be positive, got ", c.head_dim, " and ", c.kv_heads);
   PONDER_CHECK(c.heads % c.kv_heads == 0, ValueError, "Attention: kv_heads ", c.kv_heads, " do not divide heads ",
                c.heads);
   PONDER_CHECK(std::isfinite(c.rope_theta) && c.rope_theta >= 0, ValueError,

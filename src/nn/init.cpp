@@ -34,7 +34,8 @@ void ones_(const Tensor& t) {
   fill_(t, 1.0);
 }
 
-int64_t init_matching(Module& module, const std::string& suffix, const std::function<void(const Tensor&)>& init) {
+int64_t init_matching(Module& module, const std::string& suffix,
+                      const std::function<void(const Tensor&)>& init) {
   PONDER_CHECK(!suffix.empty(), ValueError, "init_matching: empty name suffix");
   NoGrad no_grad;
   int64_t matched = 0;

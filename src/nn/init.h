@@ -25,9 +25,11 @@ void kaiming_uniform_(const Tensor& t, double a, Generator& gen);
 void zeros_(const Tensor& t);
 void ones_(const Tensor& t);
 
-// Calls `init` (with grad mode off; it fills in place) on every parameter of `module` whose dotted name is `suffix` or
-// ends with "." + suffix, e.g. "down_proj.weight" or "mlp.down_proj.weight" (whole name components
-// only: "proj.weight" matches no "down_proj.weight"). Returns how many parameters matched.
-int64_t init_matching(Module& module, const std::string& suffix, const std::function<void(const Tensor&)>& init);
+// Calls `init` (with grad mode off; it fills in place) on every parameter of `module` whose dotted
+// name is `suffix` or ends with "." + suffix, e.g. "down_proj.weight" or "mlp.down_proj.weight"
+// (whole name components only: "proj.weight" matches no "down_proj.weight"). Returns how many
+// parameters matched.
+int64_t init_matching(Module& module, const std::string& suffix,
+                      const std::function<void(const Tensor&)>& init);
 
 }  // namespace ponder::nn

@@ -43,8 +43,8 @@ void Linear::add_lora(const LoraConfig& config, Generator& gen, std::shared_ptr<
                config.rank, " must be in [1, min(in ", in, ", out ", out, ")]");
   PONDER_CHECK(std::isfinite(config.alpha) && config.alpha > 0, ValueError,
                "Linear.add_lora: alpha must be positive, got ", config.alpha);
-  PONDER_CHECK(config.dropout >= 0 && config.dropout < 1, ValueError, "Linear.add_lora: dropout must be in [0, 1), got ",
-               config.dropout);
+  PONDER_CHECK(config.dropout >= 0 && config.dropout < 1, ValueError,
+               "Linear.add_lora: dropout must be in [0, 1), got ", config.dropout);
   PONDER_CHECK(config.dropout == 0 || dropout_gen, ValueError, "Linear.add_lora: dropout ", config.dropout,
                " needs a generator (dropout_gen)");
   auto a = std::shared_ptr<Linear>(new Linear(in, config.rank, false));

@@ -124,7 +124,8 @@ TEST(NnAttention, Gradcheck) {
 TEST(NnAttention, BadConfigsAndInputs) {
   Generator gen(8);
   auto message = [&](AttentionConfig c) { return error_message<ValueError>([&] { Attention(c, gen); }); };
-  EXPECT_EQ(message({.dim = 10, .heads = 4}), "Attention: heads 4 do not divide dim 10 (set head_dim explicitly otherwise)");
+  EXPECT_EQ(message({.dim = 10, .heads = 4}),
+            "Attention: heads 4 do not divide dim 10 (set head_dim explicitly otherwise)");
   EXPECT_EQ(message({.dim = 12, .heads = 4, .kv_heads = 3}), "Attention: kv_heads 3 do not divide heads 4");
   EXPECT_EQ(message({.dim = 0, .heads = 4}), "Attention: dim and heads must be positive, got dim 0, heads 4");
   EXPECT_EQ(message({.dim = 12, .heads = 4, .rope_theta = 1e4}), "Attention: RoPE needs an even head_dim, got 3");

@@ -85,7 +85,8 @@ TEST(NnInit, InitMatchingSelectsWholeNameComponents) {
 }
 
 TEST(NnInit, TheSameSeedGivesTheSameModel) {
-  BlockConfig c{.attn = {.dim = 16, .heads = 4, .kv_heads = 2, .rope_theta = 1e4, .output_gate = true, .qk_norm = true},
+  BlockConfig c{.attn = {.dim = 16, .heads = 4, .kv_heads = 2, .rope_theta = 1e4, .output_gate = true,
+                         .qk_norm = true},
                 .mlp = {.dim = 16, .hidden = 32}};
   auto build = [&](uint64_t seed) {
     Generator gen(seed);

@@ -40,8 +40,10 @@ TEST(NnBlock, HfLlamaNames) {
                    "self_attn.o_proj.weight", "self_attn.gate_proj.weight", "self_attn.q_norm.weight",
                    "self_attn.k_norm.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
                    "input_layernorm.weight", "post_attention_layernorm.weight"}));
-  TransformerBlock bare({.attn = {.dim = 8, .heads = 2}, .mlp = {.dim = 8, .hidden = 12, .activation = Activation::relu2},
-                         .norm = {.weighted = false}, .post_norm = true},
+  TransformerBlock bare({.attn = {.dim = 8, .heads = 2},
+                         .mlp = {.dim = 8, .hidden = 12, .activation = Activation::relu2},
+                         .norm = {.weighted = false},
+                         .post_norm = true},
                         gen);
   EXPECT_EQ(parameter_names(bare), Names({"self_attn.q_proj.weight", "self_attn.k_proj.weight",
                                           "self_attn.v_proj.weight", "self_attn.o_proj.weight", "mlp.up_proj.weight",
@@ -116,7 +118,8 @@ TEST(NnBlock, Gradcheck) {
 
 TEST(NnBlock, MismatchedWidthsAreRejected) {
   Generator gen(10);
-  EXPECT_EQ(error_message<ValueError>([&] { TransformerBlock({.attn = {.dim = 8, .heads = 2}, .mlp = {.dim = 6, .hidden = 4}}, gen); }),
+  BlockConfig mismatched{.attn = {.dim = 8, .heads = 2}, .mlp = {.dim = 6, .hidden = 4}};
+  EXPECT_EQ(error_message<ValueError>([&] { TransformerBlock(mismatched, gen); }),
             "TransformerBlock: attention dim 8 differs from the MLP dim 6");
 }
 
