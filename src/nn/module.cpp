@@ -1,5 +1,6 @@
 #include "nn/module.h"
 
+#include <algorithm>
 #include <functional>
 #include <set>
 
@@ -39,6 +40,12 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> module) 
   check_new_name(name);
   PONDER_CHECK(module != nullptr, ValueError, "module: child \"", name, "\" is null");
   children_.emplace_back(name, std::move(module));
+}
+
+void Module::remove_module(const std::string& name) {
+  auto it = std::find_if(children_.begin(), children_.end(), [&](const auto& c) { return c.first == name; });
+  PONDER_CHECK(it != children_.end(), ValueError, "module: no child \"", name, "\" to remove");
+  children_.erase(it);
 }
 
 template <class Fn>

@@ -60,6 +60,8 @@ class Module {
     add_child(name, module);
     return module;
   }
+  // Drops a child and its subtree from the registry (e.g. LoRA adapters after merging).
+  void remove_module(const std::string& name);
   // Called by train(); modules whose behaviour depends on the mode override it.
   virtual void on_mode_change() {}
 

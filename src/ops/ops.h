@@ -14,6 +14,7 @@
 #include "ops/index.h"
 #include "ops/inplace.h"
 #include "ops/join.h"
+#include "ops/linear.h"
 #include "ops/loss.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"

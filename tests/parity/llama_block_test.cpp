@@ -17,8 +17,6 @@ struct BlockConfig {
   double eps = 1e-6, theta = 10000.0;
 };
 
-Tensor linear(const Tensor& x, const Tensor& w) { return matmul(x, w.t()); }
-
 // x [N, dim] -> [N, dim]; `p` maps the parameter names used by the PyTorch script.
 Tensor block(const Tensor& x, std::map<std::string, Tensor>& p, const Tensor& positions,
              const AttentionSpec& spec, const BlockConfig& c) {

@@ -1,0 +1,69 @@
+#include "nn/attention.h"
+
+#include <cmath>
+
+#include "ops/attention.h"
+#include "ops/elementwise.h"
+#include "ops/rope.h"
+#include "ops/view.h"
+
+namespace ponder::nn {
+namespace {
+// Fills in the defaults (kv_heads = heads, head_dim = dim / heads) and checks the result.
+AttentionConfig resolved(AttentionConfig c) {
+  PONDER_CHECK(c.dim > 0 && c.heads > 0, ValueError, "Attention: dim and heads must be positive, got dim ", c.dim,
+               ", heads ", c.heads);
+  if (c.head_dim == 0) {
+    PONDER_CHECK(c.dim % c.heads == 0, ValueError, "Attention: heads ", c.heads, " do not divide dim ", c.dim,
+                 " (set head_dim explicitly otherwise)");
+    c.head_dim = c.dim / c.heads;
+  }
+  if (c.kv_heads == 0) c.kv_heads = c.heads;
+  PONDER_CHECK(c.head_dim > 0 && c.kv_heads > 0, ValueError,
+               "Attention: head_dim and kv_heads must be positive, got ", c.head_dim, " and ", c.kv_heads);
+  PONDER_CHECK(c.heads % c.kv_heads == 0, ValueError, "Attention: kv_heads ", c.kv_heads, " do not divide heads ",
+               c.heads);
+  PONDER_CHECK(std::isfinite(c.rope_theta) && c.rope_theta >= 0, ValueError,
+               "Attention: rope_theta must be non-negative (0 = no RoPE), got ", c.rope_theta);
+  PONDER_CHECK(c.rope_theta == 0 || c.head_dim % 2 == 0, ValueError, "Attention: RoPE needs an even head_dim, got ",
+               c.head_dim);
+  return c;
+}
+}  // namespace
+
+Attention::Attention(const AttentionConfig& config, Generator& gen) : config_(resolved(config)) {
+  const AttentionConfig& c = config_;
+  const int64_t q_width = c.heads * c.head_dim, kv_width = c.kv_heads * c.head_dim;
+  q_proj = register_module("q_proj", std::make_shared<Linear>(c.dim, q_width, gen, c.bias));
+  k_proj = register_module("k_proj", std::make_shared<Linear>(c.dim, kv_width, gen, c.bias));
+  v_proj = register_module("v_proj", std::make_shared<Linear>(c.dim, kv_width, gen, c.bias));
+  o_proj = register_module("o_proj", std::make_shared<Linear>(q_width, c.dim, gen, c.bias));
+  if (c.output_gate) gate_proj = register_module("gate_proj", std::make_shared<Linear>(c.dim, q_width, gen, c.bias));
+  if (c.qk_norm) {
+    q_norm = register_module("q_norm", std::make_shared<RMSNorm>(c.head_dim, c.qk_norm_eps, c.qk_norm_weighted));
+    k_norm = register_module("k_norm", std::make_shared<RMSNorm>(c.head_dim, c.qk_norm_eps, c.qk_norm_weighted));
+  }
+}
+
+Tensor Attention::forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec) const {
+  const AttentionConfig& c = config_;
+  PONDER_CHECK(x.dim() == 2 && x.size(1) == c.dim, ShapeError, "Attention: x must be [N, ", c.dim, "], got ",
+               describe(x));
+  const int64_t n = x.size(0);
+  Tensor q = q_proj->forward(x).view({n, c.heads, c.head_dim});
+  Tensor k = k_proj->forward(x).view({n, c.kv_heads, c.head_dim});
+  Tensor v = v_proj->forward(x).view({n, c.kv_heads, c.head_dim});
+  if (q_norm) {
+    q = q_norm->forward(q);
+    k = k_norm->forward(k);
+  }
+  if (c.rope_theta > 0) {
+    q = rope(q, positions, c.rope_theta);
+    k = rope(k, positions, c.rope_theta);
+  }
+  Tensor a = attention(q, k, v, spec, 1.0 / std::sqrt(double(c.head_dim))).reshape({n, c.heads * c.head_dim});
+  if (gate_proj) a = sigmoid(gate_proj->forward(x)) * a;
+  return o_proj->forward(a);
+}
+
+}  // namespace ponder::nn

@@ -1,0 +1,60 @@
+// A transformer block (attention + MLP with residuals, pre- or post-norm) and a stack of them.
+// HF Llama parameter names: layers.{i}.self_attn.*, layers.{i}.mlp.*, layers.{i}.input_layernorm.*,
+// layers.{i}.post_attention_layernorm.*, norm.*.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "nn/attention.h"
+#include "nn/mlp.h"
+#include "nn/norm.h"
+
+namespace ponder::nn {
+
+struct BlockConfig {
+  AttentionConfig attn{};
+  MlpConfig mlp{};
+  NormConfig norm{};
+  bool post_norm = false;
+};
+
+// Pre-norm:  x = x + attn(norm1(x));  x = x + mlp(norm2(x)).
+// Post-norm: x = norm1(x + attn(x));  x = norm2(x + mlp(x))   (HRM-Text).
+// norm1 is the child input_layernorm, norm2 post_attention_layernorm (HF Llama names; a
+// parameter-free norm registers nothing).
+class TransformerBlock : public Module {
+ public:
+  TransformerBlock(const BlockConfig& config, Generator& gen);
+
+  // x [N, dim], positions [N], spec: the packing and the mask -> [N, dim].
+  Tensor forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec) const;
+  const BlockConfig& config() const { return config_; }
+
+  // Optional per-branch scaling (e.g. a learned per-channel gate): when set, a branch's output
+  // (attn(...) or mlp(...) above) goes through the hook before it joins the residual stream.
+  // A hook should reach its parameters through their module at call time rather than capture a
+  // Tensor handle, which Module::to replaces.
+  using BranchHook = std::function<Tensor(const Tensor& branch)>;
+  BranchHook attn_branch_hook, mlp_branch_hook;
+
+  std::shared_ptr<Attention> self_attn;
+  std::shared_ptr<Mlp> mlp;
+  std::shared_ptr<Norm> input_layernorm, post_attention_layernorm;
+
+ private:
+  BlockConfig config_;
+};
+
+// `layers` identical blocks (each with its own parameters) and an optional exit norm `norm`.
+class Stack : public Module {
+ public:
+  Stack(const BlockConfig& config, int64_t layers, std::optional<NormConfig> exit_norm, Generator& gen);
+  Tensor forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec) const;
+
+  std::shared_ptr<ModuleList<TransformerBlock>> layers;
+  std::shared_ptr<Norm> norm;  // null without an exit norm
+};
+
+}  // namespace ponder::nn

@@ -1,0 +1,76 @@
+#include "ops/linear.h"
+
+#include <gtest/gtest.h>
+
+#include "ops/ops.h"
+#include "support/test_util.h"
+
+namespace ponder {
+namespace {
+using testing::all_close;
+using testing::error_message;
+using testing::gradcheck;
+using testing::random_tensor;
+
+// y[r, o] = sum_i x[r, i] w[o, i] + b[o], over the rows r of x flattened to [R, in].
+std::vector<double> naive(const Tensor& x, const Tensor& w, const Tensor& b) {
+  const int64_t in = w.size(1), out = w.size(0), rows = x.numel() / in;
+  std::vector<double> xv = x.to_vector<double>(), wv = w.to_vector<double>();
+  std::vector<double> bv = b.defined() ? b.to_vector<double>() : std::vector<double>(out, 0.0);
+  std::vector<double> y(rows * out);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < out; ++o) {
+      double s = bv[o];
+      for (int64_t i = 0; i < in; ++i) s += xv[r * in + i] * wv[o * in + i];
+      y[r * out + o] = s;
+    }
+  return y;
+}
+
+TEST(LinearOp, MatchesANaiveLoopForAnyLeadingShape) {
+  Tensor w = random_tensor({4, 3}, 1), b = random_tensor({4}, 2);
+  for (Shape xs : {Shape{3}, Shape{5, 3}, Shape{2, 3, 3}, Shape{0, 3}}) {
+    Tensor x = random_tensor(xs, 3);
+    Shape ys = xs;
+    ys[ys.size() - 1] = 4;
+    EXPECT_TRUE(all_close(linear(x, w, b), tensor(naive(x, w, b), ys, {.dtype = DType::f64}), 1e-12, 1e-12)) << xs;
+    EXPECT_TRUE(all_close(linear(x, w), tensor(naive(x, w, {}), ys, {.dtype = DType::f64}), 1e-12, 1e-12)) << xs;
+  }
+}
+
+TEST(LinearOp, NonContiguousOperands) {
+  Tensor x = random_tensor({3, 6}, 1).t(), w = random_tensor({3, 4}, 2).t();  // [6, 3] and [4, 3]
+  EXPECT_TRUE(all_close(linear(x, w), linear(x.contiguous(), w.contiguous()), 1e-12, 1e-12));
+}
+
+TEST(LinearOp, Gradcheck) {
+  for (Shape xs : {Shape{3}, Shape{5, 3}, Shape{2, 2, 3}}) {
+    Tensor x = random_tensor(xs, 1, DType::f64, true);
+    Tensor w = random_tensor({4, 3}, 2, DType::f64, true), b = random_tensor({4}, 3, DType::f64, true);
+    EXPECT_TRUE(gradcheck([](const TensorList& in) { return linear(in[0], in[1], in[2]); }, {x, w, b})) << xs;
+    EXPECT_TRUE(gradcheck([](const TensorList& in) { return linear(in[0], in[1]); }, {x, w})) << xs;
+  }
+}
+
+TEST(LinearOp, F32AndBf16AreCloseToF64) {
+  Tensor x = random_tensor({9, 33}, 1), w = random_tensor({17, 33}, 2), b = random_tensor({17}, 3);
+  Tensor ref = linear(x, w, b);
+  EXPECT_LT(testing::relative_error(linear(x.to(DType::f32), w.to(DType::f32), b.to(DType::f32)), ref), 1e-6);
+  EXPECT_LT(testing::relative_error(linear(x.to(DType::bf16), w.to(DType::bf16), b.to(DType::bf16)), ref), 1e-2);
+}
+
+TEST(LinearOp, BadOperandsAreRejected) {
+  Tensor x = zeros({2, 3}), w = zeros({4, 3});
+  EXPECT_EQ(error_message<ShapeError>([&] { linear(zeros({2, 5}), w); }),
+            "linear: the last dimension of x [2, 5] f32 cpu does not match the input width of weight [4, 3] f32 cpu");
+  EXPECT_EQ(error_message<ShapeError>([&] { linear(x, zeros({12})); }),
+            "linear: weight must be [out, in], got [12] f32 cpu");
+  EXPECT_EQ(error_message<ShapeError>([&] { linear(x, w, zeros({3})); }),
+            "linear: bias [3] f32 cpu does not match the output width of weight [4, 3] f32 cpu");
+  EXPECT_THROW(linear(x, w.to(DType::f64)), DTypeError);
+  EXPECT_THROW(linear(x, w, zeros({4}, {.dtype = DType::f64})), DTypeError);
+  EXPECT_THROW(linear(zeros({2, 3}, {.dtype = DType::i64}), w), DTypeError);
+}
+
+}  // namespace
+}  // namespace ponder
