@@ -29,7 +29,7 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
 void AdamW::step() {
   update_all([&](Slot& s, const ParamGroup& group, double lr) {
     const auto h = adam_step(lr, options_.beta1, options_.beta2, options_.eps, group, s.updates);
-    PONDER_DISPATCH(s.param.device(), adamw_update, s.param, s.master, s.param.grad(), s.buffers[0], s.buffers[1], h);
+    PONDER_DISPATCH_CPU(s.param.device(), adamw_update, s.param, s.master, s.param.grad(), s.buffers[0], s.buffers[1], h);
   });
 }
 
@@ -41,7 +41,7 @@ AdamATan2::AdamATan2(std::vector<ParamGroup> groups, AdamAtan2Options options)
 void AdamATan2::step() {
   update_all([&](Slot& s, const ParamGroup& group, double lr) {
     const auto h = adam_step(lr, options_.beta1, options_.beta2, 0.0, group, s.updates);
-    PONDER_DISPATCH(s.param.device(), adam_atan2_update, s.param, s.master, s.param.grad(), s.buffers[0],
+    PONDER_DISPATCH_CPU(s.param.device(), adam_atan2_update, s.param, s.master, s.param.grad(), s.buffers[0],
                     s.buffers[1], h);
   });
 }

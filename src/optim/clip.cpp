@@ -22,7 +22,7 @@ double clip_grad_norm(const TensorList& params, double max_norm) {
   Tensor sums = Tensor::empty({int64_t(grads.size())}, {DType::f64, grads.front().device()});
   for (size_t i = 0; i < grads.size(); ++i) {
     const int64_t at = static_cast<int64_t>(i);
-    PONDER_DISPATCH(grads[i].device(), sum_of_squares, sums.slice(0, at, at + 1), grads[i]);
+    PONDER_DISPATCH_CPU(grads[i].device(), sum_of_squares, sums.slice(0, at, at + 1), grads[i]);
   }
   double sum_squares = 0.0;
   for (double s : sums.to_vector<double>()) sum_squares += s;
@@ -30,7 +30,7 @@ double clip_grad_norm(const TensorList& params, double max_norm) {
   if (!std::isfinite(norm) || norm <= max_norm) return norm;
   const double factor = max_norm / (norm + 1e-6);  // torch's epsilon keeps the result just below max_norm
   for (const Tensor& g : grads) {
-    PONDER_DISPATCH(g.device(), scale, g, factor);
+    PONDER_DISPATCH_CPU(g.device(), scale, g, factor);
     g.bump_version();
   }
   return norm;

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <numbers>
+
 #include "support/test_util.h"
 
 namespace ponder::optim {
@@ -23,7 +26,7 @@ TEST(Schedule, CosineFromTheEndOfWarmupToTheMinimum) {
   EXPECT_DOUBLE_EQ(s(0), 0.1);
   EXPECT_DOUBLE_EQ(s(9), 1.0);      // end of warmup
   EXPECT_NEAR(s(59), 0.55, 1e-15);  // halfway through the decay: (1 + min) / 2
-  EXPECT_NEAR(s(34), 0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 0.25)), 1e-15);
+  EXPECT_NEAR(s(34), 0.1 + 0.9 * 0.5 * (1 + std::cos(std::numbers::pi * 0.25)), 1e-15);
   EXPECT_DOUBLE_EQ(s(109), 0.1);  // last update
   EXPECT_DOUBLE_EQ(s(500), 0.1);
   EXPECT_LT(s(10), 1.0);
