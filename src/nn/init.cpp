@@ -50,4 +50,14 @@ int64_t init_matching(Module& module, const std::string& suffix,
   return matched;
 }
 
+Initializer initializer(std::string_view name, double std) {
+  if (name == "normal") return [std](const Tensor& t, Generator& g) { normal_(t, 0.0, std, g); };
+  if (name == "trunc_normal") return [std](const Tensor& t, Generator& g) { trunc_normal_(t, std, g); };
+  if (name == "lecun_normal") return [](const Tensor& t, Generator& g) { lecun_normal_(t, g); };
+  if (name == "zeros") return [](const Tensor& t, Generator&) { zeros_(t); };
+  if (name == "ones") return [](const Tensor& t, Generator&) { ones_(t); };
+  fail<ValueError>("unknown initialiser \"", name,
+                   "\" (expected normal, trunc_normal, lecun_normal, zeros or ones)");
+}
+
 }  // namespace ponder::nn

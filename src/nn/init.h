@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "nn/module.h"
 #include "ops/creation.h"
@@ -31,5 +32,10 @@ void ones_(const Tensor& t);
 // parameters matched.
 int64_t init_matching(Module& module, const std::string& suffix,
                       const std::function<void(const Tensor&)>& init);
+
+// An initialiser named in a recipe: "normal" (std), "trunc_normal" (std), "lecun_normal",
+// "zeros", "ones". Unknown names are a ValueError listing the known ones.
+using Initializer = std::function<void(const Tensor&, Generator&)>;
+Initializer initializer(std::string_view name, double std = 0.02);
 
 }  // namespace ponder::nn

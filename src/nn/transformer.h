@@ -21,7 +21,7 @@ struct BlockConfig {
 };
 
 // Pre-norm:  x = x + attn(norm1(x));  x = x + mlp(norm2(x)).
-// Post-norm: x = norm1(x + attn(x));  x = norm2(x + mlp(x))   (HRM-Text).
+// Post-norm: x = norm1(x + attn(x));  x = norm2(x + mlp(x)).
 // norm1 is the child input_layernorm, norm2 post_attention_layernorm (HF Llama names; a
 // parameter-free norm registers nothing).
 class TransformerBlock : public Module {

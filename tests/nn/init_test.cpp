@@ -107,5 +107,24 @@ TEST(NnInit, TheSameSeedGivesTheSameModel) {
             (*a->layers)[1].self_attn->q_proj->weight.to_vector<float>());
 }
 
+TEST(NnInit, InitializersByName) {
+  Generator g(1);
+  Tensor t = empty({64, 32});
+  initializer("zeros")(t, g);
+  EXPECT_EQ(t.sum().item<float>(), 0.0f);
+  initializer("ones")(t, g);
+  EXPECT_EQ(t.sum().item<float>(), 64.0f * 32.0f);
+  initializer("trunc_normal", 0.5)(t, g);
+  EXPECT_LE(amax(abs(t)).item<float>(), 3 * 0.5 * 1.0148 + 1e-6);
+  initializer("lecun_normal")(t, g);
+  initializer("normal", 0.1)(t, g);
+  try {
+    initializer("xavier");
+    FAIL();
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown initialiser \"xavier\""), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace ponder::nn

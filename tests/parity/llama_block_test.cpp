@@ -17,17 +17,17 @@ struct BlockConfig {
   double eps = 1e-6, theta = 10000.0;
 };
 
-// x [N, dim] -> [N, dim]; `p` maps the parameter names used by the PyTorch script.
+// x [N, dim] -> [N, dim], composed directly from ops; `p` holds the parameters by their HF names.
 Tensor block(const Tensor& x, std::map<std::string, Tensor>& p, const Tensor& positions,
              const AttentionSpec& spec, const BlockConfig& c) {
   const int64_t n = x.size(0), head_dim = c.dim / c.heads;
-  Tensor h = rms_norm(x, p["norm1.weight"], c.eps);
-  Tensor q = rope(linear(h, p["q_proj.weight"]).view({n, c.heads, head_dim}), positions, c.theta);
-  Tensor k = rope(linear(h, p["k_proj.weight"]).view({n, c.kv_heads, head_dim}), positions, c.theta);
-  Tensor v = linear(h, p["v_proj.weight"]).view({n, c.kv_heads, head_dim});
+  Tensor h = rms_norm(x, p["input_layernorm.weight"], c.eps);
+  Tensor q = rope(linear(h, p["self_attn.q_proj.weight"]).view({n, c.heads, head_dim}), positions, c.theta);
+  Tensor k = rope(linear(h, p["self_attn.k_proj.weight"]).view({n, c.kv_heads, head_dim}), positions, c.theta);
+  Tensor v = linear(h, p["self_attn.v_proj.weight"]).view({n, c.kv_heads, head_dim});
   Tensor a = attention(q, k, v, spec, 1.0 / std::sqrt(double(head_dim))).reshape({n, c.dim});
-  Tensor x1 = x + linear(sigmoid(linear(h, p["gate_proj.weight"])) * a, p["o_proj.weight"]);
-  Tensor h2 = rms_norm(x1, p["norm2.weight"], c.eps);
+  Tensor x1 = x + linear(sigmoid(linear(h, p["self_attn.gate_proj.weight"])) * a, p["self_attn.o_proj.weight"]);
+  Tensor h2 = rms_norm(x1, p["post_attention_layernorm.weight"], c.eps);
   Tensor mlp = linear(silu(linear(h2, p["mlp.gate_proj.weight"])) * linear(h2, p["mlp.up_proj.weight"]),
                       p["mlp.down_proj.weight"]);
   return x1 + mlp;
@@ -37,13 +37,13 @@ std::map<std::string, Tensor> make_params(const BlockConfig& c, Generator& g) {
   const int64_t kv = c.kv_heads * (c.dim / c.heads);
   const double s = 1.0 / std::sqrt(double(c.dim));
   auto w = [&](int64_t out, int64_t in, double std) { return (randn({out, in}, g) * std).detach().set_requires_grad(true); };
-  return {{"norm1.weight", (1.0 + randn({c.dim}, g) * 0.1).detach().set_requires_grad(true)},
-          {"q_proj.weight", w(c.dim, c.dim, s)},
-          {"k_proj.weight", w(kv, c.dim, s)},
-          {"v_proj.weight", w(kv, c.dim, s)},
-          {"gate_proj.weight", w(c.dim, c.dim, s)},
-          {"o_proj.weight", w(c.dim, c.dim, s)},
-          {"norm2.weight", (1.0 + randn({c.dim}, g) * 0.1).detach().set_requires_grad(true)},
+  return {{"input_layernorm.weight", (1.0 + randn({c.dim}, g) * 0.1).detach().set_requires_grad(true)},
+          {"self_attn.q_proj.weight", w(c.dim, c.dim, s)},
+          {"self_attn.k_proj.weight", w(kv, c.dim, s)},
+          {"self_attn.v_proj.weight", w(kv, c.dim, s)},
+          {"self_attn.gate_proj.weight", w(c.dim, c.dim, s)},
+          {"self_attn.o_proj.weight", w(c.dim, c.dim, s)},
+          {"post_attention_layernorm.weight", (1.0 + randn({c.dim}, g) * 0.1).detach().set_requires_grad(true)},
           {"mlp.gate_proj.weight", w(c.ffn, c.dim, s)},
           {"mlp.up_proj.weight", w(c.ffn, c.dim, s)},
           {"mlp.down_proj.weight", w(c.dim, c.ffn, 1.0 / std::sqrt(double(c.ffn)))}};
@@ -76,9 +76,10 @@ void expect_parity(const BlockConfig& c, const std::vector<int>& lengths, const 
   for (auto& [k, v] : params) inputs.emplace_back(k, v);
   io::save_safetensors(dir / "inputs.safetensors", inputs,
                        {{"heads", std::to_string(c.heads)}, {"kv_heads", std::to_string(c.kv_heads)},
-                        {"eps", std::to_string(c.eps)}, {"theta", std::to_string(c.theta)}});
+                        {"head_dim", std::to_string(c.dim / c.heads)}, {"eps", std::to_string(c.eps)},
+                        {"theta", std::to_string(c.theta)}, {"output_gate", "1"}});
   std::string log;
-  int status = testing::run_python("llama_block.py", (dir / "inputs.safetensors").string() + " " +
+  int status = testing::run_python("nn_block.py", (dir / "inputs.safetensors").string() + " " +
                                                          (dir / "reference.safetensors").string(), log);
   ASSERT_EQ(status, 0) << log;
   auto ref = io::load_safetensors(dir / "reference.safetensors").tensors;

@@ -1,0 +1,3 @@
+target_sources(ponder_core PRIVATE
+  data/packing.cpp
+)

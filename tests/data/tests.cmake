@@ -1,0 +1,3 @@
+target_sources(unit_tests PRIVATE
+  data/packing_test.cpp
+)

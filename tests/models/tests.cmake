@@ -1,0 +1,3 @@
+target_sources(unit_tests PRIVATE
+  models/transformer_test.cpp
+)
