@@ -10,17 +10,6 @@ using testing::all_close;
 using testing::gradcheck;
 using testing::random_tensor;
 
-template <class E, class Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
-}
-
 Tensor ids_tensor(const std::vector<double>& values, const Shape& shape, DType dtype = DType::i64) {
   return tensor(values, shape, {.dtype = dtype});
 }
@@ -130,17 +119,17 @@ TEST(Embedding, Bf16GradientAccumulatesInFloat) {
 TEST(Embedding, OutOfRangeIdsNameTheIdPositionAndVocabulary) {
   Tensor w = zeros({65536, 1});
   Tensor ids = ids_tensor({1, 2, 3, 4, 5, 70000, 6}, {7});
-  EXPECT_EQ(message_of<ValueError>([&] { embedding(w, ids); }),
+  EXPECT_EQ(testing::error_message<ValueError>([&] { embedding(w, ids); }),
             "embedding: id 70000 at position 5 is outside the vocabulary of 65536");
-  EXPECT_EQ(message_of<ValueError>([&] { embedding(zeros({4, 2}), ids_tensor({0, -1}, {2}, DType::i32)); }),
+  EXPECT_EQ(testing::error_message<ValueError>([&] { embedding(zeros({4, 2}), ids_tensor({0, -1}, {2}, DType::i32)); }),
             "embedding: id -1 at position 1 is outside the vocabulary of 4");
   EXPECT_THROW(embedding(zeros({4, 2}), ids_tensor({4}, {1})), ValueError);
 }
 
 TEST(Embedding, BadInputsNameTheOperands) {
-  EXPECT_EQ(message_of<ShapeError>([&] { embedding(zeros({4}), ids_tensor({0}, {1})); }),
+  EXPECT_EQ(testing::error_message<ShapeError>([&] { embedding(zeros({4}), ids_tensor({0}, {1})); }),
             "embedding: weight must be 2-D [V, D], got [4] f32 cpu");
-  EXPECT_EQ(message_of<DTypeError>([&] { embedding(zeros({4, 2}), zeros({3})); }),
+  EXPECT_EQ(testing::error_message<DTypeError>([&] { embedding(zeros({4, 2}), zeros({3})); }),
             "embedding: ids must be i32 or i64, got [3] f32 cpu");
   EXPECT_THROW(embedding(zeros({4, 2}, {.dtype = DType::i64}), ids_tensor({0}, {1})), DTypeError);
 }

@@ -31,17 +31,6 @@ Tensor naive_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   return tensor(out, x.shape(), {.dtype = DType::f64});
 }
 
-template <class E, class Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
-}
-
 const std::vector<Shape> kShapes = {{1, 1}, {5}, {3, 7}, {2, 3, 8}, {4, 1}};
 
 TEST(RmsNorm, MatchesNaiveLoops) {
@@ -178,13 +167,13 @@ TEST(Norms, ConstantRowsNormaliseToZero) {
 
 TEST(Norms, BadInputsNameTheOperands) {
   Tensor x = zeros({2, 3, 8});
-  EXPECT_EQ(message_of<ShapeError>([&] { rms_norm(x, zeros({7}), 1e-6); }),
+  EXPECT_EQ(testing::error_message<ShapeError>([&] { rms_norm(x, zeros({7}), 1e-6); }),
             "rms_norm: weight [7] does not match the last dimension of x [2, 3, 8]");
-  EXPECT_EQ(message_of<ShapeError>([&] { layer_norm(x, zeros({8}), zeros({2, 8}), 1e-5); }),
+  EXPECT_EQ(testing::error_message<ShapeError>([&] { layer_norm(x, zeros({8}), zeros({2, 8}), 1e-5); }),
             "layer_norm: bias [2, 8] does not match the last dimension of x [2, 3, 8]");
-  EXPECT_EQ(message_of<ShapeError>([&] { rms_norm(zeros({}), {}, 1e-6); }),
+  EXPECT_EQ(testing::error_message<ShapeError>([&] { rms_norm(zeros({}), {}, 1e-6); }),
             "rms_norm: x must have at least one dimension, got [] f32 cpu");
-  EXPECT_EQ(message_of<ValueError>([&] { layer_norm(x, {}, {}, -1.0); }),
+  EXPECT_EQ(testing::error_message<ValueError>([&] { layer_norm(x, {}, {}, -1.0); }),
             "layer_norm: eps must be finite and non-negative, got -1");
   EXPECT_THROW(rms_norm(x, zeros({8}, {.dtype = DType::f64}), 1e-6), DTypeError);
   EXPECT_THROW(rms_norm(arange(0, 4), {}, 1e-6), DTypeError);

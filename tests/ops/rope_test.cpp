@@ -12,17 +12,6 @@ using testing::gradcheck;
 using testing::random_tensor;
 using testing::relative_error;
 
-template <class E, class Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
-}
-
 Tensor positions_tensor(const std::vector<double>& values, const Shape& shape, DType dtype = DType::i64) {
   return tensor(values, shape, {.dtype = dtype});
 }
@@ -143,17 +132,17 @@ TEST(Rope, F32AndBf16AreCloseToF64) {
 }
 
 TEST(Rope, BadInputsNameTheOperands) {
-  EXPECT_EQ(message_of<ShapeError>([&] { rope(zeros({2, 3, 5}), positions_tensor({0, 1}, {2}), 1e4); }),
+  EXPECT_EQ(testing::error_message<ShapeError>([&] { rope(zeros({2, 3, 5}), positions_tensor({0, 1}, {2}), 1e4); }),
             "rope: the head dimension of x [2, 3, 5] must be even");
-  EXPECT_EQ(message_of<ShapeError>([&] { rope(zeros({2, 5, 4, 8}), zeros({2, 4}, {.dtype = DType::i64}), 1e4); }),
+  EXPECT_EQ(testing::error_message<ShapeError>([&] { rope(zeros({2, 5, 4, 8}), zeros({2, 4}, {.dtype = DType::i64}), 1e4); }),
             "rope: positions [2, 4] do not match the leading shape [2, 5] of x [2, 5, 4, 8]");
-  EXPECT_EQ(message_of<ValueError>([&] { rope(zeros({3, 1, 2}), positions_tensor({0, -3, 1}, {3}), 1e4); }),
+  EXPECT_EQ(testing::error_message<ValueError>([&] { rope(zeros({3, 1, 2}), positions_tensor({0, -3, 1}, {3}), 1e4); }),
             "rope: position -3 at index 1 is negative");
-  EXPECT_EQ(message_of<ShapeError>([&] { rope(zeros({8}), positions_tensor({0}, {}), 1e4); }),
+  EXPECT_EQ(testing::error_message<ShapeError>([&] { rope(zeros({8}), positions_tensor({0}, {}), 1e4); }),
             "rope: x must have shape [..., H, D], got [8] f32 cpu");
-  EXPECT_EQ(message_of<DTypeError>([&] { rope(zeros({2, 1, 2}), zeros({2}), 1e4); }),
+  EXPECT_EQ(testing::error_message<DTypeError>([&] { rope(zeros({2, 1, 2}), zeros({2}), 1e4); }),
             "rope: positions must be i32 or i64, got [2] f32 cpu");
-  EXPECT_EQ(message_of<ValueError>([&] { rope(zeros({2, 1, 2}), positions_tensor({0, 1}, {2}), 0.0); }),
+  EXPECT_EQ(testing::error_message<ValueError>([&] { rope(zeros({2, 1, 2}), positions_tensor({0, 1}, {2}), 0.0); }),
             "rope: theta must be finite and positive, got 0");
   EXPECT_THROW(rope(arange(0, 4).reshape({2, 2}), positions_tensor({0}, {}), 1e4), DTypeError);
 }
