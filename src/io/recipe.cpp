@@ -1,0 +1,167 @@
+#include "io/recipe.h"
+
+#include "nn/mlp.h"
+
+namespace ponder::io {
+namespace {
+
+const std::vector<std::string> kFamilies = {"transformer"};
+
+models::TransformerConfig read_transformer(Section& m) {
+  models::TransformerConfig c;
+  c.vocab_size = m.require<int64_t>("vocab_size", positive_int());
+  c.dim = m.get<int64_t>("dim", c.dim, positive_int());
+  c.layers = m.get<int64_t>("layers", c.layers, positive_int());
+  c.heads = m.get<int64_t>("heads", c.heads, positive_int());
+  c.kv_heads = m.get<int64_t>("kv_heads", c.kv_heads, non_negative_int());
+  c.head_dim = m.get<int64_t>("head_dim", c.head_dim, non_negative_int());
+  c.ffn_hidden = m.get<int64_t>("ffn_hidden", c.ffn_hidden > 0 ? c.ffn_hidden : nn::swiglu_hidden(c.dim),
+                                positive_int());
+  c.norm_eps = m.get<double>("norm_eps", c.norm_eps, positive());
+  c.rope_theta = m.get<double>("rope_theta", c.rope_theta, non_negative());
+  c.tie_embeddings = m.get<bool>("tie_embeddings", c.tie_embeddings);
+  c.attention_output_gate = m.get<bool>("attention_output_gate", c.attention_output_gate);
+  if (c.head_dim == 0 && c.dim % c.heads != 0) {
+    m.fail("heads", std::to_string(c.heads) + " heads do not divide dim " + std::to_string(c.dim));
+  }
+  const int64_t kv = c.kv_heads == 0 ? c.heads : c.kv_heads;
+  if (c.heads % kv != 0) {
+    m.fail("kv_heads", std::to_string(kv) + " key/value heads do not divide " + std::to_string(c.heads) + " heads");
+  }
+  return c;
+}
+
+void read_model(Section root, Recipe& r) {
+  Section m = root.section("model");
+  r.family = m.require<std::string>("family", one_of(kFamilies));
+  if (r.family == "transformer") r.model = read_transformer(m);
+}
+
+void read_data(Section root, Recipe& r) {
+  Section d = root.section("data");
+  DataRecipe& c = r.data;
+  c.train = d.get<std::vector<std::string>>("train", {});
+  c.eval = d.get<std::vector<std::string>>("eval", {});
+  c.task = d.get<std::string>("task", "");
+  c.task_train_examples = d.get<int64_t>("task_train_examples", c.task_train_examples, non_negative_int());
+  c.task_eval_examples = d.get<int64_t>("task_eval_examples", c.task_eval_examples, non_negative_int());
+  c.seq_len = d.get<int64_t>("seq_len", c.seq_len, positive_int());
+  c.packing = d.get<std::string>("packing", c.packing, one_of({"greedy", "longest_first"}));
+  c.loss = d.get<std::string>("loss", c.loss, one_of({"response", "all"}));
+  c.mask = d.get<std::string>("mask", c.mask, one_of({"prefix_lm", "causal", "bidirectional"}));
+  c.prefetch = d.get<int64_t>("prefetch", c.prefetch, positive_int());
+  if (c.train.empty() == c.task.empty()) {
+    d.fail(c.task.empty() ? "train" : "task", "give either data.train (shards) or data.task (a synthetic task), not both or neither");
+  }
+}
+
+void read_optim(Section root, Recipe& r) {
+  Section o = root.section("optim");
+  OptimRecipe& c = r.optim;
+  c.name = o.get<std::string>("name", c.name, one_of({"adamw", "adam_atan2", "sgd"}));
+  c.lr = o.get<double>("lr", c.lr, positive());
+  c.beta1 = o.get<double>("beta1", c.beta1, in_range(0, 0.999999));
+  c.beta2 = o.get<double>("beta2", c.beta2, in_range(0, 0.999999));
+  c.eps = o.get<double>("eps", c.eps, positive());
+  c.momentum = o.get<double>("momentum", c.momentum, in_range(0, 0.999999));
+  c.nesterov = o.get<bool>("nesterov", c.nesterov);
+  c.weight_decay = o.get<double>("weight_decay", c.weight_decay, non_negative());
+  c.decay_1d = o.get<bool>("decay_1d", c.decay_1d);
+  c.clip_grad_norm = o.get<double>("clip_grad_norm", c.clip_grad_norm, non_negative());
+  c.ema = o.get<double>("ema", c.ema, in_range(0, 0.999999999));
+}
+
+void read_train_and_batch(Section root, Recipe& r) {
+  Section t = root.section("train"), b = root.section("batch");
+  r.train.steps = t.get<int64_t>("steps", 0, non_negative_int());
+  r.train.tokens = t.get<int64_t>("tokens", 0, non_negative_int());
+  r.train.max_consecutive_skips = t.get<int64_t>("max_consecutive_skips", r.train.max_consecutive_skips, positive_int());
+  r.batch.global_tokens = b.require<int64_t>("global_tokens", positive_int());
+  r.batch.micro_tokens = b.get<int64_t>("micro_tokens", r.batch.global_tokens / r.distributed.world_size, positive_int());
+  const int64_t seq = r.data.seq_len, micro = r.batch.micro_tokens, global = r.batch.global_tokens;
+  if (micro % seq != 0) {
+    b.fail("micro_tokens", std::to_string(micro) + " is not a multiple of data.seq_len " + std::to_string(seq));
+  }
+  if (global % (micro * r.distributed.world_size) != 0) {
+    b.fail("global_tokens", std::to_string(global) + " is not a multiple of batch.micro_tokens × world size (" +
+                                std::to_string(micro) + " × " + std::to_string(r.distributed.world_size) + ")");
+  }
+  if ((r.train.steps > 0) == (r.train.tokens > 0)) {
+    t.fail("steps", "give exactly one of train.steps and train.tokens");
+  }
+  if (r.train.tokens > 0) r.train.steps = (r.train.tokens + global - 1) / global;
+}
+
+void read_schedule(Section root, Recipe& r) {
+  Section s = root.section("schedule");
+  ScheduleRecipe& c = r.schedule;
+  c.name = s.get<std::string>("name", c.name, one_of({"constant", "cosine", "wsd"}));
+  c.warmup_steps = s.get<int64_t>("warmup_steps", c.warmup_steps, non_negative_int());
+  c.min_ratio = s.get<double>("min_ratio", c.min_ratio, in_range(0, 1));
+  c.decay_fraction = s.get<double>("decay_fraction", c.decay_fraction, in_range(0, 1));
+  if (c.name != "constant" && c.warmup_steps >= r.train.steps) {
+    s.fail("warmup_steps", std::to_string(c.warmup_steps) + " warmup steps leave nothing of train.steps " +
+                               std::to_string(r.train.steps) + " for the " + c.name + " decay");
+  }
+}
+
+void read_runtime(Section root, Recipe& r) {
+  Section s = root.section("runtime");
+  r.runtime.seed = static_cast<uint64_t>(s.get<int64_t>("seed", 0, non_negative_int()));
+  r.runtime.device = s.get<std::string>("device", r.runtime.device, one_of({"auto", "cpu", "cuda"}));
+  r.runtime.deterministic = s.get<bool>("deterministic", r.runtime.deterministic);
+  r.runtime.precision = s.get<std::string>("precision", r.runtime.precision, one_of({"auto", "bf16", "f32"}));
+}
+
+void read_distributed(Section root, Recipe& r) {
+  Section s = root.section("distributed");
+  r.distributed.zero = s.get<int64_t>("zero", r.distributed.zero, in_range_int(0, 1));
+  r.distributed.bucket_mb = s.get<int64_t>("bucket_mb", r.distributed.bucket_mb, positive_int());
+}
+
+void read_checkpoint_log_eval(Section root, Recipe& r) {
+  Section c = root.section("checkpoint");
+  r.checkpoint.every = c.get<int64_t>("every", r.checkpoint.every, non_negative_int());
+  r.checkpoint.keep = c.get<int64_t>("keep", r.checkpoint.keep, positive_int());
+  r.checkpoint.keep_every = c.get<int64_t>("keep_every", r.checkpoint.keep_every, non_negative_int());
+  Section l = root.section("log");
+  r.log.every = l.get<int64_t>("every", r.log.every, positive_int());
+  Section e = root.section("eval");
+  r.eval.every = e.get<int64_t>("every", r.eval.every, non_negative_int());
+  r.eval.batches = e.get<int64_t>("batches", r.eval.batches, positive_int());
+  r.eval.exact_match = e.get<int64_t>("exact_match", r.eval.exact_match, non_negative_int());
+  r.eval.use_ema = e.get<bool>("use_ema", r.eval.use_ema);
+}
+
+Recipe read(ConfigReader& reader, const std::vector<std::string>& overrides, int64_t world_size) {
+  for (const std::string& o : overrides) reader.set(o);
+  Recipe r;
+  r.distributed.world_size = world_size;
+  Section root = reader.root();
+  read_model(root, r);
+  read_data(root, r);
+  read_optim(root, r);
+  read_train_and_batch(root, r);
+  read_schedule(root, r);
+  read_runtime(root, r);
+  read_distributed(root, r);
+  read_checkpoint_log_eval(root, r);
+  reader.check_unknown_keys();
+  r.resolved_yaml = reader.resolved();
+  return r;
+}
+
+}  // namespace
+
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides, int64_t world_size) {
+  ConfigReader reader = ConfigReader::from_file(path);
+  return read(reader, overrides, world_size);
+}
+
+Recipe parse_recipe(const std::string& yaml, const std::string& origin, const std::vector<std::string>& overrides,
+                    int64_t world_size) {
+  ConfigReader reader = ConfigReader::from_string(yaml, origin);
+  return read(reader, overrides, world_size);
+}
+
+}  // namespace ponder::io

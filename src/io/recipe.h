@@ -1,0 +1,121 @@
+// A recipe: one YAML file describing a training run (model, data, optimizer, schedule, batch,
+// precision, runtime, distribution, checkpointing, logging, evaluation). It is read strictly —
+// unknown keys, wrong types, out-of-range values and inconsistent combinations are errors that
+// name the key and its line — before anything runs.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "io/config_reader.h"
+#include "models/transformer/transformer.h"
+
+namespace ponder::io {
+
+// Model section: `family` plus that family's hyperparameters.
+using ModelConfig = std::variant<models::TransformerConfig>;
+
+struct DataRecipe {
+  std::vector<std::string> train;  // HDF5 shards (files or directories)
+  std::vector<std::string> eval;
+  std::string task;                // a synthetic task generated on the fly instead of shards
+  int64_t task_train_examples = 0; // 0 = unlimited (fresh examples every step)
+  int64_t task_eval_examples = 256;
+  int64_t seq_len = 512;           // row length in tokens
+  std::string packing = "greedy";  // greedy | longest_first
+  std::string loss = "response";   // response | all
+  std::string mask = "prefix_lm";  // prefix_lm | causal | bidirectional
+  int64_t prefetch = 4;            // batches prepared ahead by the loader thread
+};
+
+struct OptimRecipe {
+  std::string name = "adamw";      // adamw | adam_atan2 | sgd
+  double lr = 3e-4;
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  double momentum = 0.9;           // sgd
+  bool nesterov = false;           // sgd
+  double weight_decay = 0.1;
+  bool decay_1d = false;           // also decay 1-D tensors (norm weights, biases)
+  double clip_grad_norm = 1.0;     // 0 = off
+  double ema = 0.0;                // 0 = no EMA, else its decay
+};
+
+struct ScheduleRecipe {
+  std::string name = "constant";   // constant | cosine | wsd
+  int64_t warmup_steps = 0;
+  double min_ratio = 0.0;
+  double decay_fraction = 0.2;
+};
+
+struct TrainRecipe {
+  int64_t steps = 0;               // total optimizer steps (or derived from tokens)
+  int64_t tokens = 0;              // alternative budget
+  int64_t max_consecutive_skips = 5;  // non-finite steps in a row before stopping
+};
+
+struct BatchRecipe {
+  int64_t global_tokens = 0;       // tokens per optimizer step across all ranks
+  int64_t micro_tokens = 0;        // tokens per forward/backward on one rank
+  // Derived: rows per micro-batch and accumulation steps (see Recipe::accumulation).
+};
+
+struct RuntimeRecipe {
+  uint64_t seed = 0;
+  std::string device = "auto";     // auto | cpu | cuda
+  bool deterministic = false;
+  std::string precision = "auto";  // auto (bf16 on GPU, f32 on CPU) | bf16 | f32
+};
+
+struct DistributedRecipe {
+  int64_t world_size = 1;          // filled from the launch, not the file
+  int64_t zero = 0;                // ZeRO stage: 0 or 1
+  int64_t bucket_mb = 25;
+};
+
+struct CheckpointRecipe {
+  int64_t every = 0;               // steps; 0 = only at the end
+  int64_t keep = 3;                // newest checkpoints kept
+  int64_t keep_every = 0;          // also keep every M-th step forever (0 = none)
+};
+
+struct LogRecipe {
+  int64_t every = 10;
+};
+
+struct EvalRecipe {
+  int64_t every = 0;               // steps; 0 = only at the end
+  int64_t batches = 8;             // loss batches per evaluation
+  int64_t exact_match = 0;         // held-out examples answered by greedy decoding (tasks)
+  bool use_ema = true;
+};
+
+struct Recipe {
+  std::string family;
+  ModelConfig model;
+  DataRecipe data;
+  OptimRecipe optim;
+  ScheduleRecipe schedule;
+  TrainRecipe train;
+  BatchRecipe batch;
+  RuntimeRecipe runtime;
+  DistributedRecipe distributed;
+  CheckpointRecipe checkpoint;
+  LogRecipe log;
+  EvalRecipe eval;
+  std::string resolved_yaml;       // every value, defaults included
+
+  int64_t rows_per_micro_batch() const { return batch.micro_tokens / data.seq_len; }
+  // Micro-batches per optimizer step on each rank.
+  int64_t accumulation() const { return batch.global_tokens / (batch.micro_tokens * distributed.world_size); }
+};
+
+// Reads and validates a recipe file with `--set key=value` overrides applied first.
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {},
+                   int64_t world_size = 1);
+// The same from YAML text (tests, resolved recipes stored in checkpoints).
+Recipe parse_recipe(const std::string& yaml, const std::string& origin,
+                    const std::vector<std::string>& overrides = {}, int64_t world_size = 1);
+
+}  // namespace ponder::io

@@ -1,0 +1,125 @@
+#include "io/recipe.h"
+
+#include <gtest/gtest.h>
+
+#include "support/test_util.h"
+
+namespace ponder::io {
+namespace {
+
+const char* kGood = R"(model:
+  family: transformer
+  vocab_size: 32
+  dim: 64
+  layers: 2
+  heads: 4
+data:
+  task: sort
+  seq_len: 64
+optim:
+  name: adamw
+  lr: 3.0e-3
+train:
+  steps: 100
+batch:
+  global_tokens: 1024
+  micro_tokens: 512
+)";
+
+Recipe parse(const std::string& yaml, const std::vector<std::string>& sets = {}, int64_t world = 1) {
+  return parse_recipe(yaml, "r.yaml", sets, world);
+}
+
+TEST(Recipe, ReadsValuesAndDefaults) {
+  Recipe r = parse(kGood);
+  EXPECT_EQ(r.family, "transformer");
+  auto& m = std::get<models::TransformerConfig>(r.model);
+  EXPECT_EQ(m.vocab_size, 32);
+  EXPECT_EQ(m.heads, 4);
+  EXPECT_EQ(r.optim.lr, 3e-3);
+  EXPECT_EQ(r.optim.beta2, 0.95);  // default
+  EXPECT_EQ(r.train.steps, 100);
+  EXPECT_EQ(r.rows_per_micro_batch(), 8);
+  EXPECT_EQ(r.accumulation(), 2);
+  EXPECT_EQ(r.runtime.device, "auto");
+}
+
+TEST(Recipe, ResolvedRecipeHoldsEveryValueAndReadsBackTheSame) {
+  Recipe r = parse(kGood);
+  EXPECT_NE(r.resolved_yaml.find("beta2: 0.95"), std::string::npos) << r.resolved_yaml;
+  EXPECT_NE(r.resolved_yaml.find("micro_tokens: 512"), std::string::npos);
+  Recipe again = parse(r.resolved_yaml);
+  EXPECT_EQ(again.resolved_yaml, r.resolved_yaml);
+}
+
+TEST(Recipe, OverridesAreValidatedTheSameWay) {
+  Recipe r = parse(kGood, {"optim.lr=1e-4", "train.steps=7", "eval.every=3"});
+  EXPECT_EQ(r.optim.lr, 1e-4);
+  EXPECT_EQ(r.train.steps, 7);
+  EXPECT_EQ(r.eval.every, 3);
+  EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"optim.lr=fast"}); }),
+            "optim.lr: expected a positive number, got \"fast\" (from --set)");
+  EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"optim.lrr=1"}); }),
+            "unknown key optim.lrr (from --set); did you mean \"lr\"?");
+  EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"optim.lr"}); }),
+            "--set expects key.path=value, got \"optim.lr\"");
+}
+
+TEST(Recipe, TrainTokensDeriveTheSteps) {
+  Recipe r = parse(kGood, {"train.steps=0", "train.tokens=10000"});
+  EXPECT_EQ(r.train.steps, 10);  // ceil(10000 / 1024)
+}
+
+// Each bad recipe with the one line it must produce.
+TEST(Recipe, BadRecipesAreRejectedWithTheKeyAndLine) {
+  struct Case {
+    std::string from, to, message;
+  };
+  const Case cases[] = {
+      {"  lr: 3.0e-3", "  lr: fast", "optim.lr: expected a positive number, got \"fast\" (line 12)"},
+      {"  lr: 3.0e-3", "  lr: -1", "optim.lr: expected a positive number, got \"-1\" (line 12)"},
+      {"  heads: 4", "  hedas: 4", "unknown key model.hedas (line 6); did you mean \"heads\"?"},
+      {"optim:", "optimizer:", "unknown key optimizer (line 10); did you mean \"optim\"?"},
+      {"  family: transformer", "  family: gpt", "model.family: expected one of transformer, got \"gpt\" (line 2)"},
+      {"  heads: 4", "  heads: 5", "model.heads: 5 heads do not divide dim 64 (line 6)"},
+      {"  layers: 2", "  layers: two", "model.layers: expected a positive integer, got \"two\" (line 5)"},
+      {"  layers: 2", "  layers: [1, 2]", "model.layers: expected a positive integer, got a list (line 5)"},
+      {"  micro_tokens: 512", "  micro_tokens: 500", "batch.micro_tokens: 500 is not a multiple of data.seq_len 64 (line 17)"},
+      {"  global_tokens: 1024", "  global_tokens: 1280",
+       "batch.global_tokens: 1280 is not a multiple of batch.micro_tokens × world size (512 × 1) (line 16)"},
+      {"  steps: 100", "  tokens: 100\n  steps: 100", "train.steps: give exactly one of train.steps and train.tokens (line 15)"},
+      {"  task: sort", "  task: sort\n  seq_len2: 3", "unknown key data.seq_len2 (line 9); did you mean \"seq_len\"?"},
+      {"  name: adamw", "  name: adam", "optim.name: expected one of adamw, adam_atan2, sgd, got \"adam\" (line 11)"},
+      {"  vocab_size: 32", "  vocab_size: 32\n  vocab_size: 33", "duplicate key model.vocab_size (line 4)"},
+  };
+  for (const Case& c : cases) {
+    std::string yaml = kGood;
+    auto at = yaml.find(c.from);
+    ASSERT_NE(at, std::string::npos) << c.from;
+    yaml.replace(at, c.from.size(), c.to);
+    std::string message = testing::error_message<ConfigError>([&] { parse(yaml); });
+    EXPECT_EQ(message.substr(0, c.message.size()), c.message) << "full message: " << message;
+  }
+}
+
+TEST(Recipe, MissingRequiredKeysAndSectionsOfTheWrongType) {
+  EXPECT_EQ(testing::error_message<ConfigError>([] { parse("model: {family: transformer}"); }),
+            "model.vocab_size: required, expected a positive integer (line 1)");
+  EXPECT_EQ(testing::error_message<ConfigError>([] { parse("model: 3"); }),
+            "model: expected a mapping, got \"3\" (line 1)");
+  EXPECT_EQ(testing::error_message<ConfigError>([] { parse("- 1\n- 2"); }),
+            "r.yaml: expected a mapping of sections at the top level");
+  std::string no_data = kGood;
+  no_data.replace(no_data.find("  task: sort\n"), 13, "");
+  EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(no_data); }).substr(0, 30), "data.train: give either data.t");
+}
+
+TEST(Recipe, WorldSizeEntersTheBatchArithmetic) {
+  Recipe r = parse(kGood, {"batch.micro_tokens=256"}, /*world=*/2);
+  EXPECT_EQ(r.accumulation(), 2);
+  EXPECT_NE(testing::error_message<ConfigError>([&] { parse(kGood, {}, /*world=*/3); }).find("world size"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace ponder::io
