@@ -247,6 +247,10 @@ void launch_blocks(void (*kernel)(P), const P& p, int rows_per_block, int heads,
   PONDER_CHECK(ctas <= INT32_MAX, ShapeError, name, ": ", p.tokens, " tokens x ", heads, " heads need too many blocks");
   if (shared > 48 * 1024) {
     ponder::cuda::check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared), name);
+    // Two CTAs of about 100 KiB per SM need the largest shared-memory carveout.
+    ponder::cuda::check(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                             cudaSharedmemCarveoutMaxShared),
+                        name);
   }
   kernel<<<static_cast<unsigned>(ctas), threads, shared, stream_of(like)>>>(p);
   check_launch(name);
