@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "backend/cpu/attention.h"
+#include "backend/cuda/attention.h"
 #include "backend/kernels.h"
 #include "ops/op_support.h"
 
@@ -21,7 +22,7 @@ struct AttentionBackward final : Node {
     Tensor dq = Tensor::empty(qv.shape(), qv.options());
     Tensor dk = Tensor::empty(kv.shape(), kv.options());
     Tensor dv = Tensor::empty(vv.shape(), vv.options());
-    PONDER_DISPATCH_CPU(qv.device(), attention_backward, dq, dk, dv, backend::contiguous(g[0]), qv, kv, vv,
+    PONDER_DISPATCH(qv.device(), attention_backward, dq, dk, dv, backend::contiguous(g[0]), qv, kv, vv,
                     out.get(name()), lse.get(name()), spec, scale);
     return {needs_input_grad(0) ? dq : Tensor(), needs_input_grad(1) ? dk : Tensor(),
             needs_input_grad(2) ? dv : Tensor()};
@@ -65,11 +66,22 @@ void check_index_tensor(const char* what, const Tensor& t, const Tensor& q) {
   PONDER_CHECK(t.dim() == 1, ShapeError, "attention: ", what, " must be 1-D, got ", describe(t));
 }
 
+// The spec tensors' metadata: i32, 1-D, beside q, one prefix length per sample. Reads no values.
+void check_spec_tensors(const AttentionSpec& spec, const Tensor& q) {
+  check_index_tensor("cu_seqlens", spec.cu_seqlens, q);
+  PONDER_CHECK(spec.cu_seqlens.size(0) >= 1, ShapeError, "attention: cu_seqlens ", describe(spec.cu_seqlens),
+               " needs at least one entry (the leading 0)");
+  if (spec.mask != AttentionMask::prefix_lm) return;
+  const int64_t samples = spec.cu_seqlens.size(0) - 1;
+  PONDER_CHECK(spec.prefix_len.defined(), ValueError, "attention: prefix_lm needs spec.prefix_len (one prefix "
+               "length per sample)");
+  check_index_tensor("prefix_len", spec.prefix_len, q);
+  PONDER_CHECK(spec.prefix_len.size(0) == samples, ShapeError, "attention: prefix_len ", describe(spec.prefix_len),
+               " must have one entry per sample (", samples, " samples)");
+}
+
 // The sample boundaries, checked against q's token count.
 std::vector<int32_t> checked_cu_seqlens(const Tensor& cu_seqlens, const Tensor& q) {
-  check_index_tensor("cu_seqlens", cu_seqlens, q);
-  PONDER_CHECK(cu_seqlens.size(0) >= 1, ShapeError, "attention: cu_seqlens ", describe(cu_seqlens),
-               " needs at least one entry (the leading 0)");
   std::vector<int32_t> cu = cu_seqlens.to_vector<int32_t>();
   PONDER_CHECK(cu[0] == 0, ValueError, "attention: cu_seqlens must start at 0, got ", cu[0]);
   for (size_t i = 1; i < cu.size(); ++i) {
@@ -81,25 +93,24 @@ std::vector<int32_t> checked_cu_seqlens(const Tensor& cu_seqlens, const Tensor& 
   return cu;
 }
 
-void check_prefix_len(const Tensor& prefix_len, const std::vector<int32_t>& cu, const Tensor& q) {
-  const int64_t samples = static_cast<int64_t>(cu.size()) - 1;
-  PONDER_CHECK(prefix_len.defined(), ValueError, "attention: prefix_lm needs spec.prefix_len (one prefix "
-               "length per sample)");
-  check_index_tensor("prefix_len", prefix_len, q);
-  PONDER_CHECK(prefix_len.size(0) == samples, ShapeError, "attention: prefix_len ", describe(prefix_len),
-               " must have one entry per sample (", samples, " samples)");
+void check_prefix_values(const Tensor& prefix_len, const std::vector<int32_t>& cu) {
   std::vector<int32_t> prefix = prefix_len.to_vector<int32_t>();
-  for (int64_t s = 0; s < samples; ++s) {
+  for (size_t s = 0; s < prefix.size(); ++s) {
     const int32_t len = cu[s + 1] - cu[s];
     PONDER_CHECK(prefix[s] >= 0 && prefix[s] <= len, ValueError, "attention: prefix_len[", s, "] = ",
                  prefix[s], " is outside [0, ", len, "] (sample ", s, " has ", len, " tokens)");
   }
 }
 
-// The spec after validation, with max_seqlen filled in when it was left 0.
+// The spec after validation. On the CPU the boundaries and prefixes are read and checked, and
+// max_seqlen is filled in when left 0. On a GPU only the metadata is checked: reading cu_seqlens back
+// would stall every call, the batch builder (data::pack_rows) validates the values on the host, and the
+// CUDA kernels need no max_seqlen and stay in bounds whatever the values (backend/cuda/attention.h).
 AttentionSpec checked_spec(const AttentionSpec& spec, const Tensor& q) {
+  check_spec_tensors(spec, q);
+  if (q.is_cuda()) return spec;
   std::vector<int32_t> cu = checked_cu_seqlens(spec.cu_seqlens, q);
-  if (spec.mask == AttentionMask::prefix_lm) check_prefix_len(spec.prefix_len, cu, q);
+  if (spec.mask == AttentionMask::prefix_lm) check_prefix_values(spec.prefix_len, cu);
   int64_t longest = 0;
   for (size_t s = 0; s + 1 < cu.size(); ++s) longest = std::max<int64_t>(longest, cu[s + 1] - cu[s]);
   PONDER_CHECK(spec.max_seqlen == 0 || spec.max_seqlen >= longest, ValueError, "attention: max_seqlen ",
@@ -119,7 +130,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
   // Log-sum-exp of each score row, in f32 for f32/bf16 and in f64 for f64.
   Tensor lse = Tensor::empty({q.size(1), q.size(0)},
                              {q.dtype() == DType::f64 ? DType::f64 : DType::f32, q.device()});
-  PONDER_DISPATCH_CPU(q.device(), attention_forward, out, lse, qc, kc, vc, checked, scale);
+  PONDER_DISPATCH(q.device(), attention_forward, out, lse, qc, kc, vc, checked, scale);
   if (auto node = make_node<AttentionBackward>({&q, &k, &v})) {
     node->q = qc;
     node->k = kc;
