@@ -63,4 +63,12 @@ Tensor contiguous(const Tensor& t) {
   return out;
 }
 
+Tensor transposed(const Tensor& matrix) {
+  return matrix.as_strided({matrix.size(1), matrix.size(0)}, {matrix.stride(1), matrix.stride(0)}, matrix.offset());
+}
+
+Tensor repeated_rows(const Tensor& vector, int64_t rows) {
+  return vector.as_strided({rows, vector.size(0)}, {0, vector.stride(0)}, vector.offset());
+}
+
 }  // namespace ponder::backend

@@ -15,5 +15,9 @@ void add_into(const Tensor& dst, const Tensor& src);
 Tensor add(const Tensor& a, const Tensor& b);
 // t itself if contiguous, else a contiguous copy.
 Tensor contiguous(const Tensor& t);
+// Views without autograd, for kernels: a matrix's transpose, and a vector [N] repeated as the
+// `rows` rows of a [rows, N] matrix (stride 0).
+Tensor transposed(const Tensor& matrix);
+Tensor repeated_rows(const Tensor& vector, int64_t rows);
 
 }  // namespace ponder::backend

@@ -1,6 +1,7 @@
 #include "ops/matmul.h"
 
 #include "backend/cpu/matmul.h"
+#include "backend/cuda/matmul.h"
 #include "ops/op_support.h"
 #include "ops/view.h"
 
@@ -9,20 +10,34 @@ using namespace ops_detail;
 
 namespace {
 
+// t [..., R, C] as [(...) * R, C].
+Tensor stacked_rows(const Tensor& t) {
+  int64_t rows = 1;
+  for (int i = 0; i + 1 < t.dim(); ++i) rows *= t.size(i);
+  return reshape(t, {rows, t.size(-1)});
+}
+
 struct MatmulBackward final : Node {
   const char* name() const override { return "matmul"; }
   // dA = dC @ B^T, dB = A^T @ dC, each summed over broadcast batch dims.
   TensorList apply(TensorList&& g) override {
     Tensor ga, gb;
     if (needs_input_grad(0)) ga = sum_to(matmul(g[0], transpose(b.get(name()), -2, -1)), a_shape);
-    if (needs_input_grad(1)) gb = sum_to(matmul(transpose(a.get(name()), -2, -1), g[0]), b_shape);
+    if (needs_input_grad(1)) {
+      const Tensor& av = a.get(name());
+      // A 2-D B shared by every batch item: the batch sum of A_i^T dC_i is one product over the
+      // rows of all A_i stacked, with no per-item gradients to reduce.
+      bool shared = b_shape.size() == 2 && a_shape.size() > 2;
+      gb = shared ? matmul(transpose(stacked_rows(av), 0, 1), stacked_rows(g[0]))
+                  : sum_to(matmul(transpose(av, -2, -1), g[0]), b_shape);
+    }
     return {ga, gb};
   }
   void release_saved() override {
     a.reset();
     b.reset();
   }
-  SavedTensor a, b;
+  SavedTensor a, b;  // each kept only when the other operand needs a gradient
   Shape a_shape, b_shape;
 };
 
@@ -42,10 +57,10 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
   out_shape.push_back(m);
   out_shape.push_back(n);
   Tensor out = Tensor::empty(out_shape, a.options());
-  PONDER_DISPATCH_CPU(a.device(), matmul, out, broadcast_view(a, a_full), broadcast_view(b, b_full));
+  PONDER_DISPATCH(a.device(), matmul, out, broadcast_view(a, a_full), broadcast_view(b, b_full));
   if (auto node = make_node<MatmulBackward>({&a, &b})) {
-    node->a = a;
-    node->b = b;
+    if (node->needs_input_grad(1)) node->a = a;
+    if (node->needs_input_grad(0)) node->b = b;
     node->a_shape = a.shape();
     node->b_shape = b.shape();
     set_history(out, node);

@@ -32,6 +32,7 @@ Device Tensor::device() const { return impl_->storage->device(); }
 const Storage& Tensor::storage() const { return impl_->storage; }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // no element to be out of place, whatever the strides
   int64_t expected = 1;
   for (int i = dim() - 1; i >= 0; --i) {
     if (impl_->shape[i] == 1) continue;  // the stride of a size-1 dim never matters

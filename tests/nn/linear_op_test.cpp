@@ -52,6 +52,43 @@ TEST(LinearOp, Gradcheck) {
   }
 }
 
+TEST(LinearOp, GradcheckWithFrozenOperandsAndViews) {
+  Tensor x = random_tensor({3, 2, 5}, 1, DType::f64, true), w = random_tensor({4, 3}, 2, DType::f64, true);
+  Tensor b = random_tensor({4}, 3, DType::f64, true);
+  Tensor x_frozen = random_tensor({2, 3}, 4), w_frozen = random_tensor({4, 3}, 5), b_frozen = random_tensor({4}, 6);
+  auto views = [](const TensorList& in) { return linear(in[0].transpose(0, 2), in[1], in[2]); };  // x [5, 2, 3]
+  EXPECT_TRUE(gradcheck(views, {x, w, b}));
+  auto dense = [](const TensorList& in) { return linear(in[0], in[1], in[2]); };
+  EXPECT_TRUE(gradcheck(dense, {x_frozen, w, b_frozen}));
+  EXPECT_TRUE(gradcheck(dense, {x_frozen, w_frozen, b}));
+  Tensor x2 = random_tensor({2, 3}, 7, DType::f64, true);
+  EXPECT_TRUE(gradcheck(dense, {x2, w_frozen, b_frozen}));
+}
+
+TEST(LinearOp, IsOneNodeWhoseGradientsMatchTheComposition) {
+  Tensor x = random_tensor({2, 3, 5}, 1, DType::f64, true), w = random_tensor({4, 5}, 2, DType::f64, true);
+  Tensor b = random_tensor({4}, 3, DType::f64, true);
+  Tensor y = linear(x, w, b);
+  EXPECT_STREQ(y.grad_fn()->name(), "linear");
+  Tensor g = random_tensor({2, 3, 4}, 4);
+  y.backward(g);
+  Tensor g2 = g.reshape({6, 4});
+  EXPECT_TRUE(all_close(x.grad(), matmul(g2, w).reshape({2, 3, 5}), 1e-12, 1e-12));
+  EXPECT_TRUE(all_close(w.grad(), matmul(g2.t(), x.reshape({6, 5})), 1e-12, 1e-12));
+  EXPECT_TRUE(all_close(b.grad(), g2.sum({0}), 1e-12, 1e-12));
+}
+
+TEST(LinearOp, ZeroInputWidthGivesTheBias) {
+  Tensor x = random_tensor({3, 0}, 1, DType::f64, true), w = random_tensor({4, 0}, 2, DType::f64, true);
+  Tensor b = random_tensor({4}, 3, DType::f64, true);
+  Tensor y = linear(x, w, b);
+  EXPECT_TRUE(all_close(y, b.expand({3, 4}), 0, 0));
+  y.backward(ones({3, 4}, {.dtype = DType::f64}));
+  EXPECT_EQ(x.grad().shape(), Shape({3, 0}));
+  EXPECT_EQ(w.grad().shape(), Shape({4, 0}));
+  EXPECT_TRUE(all_close(b.grad(), full({4}, 3.0, {.dtype = DType::f64}), 0, 0));
+}
+
 TEST(LinearOp, F32AndBf16AreCloseToF64) {
   Tensor x = random_tensor({9, 33}, 1), w = random_tensor({17, 33}, 2), b = random_tensor({17}, 3);
   Tensor ref = linear(x, w, b);

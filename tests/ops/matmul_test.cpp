@@ -71,6 +71,18 @@ TEST(Matmul, Gradcheck) {
   EXPECT_TRUE(gradcheck([](const TensorList& in) { return matmul(in[1], in[0].transpose(1, 2)); }, {a, v}));
 }
 
+// Broadcast batch dims sum their gradients; a 2-D right operand shared by the batch takes one
+// product over the stacked rows instead, also from a left operand that is not contiguous.
+TEST(Matmul, GradcheckBroadcastAndSharedOperands) {
+  Tensor a = random_tensor({2, 1, 3, 4}, 1, DType::f64, true), b = random_tensor({5, 4, 2}, 2, DType::f64, true);
+  EXPECT_TRUE(gradcheck([](const TensorList& in) { return matmul(in[0], in[1]); }, {a, b}));
+  Tensor at = random_tensor({2, 3, 5, 4}, 3, DType::f64, true), w = random_tensor({5, 6}, 4, DType::f64, true);
+  EXPECT_TRUE(gradcheck([](const TensorList& in) { return matmul(in[0].transpose(-2, -1), in[1]); }, {at, w}));
+  Tensor empty = random_tensor({2, 0, 5}, 5, DType::f64, true), w2 = random_tensor({5, 6}, 6, DType::f64, true);
+  matmul(empty, w2).sum().backward();  // no rows: a zero gradient for the shared operand
+  EXPECT_TRUE(all_close(w2.grad(), zeros({5, 6}, {.dtype = DType::f64}), 0, 0));
+}
+
 TEST(Matmul, ShapeErrorsNameTheOperands) {
   try {
     matmul(zeros({2, 3}), zeros({4, 5}));

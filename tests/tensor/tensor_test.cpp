@@ -22,6 +22,13 @@ TEST(Tensor, EmptyHasContiguousStrides) {
   EXPECT_TRUE(t.is_cpu());
 }
 
+TEST(Tensor, EmptyTensorsAreContiguousWithAnyStrides) {
+  Tensor t = Tensor::empty({2, 0, 6});
+  EXPECT_TRUE(t.is_contiguous());
+  EXPECT_TRUE(t.as_strided({2, 0, 6}, {0, 0, 0}, 0).is_contiguous());
+  EXPECT_EQ(zeros({}).expand({2, 0, 6}).reshape({0, 6}).shape(), Shape({0, 6}));
+}
+
 TEST(Tensor, ElementSizes) {
   EXPECT_EQ(element_size(DType::f32), 4u);
   EXPECT_EQ(element_size(DType::f64), 8u);

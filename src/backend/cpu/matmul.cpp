@@ -4,6 +4,8 @@
 
 #include <Eigen/Core>
 
+#include "backend/cpu/elementwise.h"
+#include "backend/cpu/reduce.h"
 #include "backend/kernels.h"
 
 namespace ponder::backend::cpu {
@@ -108,6 +110,22 @@ void matmul(const Tensor& out, const Tensor& a, const Tensor& b) {
       break;
     }
     default: fail<DTypeError>("matmul: expected a floating dtype, got ", dtype_name(out.dtype()));
+  }
+}
+
+void linear(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  matmul(out, x, transposed(weight));
+  // The bias is added to the rounded product, as matmul followed by add would.
+  if (bias.defined()) add_into(out, repeated_rows(bias, out.size(0)));
+}
+
+void linear_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_bias,
+                     const Tensor& grad, const Tensor& x, const Tensor& weight) {
+  if (grad_x.defined()) matmul(grad_x, grad, weight);
+  if (grad_weight.defined()) matmul(grad_weight, transposed(grad), x);
+  if (grad_bias.defined()) {
+    const int64_t n = grad_bias.size(0);
+    reduce(ReduceOp::sum, grad_bias.as_strided({1, n}, {n, 1}, grad_bias.offset()), grad, {0});
   }
 }
 

@@ -1,0 +1,19 @@
+// CUDA twins of backend/cpu/matmul.h (same semantics, same signatures), through cuBLASLt.
+// bf16 products accumulate in fp32; f32 products are exact fp32 unless TF32 is allowed.
+#pragma once
+
+#include "tensor/tensor.h"
+
+namespace ponder::backend::cuda {
+
+void matmul(const Tensor& out, const Tensor& a, const Tensor& b);
+void linear(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias);
+void linear_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_bias,
+                     const Tensor& grad, const Tensor& x, const Tensor& weight);
+
+// Process-wide: f32 products run on TF32 tensor cores (inputs rounded to 10 mantissa bits, about
+// 1e-3 relative error, several times faster). Off by default.
+void set_allow_tf32(bool allow);
+bool allow_tf32();
+
+}  // namespace ponder::backend::cuda

@@ -1,0 +1,199 @@
+// GPU GEMM benchmark: bf16 TFLOP/s of ponder's linear/matmul against a raw cuBLASLt call on the same
+// shapes: the HRM-Text 1B projections (8192 tokens: two rows of 4096), the LM head, their backward
+// products, and 8192^3 as the ceiling check. Each time is the median over many reps (CUDA events
+// on ponder's compute stream) after warm-up; inputs rotate through copies totalling more than the
+// 50 MB L2, so no rep finds its operands cached. Target: ponder within 5% of raw cuBLASLt.
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <vector>
+
+#include "backend/kernels.h"
+#include "ops/ops.h"
+#include "tensor/cuda_context.h"
+
+namespace {
+using namespace ponder;
+
+constexpr double kCeilingTflops = 796.0;  // H100 dense bf16 as measured in GPU.md
+constexpr int kWarmup = 10;
+constexpr int kReps = 60;
+constexpr int64_t kRotationBytes = 256ll << 20;
+constexpr uint64_t kWorkspaceBytes = 32u << 20;  // as ponder's
+
+void check(cudaError_t status, const char* what) { cuda::check(status, what); }
+void check(cublasStatus_t status, const char* what) {
+  PONDER_CHECK(status == CUBLAS_STATUS_SUCCESS, DeviceError, what, ": ", cublasLtGetStatusString(status));
+}
+
+// One product in the shapes of a dense layer, as ponder spells it (two inputs p and q) and as
+// cuBLASLt does (column-major D m x n = op(A) op(B), A and B being q and p, ld = stored rows).
+struct Problem {
+  const char* kind;
+  Shape p, q;
+  std::function<Tensor(const Tensor&, const Tensor&)> ponder;
+  cublasOperation_t op_a, op_b;
+  int64_t m, n, k;
+};
+
+// Tokens x in -> out, and its backward products.
+std::vector<Problem> layer(int64_t tokens, int64_t in, int64_t out) {
+  auto T = CUBLAS_OP_T, N = CUBLAS_OP_N;
+  return {
+      {"fwd  Y = X W^T", {tokens, in}, {out, in}, [](const Tensor& x, const Tensor& w) { return linear(x, w); },
+       T, N, out, tokens, in},
+      {"dX = dY W", {tokens, out}, {out, in}, [](const Tensor& dy, const Tensor& w) { return matmul(dy, w); }, N, N,
+       in, tokens, out},
+      {"dW = dY^T X", {tokens, out}, {tokens, in},
+       [](const Tensor& dy, const Tensor& x) { return matmul(dy.t(), x); }, N, T, in, out, tokens},
+  };
+}
+
+Problem square(int64_t n) {
+  return {"C = A B", {n, n}, {n, n}, [](const Tensor& a, const Tensor& b) { return matmul(a, b); }, CUBLAS_OP_N,
+          CUBLAS_OP_N, n, n, n};
+}
+
+// bf16 normal values on the GPU; a block drawn on the CPU is tiled over the rows (values need only
+// look like training data to the tensor cores, not be independent).
+Tensor random_device(const Shape& shape, Generator& gen) {
+  const int64_t rows = shape[0], cols = shape[1];
+  const int64_t block_rows = std::clamp<int64_t>((1 << 22) / cols, 1, rows);
+  Tensor block = randn({block_rows, cols}, gen).to(DType::bf16).to(Device::cuda(0));
+  Tensor out = Tensor::empty(shape, {DType::bf16, Device::cuda(0)});
+  for (int64_t r = 0; r < rows; r += block_rows) {
+    int64_t n = std::min(block_rows, rows - r);
+    backend::copy(out.slice(0, r, r + n), block.slice(0, 0, n));
+  }
+  return out;
+}
+
+// cuBLASLt driven directly, with the heuristic's first choice, as a user of the library would.
+class RawGemm {
+ public:
+  RawGemm(const Problem& p, cublasLtHandle_t handle) : handle_(handle) {
+    check(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+    check(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &p.op_a, sizeof(p.op_a)), "transa");
+    check(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &p.op_b, sizeof(p.op_b)), "transb");
+    a_ = layout(p.op_a == CUBLAS_OP_N ? p.m : p.k, p.op_a == CUBLAS_OP_N ? p.k : p.m);
+    b_ = layout(p.op_b == CUBLAS_OP_N ? p.k : p.n, p.op_b == CUBLAS_OP_N ? p.n : p.k);
+    d_ = layout(p.m, p.n);
+    cublasLtMatmulPreference_t pref;
+    check(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+    check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &kWorkspaceBytes,
+                                               sizeof(kWorkspaceBytes)),
+          "workspace preference");
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    check(cublasLtMatmulAlgoGetHeuristic(handle_, desc_, a_, b_, d_, d_, pref, 1, &result, &found),
+          "cublasLtMatmulAlgoGetHeuristic");
+    PONDER_CHECK(found == 1, DeviceError, "no cuBLASLt algorithm for ", p.kind);
+    algo_ = result.algo;
+    cublasLtMatmulPreferenceDestroy(pref);
+    workspace_ = Tensor::empty({static_cast<int64_t>(kWorkspaceBytes)}, {DType::u8, Device::cuda(0)});
+  }
+  ~RawGemm() {
+    cublasLtMatrixLayoutDestroy(a_);
+    cublasLtMatrixLayoutDestroy(b_);
+    cublasLtMatrixLayoutDestroy(d_);
+    cublasLtMatmulDescDestroy(desc_);
+  }
+  RawGemm(const RawGemm&) = delete;
+  RawGemm& operator=(const RawGemm&) = delete;
+
+  void operator()(const Tensor& p, const Tensor& q, const Tensor& out, cudaStream_t stream) const {
+    const float alpha = 1.0f, beta = 0.0f;
+    check(cublasLtMatmul(handle_, desc_, &alpha, q.data_ptr(), a_, p.data_ptr(), b_, &beta, out.data_ptr(), d_,
+                         out.data_ptr(), d_, &algo_, workspace_.data_ptr(), kWorkspaceBytes, stream),
+          "cublasLtMatmul");
+  }
+
+ private:
+  cublasLtMatrixLayout_t layout(int64_t rows, int64_t cols) {
+    cublasLtMatrixLayout_t l;
+    check(cublasLtMatrixLayoutCreate(&l, CUDA_R_16BF, rows, cols, rows), "cublasLtMatrixLayoutCreate");
+    return l;
+  }
+  cublasLtHandle_t handle_;
+  cublasLtMatmulDesc_t desc_;
+  cublasLtMatrixLayout_t a_, b_, d_;
+  cublasLtMatmulAlgo_t algo_;
+  Tensor workspace_;
+};
+
+// Median milliseconds of launch(rep) on `stream`, each rep between its own pair of events.
+double median_ms(const std::function<void(int)>& launch, cudaStream_t stream) {
+  for (int i = 0; i < kWarmup; ++i) launch(i);
+  std::vector<cudaEvent_t> start(kReps), stop(kReps);
+  for (int i = 0; i < kReps; ++i) {
+    check(cudaEventCreate(&start[i]), "cudaEventCreate");
+    check(cudaEventCreate(&stop[i]), "cudaEventCreate");
+  }
+  for (int i = 0; i < kReps; ++i) {
+    check(cudaEventRecord(start[i], stream), "cudaEventRecord");
+    launch(kWarmup + i);
+    check(cudaEventRecord(stop[i], stream), "cudaEventRecord");
+  }
+  check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  std::vector<float> ms(kReps);
+  for (int i = 0; i < kReps; ++i) {
+    check(cudaEventElapsedTime(&ms[i], start[i], stop[i]), "cudaEventElapsedTime");
+    cudaEventDestroy(start[i]);
+    cudaEventDestroy(stop[i]);
+  }
+  std::nth_element(ms.begin(), ms.begin() + kReps / 2, ms.end());
+  return ms[kReps / 2];
+}
+
+void bench(const char* shape, const Problem& problem, cublasLtHandle_t handle, cudaStream_t stream) {
+  Generator gen(1);
+  const int64_t bytes = (problem.p.product() + problem.q.product()) * 2;
+  const int sets = static_cast<int>(std::clamp<int64_t>((kRotationBytes + bytes - 1) / bytes, 2, 16));
+  std::vector<Tensor> ps, qs;
+  ps.push_back(random_device(problem.p, gen));
+  qs.push_back(random_device(problem.q, gen));
+  for (int i = 1; i < sets; ++i) {
+    ps.push_back(ps[0].clone());
+    qs.push_back(qs[0].clone());
+  }
+  RawGemm raw(problem, handle);
+  Tensor out = problem.ponder(ps[0], qs[0]);
+  double ponder_ms = median_ms([&](int i) { problem.ponder(ps[i % sets], qs[i % sets]); }, stream);
+  double raw_ms = median_ms([&](int i) { raw(ps[i % sets], qs[i % sets], out, stream); }, stream);
+  const double tflop = 2.0 * problem.m * problem.n * problem.k / 1e12;
+  const double ponder_tflops = tflop / (ponder_ms / 1e3), raw_tflops = tflop / (raw_ms / 1e3);
+  std::printf("%-24s %-12s %6lld %6lld %6lld %12.1f %10.1f %8.3f %9.1f%%\n", shape, problem.kind,
+              static_cast<long long>(out.size(0)), static_cast<long long>(out.size(1)),
+              static_cast<long long>(problem.k), ponder_tflops, raw_tflops, ponder_tflops / raw_tflops,
+              100.0 * ponder_tflops / kCeilingTflops);
+}
+
+}  // namespace
+
+int main() {
+  if (cuda_device_count() == 0) {
+    std::fprintf(stderr, "bench_gemm: no CUDA device\n");
+    return 1;
+  }
+  cudaStream_t stream = cuda::compute_stream(0);
+  cublasLtHandle_t handle;
+  check(cublasLtCreate(&handle), "cublasLtCreate");
+  const int64_t tokens = 2 * 4096, d = 1536, ffn = 4096, vocab = 65536;
+  std::printf("bf16 GEMMs, fp32 accumulation; out = rows x cols of the result, k = reduction length\n");
+  std::printf("%-24s %-12s %6s %6s %6s %12s %10s %8s %10s\n", "shape", "product", "rows", "cols", "k",
+              "ponder TF/s", "raw TF/s", "ratio", "of 796");
+  struct Layer {
+    const char* name;
+    int64_t in, out;
+  };
+  for (Layer l : {Layer{"q/k/v/o  1536->1536", d, d}, Layer{"gate/up  1536->4096", d, ffn},
+                  Layer{"down     4096->1536", ffn, d}, Layer{"lm head  1536->65536", d, vocab}}) {
+    for (const Problem& p : layer(tokens, l.in, l.out)) bench(l.name, p, handle, stream);
+  }
+  bench("ceiling  8192^3", square(8192), handle, stream);
+  cublasLtDestroy(handle);
+  return 0;
+}
