@@ -33,8 +33,11 @@ PONDER_HOST_DEVICE uint32_t dropout_threshold(double p) {
   return static_cast<uint32_t>(ceil(p * 16777216.0));  // exact: p * 2^24 only shifts the exponent
 }
 
+// The keep rule on element i's Philox word (kernels that draw whole blocks of four words use it).
+PONDER_HOST_DEVICE bool dropout_keep_word(uint32_t word, uint32_t threshold) { return (word >> 8) >= threshold; }
+
 PONDER_HOST_DEVICE bool dropout_keep(uint64_t seed, uint64_t offset, uint64_t i, uint32_t threshold) {
-  return (philox::word(seed, offset, i) >> 8) >= threshold;
+  return dropout_keep_word(philox::word(seed, offset, i), threshold);
 }
 
 }  // namespace ponder::backend

@@ -1,6 +1,7 @@
 #include "ops/creation.h"
 
 #include "backend/cpu/random.h"
+#include "backend/cuda/random.h"
 #include "tensor/philox.h"
 #include "backend/kernels.h"
 #include "ops/op_support.h"
@@ -58,19 +59,19 @@ void fill_random(const Tensor& t, Generator& gen, const char* op, Fill fill) {
 
 void uniform_(const Tensor& t, double low, double high, Generator& gen) {
   fill_random(t, gen, "uniform_", [&](const Tensor& x, uint64_t seed, uint64_t offset) {
-    PONDER_DISPATCH_CPU(x.device(), fill_uniform, x, low, high, seed, offset);
+    PONDER_DISPATCH(x.device(), fill_uniform, x, low, high, seed, offset);
   });
 }
 
 void normal_(const Tensor& t, double mean, double std, Generator& gen) {
   fill_random(t, gen, "normal_", [&](const Tensor& x, uint64_t seed, uint64_t offset) {
-    PONDER_DISPATCH_CPU(x.device(), fill_normal, x, mean, std, /*wrap=*/0.0, seed, offset);
+    PONDER_DISPATCH(x.device(), fill_normal, x, mean, std, /*wrap=*/0.0, seed, offset);
   });
 }
 
 void trunc_normal_(const Tensor& t, double std, Generator& gen) {
   fill_random(t, gen, "trunc_normal_", [&](const Tensor& x, uint64_t seed, uint64_t offset) {
-    PONDER_DISPATCH_CPU(x.device(), fill_normal, x, 0.0, std * 1.0148, /*wrap=*/3.0, seed, offset);
+    PONDER_DISPATCH(x.device(), fill_normal, x, 0.0, std * 1.0148, /*wrap=*/3.0, seed, offset);
   });
 }
 

@@ -1,6 +1,7 @@
 #include "ops/dropout.h"
 
 #include "backend/cpu/dropout.h"
+#include "backend/cuda/dropout.h"
 #include "backend/kernels.h"
 #include "ops/op_support.h"
 #include "tensor/philox.h"
@@ -16,7 +17,7 @@ struct DropoutBackward final : Node {
   const char* name() const override { return "dropout"; }
   TensorList apply(TensorList&& g) override {
     Tensor gx = Tensor::empty(g[0].shape(), g[0].options());
-    PONDER_DISPATCH_CPU(gx.device(), dropout, gx, backend::contiguous(g[0]), p, seed, offset);
+    PONDER_DISPATCH(gx.device(), dropout, gx, backend::contiguous(g[0]), p, seed, offset);
     return {gx};
   }
   double p;
@@ -32,7 +33,7 @@ Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
   if (!training || p == 0.0) return x;
   const uint64_t offset = gen.take(philox::blocks_for(static_cast<uint64_t>(x.numel())));
   Tensor out = Tensor::empty(x.shape(), x.options());
-  PONDER_DISPATCH_CPU(x.device(), dropout, out, backend::contiguous(x), p, gen.seed(), offset);
+  PONDER_DISPATCH(x.device(), dropout, out, backend::contiguous(x), p, gen.seed(), offset);
   if (auto node = make_node<DropoutBackward>({&x}, p, gen.seed(), offset)) set_history(out, node);
   return out;
 }

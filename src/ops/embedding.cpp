@@ -1,6 +1,7 @@
 #include "ops/embedding.h"
 
 #include "backend/cpu/embedding.h"
+#include "backend/cuda/embedding.h"
 #include "backend/kernels.h"
 #include "ops/cast.h"
 #include "ops/op_support.h"
@@ -14,8 +15,8 @@ struct EmbeddingBackward final : Node {
   const char* name() const override { return "embedding"; }
   TensorList apply(TensorList&& grads) override {
     Tensor grad_weight = Tensor::empty(weight_shape, weight_options);
-    PONDER_DISPATCH_CPU(weight_options.device, embedding_backward, grad_weight,
-                    backend::contiguous(grads[0]), ids.get(name()));
+    PONDER_DISPATCH(weight_options.device, embedding_backward, grad_weight, backend::contiguous(grads[0]),
+                    ids.get(name()));
     return {grad_weight};
   }
   void release_saved() override { ids.reset(); }
@@ -40,7 +41,7 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   out_shape.push_back(weight.size(1));
   Tensor out = Tensor::empty(out_shape, weight.options());
   Tensor index = backend::contiguous(to_dtype(ids, DType::i64));
-  PONDER_DISPATCH_CPU(weight.device(), embedding_forward, out, backend::contiguous(weight), index);
+  PONDER_DISPATCH(weight.device(), embedding_forward, out, backend::contiguous(weight), index);
   if (auto node = make_node<EmbeddingBackward>({&weight})) {
     node->ids = index;
     node->weight_shape = weight.shape();

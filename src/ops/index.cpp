@@ -1,6 +1,7 @@
 #include "ops/index.h"
 
 #include "backend/cpu/index.h"
+#include "backend/cuda/index.h"
 #include "backend/kernels.h"
 #include "ops/creation.h"
 #include "ops/op_support.h"
@@ -15,7 +16,7 @@ struct IndexSelectBackward final : Node {
   const char* name() const override { return "index_select"; }
   TensorList apply(TensorList&& g) override {
     Tensor gx = zeros(input.shape, {input.dtype, input.device});
-    PONDER_DISPATCH_CPU(input.device, index_add, gx, dim, index.get(name()), backend::contiguous(g[0]));
+    PONDER_DISPATCH(input.device, index_add, gx, dim, index.get(name()), backend::contiguous(g[0]));
     return {gx};
   }
   void release_saved() override { index.reset(); }
@@ -36,7 +37,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Shape shape = x.shape();
   shape[d] = index.numel();
   Tensor out = Tensor::empty(shape, x.options());
-  PONDER_DISPATCH_CPU(x.device(), index_select, out, x, d, index);
+  PONDER_DISPATCH(x.device(), index_select, out, x, d, index);
   if (auto node = make_node<IndexSelectBackward>({&x})) {
     node->input = {x.shape(), x.dtype(), x.device()};
     node->dim = d;

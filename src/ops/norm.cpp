@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "backend/cpu/norm.h"
+#include "backend/cuda/norm.h"
 #include "backend/kernels.h"
 #include "ops/op_support.h"
 
@@ -23,11 +24,11 @@ struct NormBackward final : Node {
     Tensor gw = needs_input_grad(1) ? Tensor::empty({xv.shape().back()}, xv.options()) : Tensor();
     Tensor gb = needs_input_grad(2) ? Tensor::empty({xv.shape().back()}, xv.options()) : Tensor();
     if (mean.defined()) {
-      PONDER_DISPATCH_CPU(xv.device(), layer_norm_backward, gx, gw, gb, g, backend::contiguous(xv), w,
-                      mean.get(op), rstd.get(op));
+      PONDER_DISPATCH(xv.device(), layer_norm_backward, gx, gw, gb, g, backend::contiguous(xv), w, mean.get(op),
+                      rstd.get(op));
       return {gx, gw, gb};
     }
-    PONDER_DISPATCH_CPU(xv.device(), rms_norm_backward, gx, gw, g, backend::contiguous(xv), w, rstd.get(op));
+    PONDER_DISPATCH(xv.device(), rms_norm_backward, gx, gw, g, backend::contiguous(xv), w, rstd.get(op));
     return {gx, gw};
   }
   void release_saved() override {
@@ -48,8 +49,13 @@ void check_parameter(const char* op, const char* what, const Tensor& p, const Te
                p.shape(), " does not match the last dimension of x ", x.shape());
 }
 
-void check_norm_inputs(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                       double eps) {
+Tensor contiguous_or_none(const Tensor& t) { return t.defined() ? backend::contiguous(t) : Tensor(); }
+
+}  // namespace
+
+namespace ops_detail {
+
+void check_norm_inputs(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
   check_defined(op, {&x});
   check_floating(op, x);
   PONDER_CHECK(x.dim() >= 1, ShapeError, op, ": x must have at least one dimension, got ", describe(x));
@@ -58,22 +64,21 @@ void check_norm_inputs(const char* op, const Tensor& x, const Tensor& weight, co
   check_parameter(op, "bias", bias, x);
 }
 
-Tensor contiguous_or_none(const Tensor& t) { return t.defined() ? backend::contiguous(t) : Tensor(); }
-
-// Per-row statistics: x's shape without the normalised dimension, in the accumulation dtype.
-Tensor empty_stats(const Tensor& x) {
+// The CPU kernels keep statistics in the accumulation dtype (f64 for f32), the CUDA kernels in f32.
+Tensor empty_norm_stats(const Tensor& x) {
   Shape rows(std::span<const int64_t>(x.shape().begin(), x.dim() - 1));
-  DType dtype = visit_floating(x.dtype(), "norm", [](auto tag) { return dtype_v<acc_t<decltype(tag)>>; });
+  DType dtype = x.is_cuda() ? DType::f32
+                            : visit_floating(x.dtype(), "norm", [](auto tag) { return dtype_v<acc_t<decltype(tag)>>; });
   return Tensor::empty(rows, {dtype, x.device()});
 }
 
-}  // namespace
+}  // namespace ops_detail
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   check_norm_inputs("rms_norm", x, weight, Tensor(), eps);
   Tensor y = Tensor::empty(x.shape(), x.options());
-  Tensor rstd = empty_stats(x);
-  PONDER_DISPATCH_CPU(x.device(), rms_norm_forward, y, rstd, backend::contiguous(x), contiguous_or_none(weight), eps);
+  Tensor rstd = empty_norm_stats(x);
+  PONDER_DISPATCH(x.device(), rms_norm_forward, y, rstd, backend::contiguous(x), contiguous_or_none(weight), eps);
   if (auto node = make_node<NormBackward>({&x, &weight}, "rms_norm")) {
     node->x = x;
     node->weight = weight;
@@ -86,9 +91,9 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
   check_norm_inputs("layer_norm", x, weight, bias, eps);
   Tensor y = Tensor::empty(x.shape(), x.options());
-  Tensor mean = empty_stats(x), rstd = empty_stats(x);
-  PONDER_DISPATCH_CPU(x.device(), layer_norm_forward, y, mean, rstd, backend::contiguous(x),
-                  contiguous_or_none(weight), contiguous_or_none(bias), eps);
+  Tensor mean = empty_norm_stats(x), rstd = empty_norm_stats(x);
+  PONDER_DISPATCH(x.device(), layer_norm_forward, y, mean, rstd, backend::contiguous(x), contiguous_or_none(weight),
+                  contiguous_or_none(bias), eps);
   if (auto node = make_node<NormBackward>({&x, &weight, &bias}, "layer_norm")) {
     node->x = x;
     node->weight = weight;

@@ -1,5 +1,6 @@
 // Normalisation over the last dimension, each a single fused op. Statistics are computed in the
-// accumulation type (double for f32, float for bf16); an undefined weight or bias means none.
+// accumulation type: on the CPU double for f32 and float for bf16, on CUDA float for both. An
+// undefined weight or bias means none.
 #pragma once
 
 #include "tensor/tensor.h"

@@ -29,6 +29,16 @@ Tensor broadcast_view(const Tensor& t, const Shape& shape);
 // Sums a broadcast gradient back to `shape` (the inverse of broadcasting).
 Tensor sum_to(const Tensor& grad, const Shape& shape);
 
+// Checks and buffers shared by the norm and rope ops and their fused forms (ops/fused.cpp); defined
+// in ops/norm.cpp and ops/rope.cpp.
+void check_norm_inputs(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias, double eps);
+// Per-row statistics of a normalisation over x's last dimension: x's shape without it, in the
+// dtype the kernels of x's device keep them in (CPU: the accumulation dtype; CUDA: f32).
+Tensor empty_norm_stats(const Tensor& x);
+void check_rope_inputs(const char* op, const Tensor& x, const Tensor& positions, double theta);
+// positions (i32 or i64) as the contiguous i64 tensor the rope kernels read.
+Tensor rope_positions(const Tensor& positions);
+
 // The dims a reduction runs over, wrapped and sorted; empty `dims` means all.
 IntVec reduction_dims(const char* op, const IntVec& dims, int ndim);
 // Shape after reducing `dims` with keepdim=true.

@@ -11,6 +11,7 @@
 #include "ops/dropout.h"
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
+#include "ops/fused.h"
 #include "ops/index.h"
 #include "ops/inplace.h"
 #include "ops/join.h"

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "backend/cpu/strided_loop.h"
+#include "backend/rope_math.h"
 
 namespace ponder::backend::cpu {
 namespace {
@@ -15,11 +16,10 @@ void check_positions(const int64_t* positions, int64_t count) {
   }
 }
 
-// inv_freq[i] = 1 / theta^(2i/D), in R as transformers computes it (float32 for f32/bf16 inputs).
 template <class R>
 std::vector<R> inverse_frequencies(double theta, int64_t half) {
   std::vector<R> inv_freq(half);
-  for (int64_t i = 0; i < half; ++i) inv_freq[i] = R(1) / std::pow(R(theta), R(2 * i) / R(2 * half));
+  for (int64_t i = 0; i < half; ++i) inv_freq[i] = rope_inverse_frequency<R>(theta, i, half);
   return inv_freq;
 }
 

@@ -1,0 +1,70 @@
+// CUDA embedding against its CPU twin: gathers, deterministic gradient sums, bad ids.
+#include <random>
+
+#include "gpu/twin.h"
+#include "support/test_util.h"
+
+namespace ponder {
+namespace {
+using testing::cuda_matches_cpu;
+using testing::random_tensor;
+using testing::twin_tolerance;
+
+using Embedding = testing::CudaTwin;
+
+// Ids drawn from [0, distinct) (many repeats when distinct is small), scattered over [0, vocab).
+Tensor random_ids(const Shape& shape, int64_t vocab, int64_t distinct, uint64_t seed, DType dtype = DType::i64) {
+  std::mt19937_64 rng(seed);
+  std::vector<double> values(shape.product());
+  for (double& v : values) v = double((rng() % distinct) * (vocab / distinct));
+  return tensor(values, shape, {.dtype = dtype});
+}
+
+TEST_F(Embedding, MatchesCpuForRowWidthsAndIdTypes) {
+  for (DType dt : {DType::f32, DType::bf16}) {
+    for (int64_t d : {1536, 64, 7}) {  // 16-byte, 16-byte and 4- or 2-byte row moves
+      Tensor w = random_tensor({1000, d}, 1, dt, true);
+      for (DType it : {DType::i64, DType::i32}) {
+        Tensor ids = random_ids({4, 33}, 1000, 50, 2, it);  // duplicates
+        EXPECT_TRUE(cuda_matches_cpu([](const TensorList& in) { return embedding(in[0], in[1]); }, {w, ids},
+                                     twin_tolerance(dt)))
+            << dtype_name(dt) << " D " << d;
+      }
+    }
+  }
+}
+
+TEST_F(Embedding, LargeVocabularyWithHeavyRepeats) {
+  // 65536 rows need all 16 bits of the sort; one id is repeated hundreds of times.
+  Tensor w = random_tensor({65536, 96}, 1, DType::bf16, true);
+  Tensor ids = random_ids({4096}, 65536, 4096, 3);
+  std::vector<double> values = ids.to_vector<double>();
+  for (size_t i = 0; i < values.size(); i += 7) values[i] = 65535;
+  Tensor repeated = tensor(values, {2, 2048}, {.dtype = DType::i64});
+  EXPECT_TRUE(cuda_matches_cpu([](const TensorList& in) { return embedding(in[0], in[1]); }, {w, repeated},
+                               twin_tolerance(DType::bf16)));
+}
+
+TEST_F(Embedding, GradientIsBitIdenticalAcrossCalls) {
+  const Device gpu = Device::cuda(0);
+  Tensor w = random_tensor({5000, 1536}, 1, DType::f32).to(gpu).set_requires_grad(true);
+  Tensor ids = random_ids({8192}, 5000, 37, 4).to(gpu);
+  Tensor g = random_tensor({8192, 1536}, 5, DType::f32).to(gpu);
+  auto grad = [&] { return autograd::grad({embedding(w, ids)}, {w}, {g})[0].to_vector<float>(); };
+  EXPECT_EQ(grad(), grad());
+}
+
+TEST_F(Embedding, BadIdsGiveTheCpuMessage) {
+  Tensor w = zeros({10, 4});
+  for (const Tensor& ids :
+       {tensor({1, 2, 3, 9, 4, 10, 11}, {7}, {.dtype = DType::i64}), tensor({0, -1, 1}, {3}, {.dtype = DType::i32})}) {
+    std::string cpu = testing::error_message<ValueError>([&] { embedding(w, ids); });
+    std::string gpu =
+        testing::error_message<ValueError>([&] { embedding(w.to(Device::cuda(0)), ids.to(Device::cuda(0))); });
+    EXPECT_FALSE(cpu.empty());
+    EXPECT_EQ(gpu, cpu);
+  }
+}
+
+}  // namespace
+}  // namespace ponder
