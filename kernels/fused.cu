@@ -4,7 +4,7 @@
 #include "backend/cuda/fused.h"
 #include "kernels/norm.cuh"
 #include "kernels/rope.cuh"
-#include "kernels/rows.cuh"
+#include "kernels/row_groups.cuh"
 
 namespace ponder::kernels {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "backend/cuda/elementwise.h"
 #include "kernels/ids.cuh"
-#include "kernels/rows.cuh"
+#include "kernels/row_groups.cuh"
 #include "tensor/cuda_memory.h"
 
 namespace ponder::kernels {

@@ -8,7 +8,7 @@
 
 #include "backend/cuda/norm.h"
 #include "kernels/norm.cuh"
-#include "kernels/rows.cuh"
+#include "kernels/row_groups.cuh"
 
 namespace ponder::kernels {
 namespace {

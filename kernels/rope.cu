@@ -3,7 +3,7 @@
 #include "backend/cuda/rope.h"
 #include "backend/rope_math.h"
 #include "kernels/rope.cuh"
-#include "kernels/rows.cuh"
+#include "kernels/row_groups.cuh"
 
 namespace ponder::kernels {
 namespace {

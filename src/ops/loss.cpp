@@ -3,6 +3,7 @@
 #include <span>
 
 #include "backend/cpu/cross_entropy.h"
+#include "backend/cuda/cross_entropy.h"
 #include "backend/kernels.h"
 #include "ops/elementwise.h"
 #include "ops/op_support.h"
@@ -49,7 +50,7 @@ struct CrossEntropyBackward final : Node {
     const Tensor& x = logits.get(name());
     Tensor scale = backend::contiguous(row_scale(g[0], x.size(0)));
     Tensor dx = Tensor::empty(x.shape(), x.options());
-    PONDER_DISPATCH_CPU(x.device(), cross_entropy_backward, dx, x, lse.get(name()), targets.get(name()),
+    PONDER_DISPATCH(x.device(), cross_entropy_backward, dx, x, lse.get(name()), targets.get(name()),
                     scale, ignore_index);
     return {dx.as_strided(logits_shape, contiguous_strides(logits_shape), 0)};
   }
@@ -85,7 +86,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   const TensorOptions row_options{loss_dtype(logits.dtype()), logits.device()};
   Tensor losses = Tensor::empty({rows}, row_options);
   Tensor lse = Tensor::empty({rows}, row_options);
-  PONDER_DISPATCH_CPU(logits.device(), cross_entropy_forward, losses, lse, x, t, ignore_index);
+  PONDER_DISPATCH(logits.device(), cross_entropy_forward, losses, lse, x, t, ignore_index);
 
   Tensor out, divisor;
   switch (reduction) {

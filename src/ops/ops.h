@@ -16,6 +16,7 @@
 #include "ops/inplace.h"
 #include "ops/join.h"
 #include "ops/linear.h"
+#include "ops/lm_head_loss.h"
 #include "ops/loss.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"

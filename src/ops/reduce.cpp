@@ -1,6 +1,7 @@
 #include "ops/reduce.h"
 
 #include "backend/cpu/reduce.h"
+#include "backend/cuda/reduce.h"
 #include "ops/elementwise.h"
 #include "ops/op_support.h"
 #include "ops/view.h"
@@ -18,7 +19,7 @@ Tensor reduce_raw(ReduceOp op, const char* name, const Tensor& x, const IntVec& 
   bool empty_rows = x.numel() == 0 || out.numel() == 0;
   PONDER_CHECK(!empty_rows || op == ReduceOp::sum || op == ReduceOp::sum_squares, ShapeError, name,
                ": cannot reduce an empty tensor ", describe(x));
-  if (out.numel() > 0) PONDER_DISPATCH_CPU(x.device(), reduce, op, out, x, dims);
+  if (out.numel() > 0) PONDER_DISPATCH(x.device(), reduce, op, out, x, dims);
   if (keepdim) return out;
   Shape squeezed;
   for (int i = 0; i < x.dim(); ++i)

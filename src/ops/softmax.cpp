@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "backend/cpu/softmax.h"
+#include "backend/cuda/softmax.h"
 #include "backend/kernels.h"
 #include "ops/op_support.h"
 
@@ -29,7 +30,7 @@ struct SoftmaxBackward final : Node {
     const Tensor& yv = y.get(name());
     Tensor g_rows = backend::contiguous(swap_with_last(g[0], dim));
     Tensor dx = Tensor::empty(yv.shape(), yv.options());
-    PONDER_DISPATCH_CPU(yv.device(), softmax_backward, dx, yv, g_rows, log);
+    PONDER_DISPATCH(yv.device(), softmax_backward, dx, yv, g_rows, log);
     return {swap_with_last(dx, dim)};
   }
   void release_saved() override { y.reset(); }
@@ -45,7 +46,7 @@ Tensor softmax_along(const char* name, const Tensor& x, int64_t dim, bool log) {
   const int d = x.dim() == 0 && dim == -1 ? 0 : wrap_dim(dim, x.dim(), name);
   Tensor x_rows = backend::contiguous(swap_with_last(x, d));
   Tensor y_rows = Tensor::empty(x_rows.shape(), x_rows.options());
-  PONDER_DISPATCH_CPU(x.device(), softmax_forward, y_rows, x_rows, log);
+  PONDER_DISPATCH(x.device(), softmax_forward, y_rows, x_rows, log);
   Tensor out = swap_with_last(y_rows, d);
   if (auto node = make_node<SoftmaxBackward>({&x}, log, d)) {
     node->y = y_rows;

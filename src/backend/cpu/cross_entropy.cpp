@@ -77,8 +77,8 @@ void backward_rows(T* dlogits, const T* logits, const compute_t<T>* lse, const I
     }
     const T* x = logits + r * vocab;
     const L scale = row_scale[r];
-    for (int64_t i = 0; i < vocab; ++i) dx[i] = T(std::exp(L(x[i]) - lse[r]) * scale);
-    dx[t] = T((std::exp(L(x[t]) - lse[r]) - L(1)) * scale);  // the onehot entry, rounded once
+    // Each element is read before it is written, so dlogits may be logits itself.
+    for (int64_t i = 0; i < vocab; ++i) dx[i] = T((std::exp(L(x[i]) - lse[r]) - L(i == t ? 1 : 0)) * scale);
   }
 }
 

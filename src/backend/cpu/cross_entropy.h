@@ -11,7 +11,8 @@ namespace ponder::backend::cpu {
 void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits,
                            const Tensor& targets, int64_t ignore_index);
 // dlogits[r, :] = (exp(logits[r, :] - lse[r]) - onehot(targets[r])) * row_scale[r], zero rows
-// where targets[r] == ignore_index. dlogits has the logits' dtype, row_scale the loss dtype.
+// where targets[r] == ignore_index. dlogits has the logits' dtype, row_scale the loss dtype;
+// dlogits may be logits itself (the gradient overwrites the logits in place).
 void cross_entropy_backward(const Tensor& dlogits, const Tensor& logits, const Tensor& lse,
                             const Tensor& targets, const Tensor& row_scale, int64_t ignore_index);
 

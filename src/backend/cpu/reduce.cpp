@@ -5,11 +5,9 @@
 
 #include "backend/kernels.h"
 
-namespace ponder::backend::cpu {
-namespace {
+namespace ponder::backend {
 
-// x viewed as [kept dims..., reduced dims...] and made contiguous: rows of length `row`.
-Tensor reduced_last(const Tensor& x, const IntVec& dims) {
+Tensor reduced_dims_last(const Tensor& x, const IntVec& dims) {
   Shape shape;
   Strides strides;
   for (int i = 0; i < x.dim(); ++i) {
@@ -23,6 +21,11 @@ Tensor reduced_last(const Tensor& x, const IntVec& dims) {
   }
   return backend::contiguous(x.as_strided(shape, strides, x.offset()));
 }
+
+}  // namespace ponder::backend
+
+namespace ponder::backend::cpu {
+namespace {
 
 template <class T, class Out>
 void reduce_rows(ReduceOp op, Out* out, const T* in, int64_t rows, int64_t row) {
@@ -69,7 +72,7 @@ void reduce_rows(ReduceOp op, Out* out, const T* in, int64_t rows, int64_t row) 
 }  // namespace
 
 void reduce(ReduceOp op, const Tensor& out, const Tensor& x, const IntVec& dims) {
-  Tensor rows = reduced_last(x, dims);
+  Tensor rows = reduced_dims_last(x, dims);
   const int64_t row = [&] {
     int64_t n = 1;
     for (int64_t d : dims) n *= x.shape()[static_cast<int>(d)];
