@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <utility>
 
 #include "kernels/common.cuh"
 
@@ -35,14 +36,21 @@ __global__ void map_tail(int64_t begin, int64_t n, Fn fn, Out* __restrict__ out,
   if (i < n) out[i] = Out(fn(in[i]...));
 }
 
+// in[k] is read at off[k + 1]; the index sequence pairs them (an in-argument counter would be
+// evaluated in an unspecified order).
+template <class Out, class Fn, size_t... K, class... In>
+__device__ __forceinline__ void apply_strided(Out* out, const int64_t* off, const Fn& fn, std::index_sequence<K...>,
+                                              const In*... in) {
+  out[off[0]] = Out(fn(in[off[K + 1]]...));
+}
+
 template <class Out, class Fn, class... In>
 __global__ void map_strided(int64_t n, Indexer<1 + sizeof...(In)> ix, Fn fn, Out* out, const In*... in) {
   constexpr int N = 1 + sizeof...(In);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t off[N];
     ix.offsets(i, off);
-    int k = 1;
-    out[off[0]] = Out(fn(in[off[k++]]...));
+    apply_strided(out, off, fn, std::index_sequence_for<In...>{}, in...);
   }
 }
 

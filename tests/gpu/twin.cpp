@@ -7,11 +7,17 @@
 namespace ponder::testing {
 namespace {
 
+// One device copy per distinct input: an input passed twice is one tensor on both sides, so its
+// gradient sums both uses on both sides.
 TensorList device_copies(const TensorList& inputs) {
   TensorList out;
-  for (const Tensor& t : inputs) {
-    if (!t.defined()) {
-      out.push_back(t);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    size_t first = i;
+    for (size_t j = 0; j < i; ++j)
+      if (t.defined() && inputs[j].is_same(t)) first = j;
+    if (first != i || !t.defined()) {
+      out.push_back(t.defined() ? out[first] : t);
       continue;
     }
     Tensor d = t.detach().to(Device::cuda(0));
@@ -35,6 +41,9 @@ TensorList device_copies(const TensorList& inputs) {
 
 ::testing::AssertionResult cuda_matches_cpu(const std::function<Tensor(const TensorList&)>& fn,
                                             const TensorList& inputs, double tolerance) {
+  // Inputs are reused across checks: start every CPU gradient afresh.
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) t.set_grad({});
   TensorList dev = device_copies(inputs);
   Tensor out_cpu = fn(inputs), out_dev = fn(dev);
   if (!out_dev.is_cuda()) return ::testing::AssertionFailure() << "output is not on the GPU";
