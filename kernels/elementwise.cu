@@ -8,7 +8,7 @@ using kernels::map;
 
 template <class D, class S>
 struct Convert {
-  __device__ D operator()(S v) const { return D(compute_t<S>(v)); }
+  __device__ D operator()(S v) const { return convert_value<D, S>(v); }
 };
 
 template <class D>

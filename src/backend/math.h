@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "tensor/dtype.h"
 #include "tensor/host_device.h"
 
 namespace ponder::backend {
@@ -118,6 +119,19 @@ PONDER_HOST_DEVICE T unary_backward(UnaryOp op, T x, T g, T alpha) {
     case UnaryOp::square: return T(2) * x * g;
   }
   return g;
+}
+
+// Element conversion for copies between dtypes. Floating values become integers by truncation
+// toward zero through int64 and then wrap to the narrower type, so out-of-range values convert the
+// same way on every device (a direct float -> uint8 conversion of -1.5 is undefined behaviour).
+template <class D, class S>
+PONDER_HOST_DEVICE D convert_value(S v) {
+  using C = compute_t<S>;
+  if constexpr (std::is_integral_v<D> && !std::is_integral_v<C>) {
+    return static_cast<D>(static_cast<int64_t>(C(v)));
+  } else {
+    return D(C(v));
+  }
 }
 
 template <class T>

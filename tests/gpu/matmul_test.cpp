@@ -173,8 +173,10 @@ TEST_F(Linear, WithAndWithoutBiasIncludingGradients) {
   };
   const Layer layers[] = {{{1, 1}, 1}, {{2, 5, 33}, 17}, {{7, 1}, 9}, {{300, 96}, 1}, {{33}, 40}};
   for (DType dt : kGpuTypes) {
-    double tol = twin_tolerance(dt);
     for (const Layer& l : layers) {
+      // A [1, 1] bf16 result is one rounded number: the CPU rounds the product and then the sum
+      // with the bias, cuBLASLt rounds once, so they may differ by a couple of bf16 steps.
+      double tol = dt == DType::bf16 && l.x.product() == 1 ? 5e-2 : twin_tolerance(dt);
       Tensor x = random_tensor(l.x, 1, dt, true);
       Tensor w = random_tensor({l.out, l.x[l.x.size() - 1]}, 2, dt, true), b = random_tensor({l.out}, 3, dt, true);
       EXPECT_TRUE(cuda_matches_cpu(dense, {x, w, b}, tol)) << l.x << " " << dtype_name(dt);

@@ -71,11 +71,13 @@ TEST_F(Norms, OnlyParametersNeedGradAndEdgeShapes) {
   Tensor b = random_tensor({64}, 3, DType::f32, true);
   auto ln = [](const TensorList& in) { return layer_norm(in[0], in[1], in[2], 1e-5); };
   EXPECT_TRUE(cuda_matches_cpu(ln, {x, w, b}, twin_tolerance(DType::f32)));
-  // One row, one column, and no rows (the parameter gradients are zeros).
+  // One row, one column, and no rows (the parameter gradients are zeros). With one column the
+  // input gradient is rstd·g·eps/(x²+eps), a cancellation the GPU's f32 statistics resolve to
+  // about 1e-3 relative (the CPU keeps f64 statistics).
   for (const Shape& shape : {Shape{1, 1536}, Shape{9, 1}, Shape{0, 64}}) {
     Tensor xs = random_tensor(shape, 4, DType::f32, true), ws = random_tensor({shape.back()}, 5, DType::f32, true);
-    EXPECT_TRUE(cuda_matches_cpu([](const TensorList& in) { return rms_norm(in[0], in[1], 1e-6); }, {xs, ws},
-                                 twin_tolerance(DType::f32)))
+    const double tol = shape.back() == 1 ? 2e-3 : twin_tolerance(DType::f32);
+    EXPECT_TRUE(cuda_matches_cpu([](const TensorList& in) { return rms_norm(in[0], in[1], 1e-6); }, {xs, ws}, tol))
         << shape;
   }
 }

@@ -40,7 +40,7 @@ void copy(const Tensor& dst, const Tensor& src) {
     using D = decltype(d);
     visit_dtype(src.dtype(), "copy", [&](auto s) {
       using S = decltype(s);
-      map<D, S>(dst, [](S v) { return D(compute_t<S>(v)); }, src);
+      map<D, S>(dst, [](S v) { return convert_value<D, S>(v); }, src);
     });
   });
 }
