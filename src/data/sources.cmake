@@ -1,3 +1,13 @@
 target_sources(ponder_core PRIVATE
+  data/dataset.cpp
+  data/inspect.cpp
+  data/loader.cpp
   data/packing.cpp
+  data/prepare.cpp
+  data/sampler.cpp
+  data/shard.cpp
+  data/tokenizer.cpp
 )
+# HDF5 (shards) and SentencePiece (tokenizer); HDF5's headers are public so tests can hand-craft files.
+target_include_directories(ponder_core SYSTEM PUBLIC ${HDF5_INCLUDE_DIRS})
+target_link_libraries(ponder_core PUBLIC ${HDF5_LIBRARIES} SentencePiece::SentencePiece)

@@ -1,3 +1,8 @@
 target_sources(unit_tests PRIVATE
+  data/loader_test.cpp
   data/packing_test.cpp
+  data/prepare_test.cpp
+  data/sampler_test.cpp
+  data/shard_test.cpp
+  data/tokenizer_test.cpp
 )
