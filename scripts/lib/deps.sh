@@ -33,6 +33,15 @@ have_torch() {
   return 1
 }
 
+# A python3 (the one with torch) that imports the module.
+have_python_module() {
+  local py
+  for py in python3 /usr/bin/python3; do
+    have_cmd "$py" && "$py" -c 'import torch' >/dev/null 2>&1 && "$py" -c "import $1" >/dev/null 2>&1 && return 0
+  done
+  return 1
+}
+
 missing_packages() {
   local m=()
   have_cmake || m+=(cmake)
@@ -49,6 +58,7 @@ missing_packages() {
   have_header sentencepiece_processor.h || m+=(libsentencepiece-dev)
   have_header nlohmann/json.hpp || m+=(nlohmann-json3-dev)
   have_torch || m+=(python3-torch python3-numpy)
+  have_python_module matplotlib || m+=(python3-matplotlib)
   echo "${m[@]}"
 }
 

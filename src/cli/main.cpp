@@ -2,33 +2,68 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
-#include "cli/demo.h"
-#include "tensor/error.h"
+#include "cli/commands.h"
 
 #ifndef PONDER_VERSION
 #define PONDER_VERSION "unknown"
 #endif
 
+namespace {
+
+void add_overrides(CLI::App* cmd, std::vector<std::string>& overrides) {
+  cmd->add_option("--set", overrides, "Override a recipe value: key.path=value (repeatable)")->type_name("KEY=VALUE");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  using namespace ponder::cli;
   CLI::App app{"ponder: train small reasoning models (HRM-Text, Attractor, SST, Llama baseline)"};
   app.set_version_flag("--version", std::string("ponder ") + PONDER_VERSION);
   app.require_subcommand(1);
 
-  ponder::cli::DemoOptions demo;
-  CLI::App* demo_cmd = app.add_subcommand("demo", "Train a tiny model on the CPU and show the loss falling");
-  demo_cmd->add_option("--steps", demo.steps, "Optimizer steps")->check(CLI::Range(1, 100000000));
-  demo_cmd->add_option("--seed", demo.seed, "Random seed");
+  TrainArgs train_args;
+  CLI::App* train_cmd = app.add_subcommand("train", "Train a recipe into a run directory");
+  train_cmd->add_option("recipe", train_args.recipe, "Recipe YAML file")->required()->check(CLI::ExistingFile);
+  train_cmd->add_option("-o,--output", train_args.run_dir, "Run directory (default: runs/<recipe name>)");
+  add_overrides(train_cmd, train_args.overrides);
+  train_cmd->add_flag("--force", train_args.force, "Start over in a run directory that already holds a run");
+
+  ResumeArgs resume_args;
+  CLI::App* resume_cmd = app.add_subcommand("resume", "Continue a run from its newest complete checkpoint");
+  resume_cmd->add_option("run_dir", resume_args.run_dir, "Run directory")->required();
+  add_overrides(resume_cmd, resume_args.overrides);
+
+  ExportArgs export_args;
+  CLI::App* export_cmd = app.add_subcommand("export", "Export weights + config for transformers");
+  export_cmd->add_option("source", export_args.source, "Run or checkpoint directory")->required();
+  export_cmd->add_option("-o,--output", export_args.out_dir, "Output directory")->required();
+  export_cmd->add_flag("--ema", export_args.ema, "Export the EMA weights");
+  export_cmd->add_option("--dtype", export_args.dtype, "Weight dtype")->check(CLI::IsMember({"bf16", "f32"}));
+
+  PlanArgs plan_args;
+  CLI::App* plan_cmd = app.add_subcommand("plan", "Parameters, FLOPs, memory per GPU, time and cost of a recipe");
+  plan_cmd->add_option("recipe", plan_args.recipe, "Recipe YAML file")->required()->check(CLI::ExistingFile);
+  plan_cmd->add_option("--gpus", plan_args.gpus, "Number of GPUs")->check(CLI::Range(1, 1 << 20));
+  plan_cmd->add_option("--gpu-hour-price", plan_args.gpu_hour_price, "USD per GPU-hour")->check(CLI::NonNegativeNumber);
+  plan_cmd->add_option("--tokens-per-s", plan_args.tokens_per_s, "Measured tokens/s per GPU")->check(CLI::NonNegativeNumber);
+  add_overrides(plan_cmd, plan_args.overrides);
+
+  std::string check_recipe;
+  std::vector<std::string> check_overrides;
+  CLI::App* check_cmd = app.add_subcommand("check", "Validate a recipe without running it");
+  check_cmd->add_option("recipe", check_recipe, "Recipe YAML file")->required()->check(CLI::ExistingFile);
+  add_overrides(check_cmd, check_overrides);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // usage errors exit with 2
   }
-  try {
-    if (*demo_cmd) return ponder::cli::run_demo(demo);
-  } catch (const ponder::Error& e) {
-    std::fprintf(stderr, "ponder: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  if (*train_cmd) return train(train_args);
+  if (*resume_cmd) return resume(resume_args);
+  if (*export_cmd) return export_model(export_args);
+  if (*plan_cmd) return plan(plan_args);
+  if (*check_cmd) return check(check_recipe, check_overrides);
+  return 2;
 }

@@ -200,6 +200,12 @@ std::optional<T> Section::optional(const std::string& key, const Check<T>& check
   return out;
 }
 
+YAML::Node Section::raw(const std::string& key) {
+  YAML::Node value = value_node(key);
+  if (value) reader_->record(join(path_, key), value);
+  return value;
+}
+
 Section Section::section(const std::string& key) {
   YAML::Node value = value_node(key);
   if (value && !value.IsNull() && !value.IsMap()) fail(key, "expected a mapping, got " + raw_text(value));

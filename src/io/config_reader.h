@@ -57,6 +57,8 @@ class Section {
   std::optional<T> optional(const std::string& key, const Check<T>& check = {});
   // A nested mapping (empty when absent).
   Section section(const std::string& key);
+  // The raw node of a key with a structure of its own (the caller validates it).
+  YAML::Node raw(const std::string& key);
   bool has(const std::string& key) const;
   // Fails with `message` attributed to `key` of this section.
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;

@@ -1,4 +1,5 @@
 target_sources(ponder_core PRIVATE
+  models/decode.cpp
   models/language_model.cpp
   models/transformer/transformer.cpp
 )

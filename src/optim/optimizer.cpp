@@ -185,4 +185,13 @@ void Optimizer::load_state(const std::map<std::string, Tensor>& state) {
   slots_ = std::move(loaded);
 }
 
+Tensor Optimizer::master_of(const Tensor& param) const {
+  for (const auto& group : slots_) {
+    for (const Slot& slot : group) {
+      if (slot.param.is_same(param) && slot.master.defined()) return slot.master;
+    }
+  }
+  return param;
+}
+
 }  // namespace ponder::optim

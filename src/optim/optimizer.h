@@ -47,6 +47,8 @@ class Optimizer {
   // Number of step() calls so far.
   int64_t steps() const { return steps_; }
   const std::vector<ParamGroup>& groups() const { return groups_; }
+  // The fp32 master of a bf16 parameter once it has one, else the parameter itself.
+  Tensor master_of(const Tensor& param) const;
 
   // Every state tensor by a stable name: "step" (steps()), and for each parameter i of group g
   // that has been updated "<g>.<i>.step" (its update count), "<g>.<i>.master" (bf16 parameters)

@@ -1,0 +1,46 @@
+// ponder export / plan / check.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/errors.h"
+#include "train/export.h"
+#include "train/plan.h"
+
+namespace ponder::cli {
+
+int export_model(const ExportArgs& args) {
+  return guarded([&](Phase&) {
+    train::ExportOptions o;
+    o.ema = args.ema;
+    o.dtype = parse_dtype(args.dtype);
+    train::ExportResult r = train::export_model(args.source, args.out_dir, o);
+    std::printf("exported %lld parameters from %s to %s (%d shard%s, %s)\n", static_cast<long long>(r.parameters),
+                r.checkpoint.string().c_str(), args.out_dir.c_str(), r.shards, r.shards == 1 ? "" : "s", args.dtype.c_str());
+    return 0;
+  });
+}
+
+int plan(const PlanArgs& args) {
+  return guarded([&](Phase&) {
+    io::Recipe recipe = io::load_recipe(args.recipe, args.overrides, args.gpus);
+    train::PlanOptions o;
+    o.gpus = args.gpus;
+    o.tokens_per_s_per_gpu = args.tokens_per_s;
+    o.gpu_hour_price = args.gpu_hour_price;
+    std::fputs(train::format_plan(recipe, o, train::make_plan(recipe, o)).c_str(), stdout);
+    return 0;
+  });
+}
+
+int check(const std::string& recipe_path, const std::vector<std::string>& overrides) {
+  return guarded([&](Phase&) {
+    io::Recipe recipe = io::load_recipe(recipe_path, overrides);
+    train::ModelCost cost = train::model_cost(recipe.model, recipe.data.seq_len);
+    std::printf("%s: ok (%s, %lld parameters, %lld steps of %lld tokens)\n", recipe_path.c_str(), recipe.family.c_str(),
+                static_cast<long long>(cost.parameters), static_cast<long long>(recipe.train.steps),
+                static_cast<long long>(recipe.batch.global_tokens));
+    return 0;
+  });
+}
+
+}  // namespace ponder::cli

@@ -1,0 +1,23 @@
+// Greedy decoding by recomputation: each new token runs the model over the whole sequence so far
+// (prompt as the PrefixLM prefix). Simple and exact for short answers (task evaluation); the
+// cached generator serves long generations.
+#pragma once
+
+#include <vector>
+
+#include "models/language_model.h"
+
+namespace ponder::models {
+
+struct DecodeOptions {
+  int64_t max_new_tokens = 64;
+  int32_t eos = -1;  // stop a sequence when produced (not included in the result)
+  AttentionMask mask = AttentionMask::prefix_lm;
+  Device device = Device::cpu();
+};
+
+// Continues every prompt (in one packed batch per step) and returns the generated tokens.
+std::vector<std::vector<int32_t>> greedy_decode(LanguageModel& model, const std::vector<std::vector<int32_t>>& prompts,
+                                                const DecodeOptions& options);
+
+}  // namespace ponder::models

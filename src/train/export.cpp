@@ -1,0 +1,116 @@
+#include "train/export.h"
+
+#include <fstream>
+
+#include "io/atomic_file.h"
+#include "io/errors.h"
+#include "io/safetensors.h"
+#include "ops/cast.h"
+#include "train/checkpoint.h"
+
+namespace ponder::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct HfConfig {
+  DType dtype;
+  nlohmann::json operator()(const models::TransformerConfig& c) const {
+    PONDER_CHECK(!c.attention_output_gate, ValueError,
+                 "export: LlamaForCausalLM has no attention output gate; this model cannot be exported as Llama");
+    const int64_t head_dim = c.head_dim ? c.head_dim : c.dim / c.heads;
+    return {{"architectures", {"LlamaForCausalLM"}},
+            {"model_type", "llama"},
+            {"vocab_size", c.vocab_size},
+            {"hidden_size", c.dim},
+            {"intermediate_size", c.ffn_hidden},
+            {"num_hidden_layers", c.layers},
+            {"num_attention_heads", c.heads},
+            {"num_key_value_heads", c.kv_heads ? c.kv_heads : c.heads},
+            {"head_dim", head_dim},
+            {"hidden_act", "silu"},
+            {"rms_norm_eps", c.norm_eps},
+            {"rope_theta", c.rope_theta},
+            {"tie_word_embeddings", c.tie_embeddings},
+            {"attention_bias", false},
+            {"mlp_bias", false},
+            {"max_position_embeddings", 4096},
+            {"torch_dtype", dtype == DType::bf16 ? "bfloat16" : "float32"}};
+  }
+};
+
+fs::path resolve_checkpoint(const fs::path& source) {
+  if (fs::exists(source / "COMPLETE")) return source;
+  PONDER_CHECK(fs::is_directory(source), io::IoError, source.string(), ": no such run or checkpoint directory");
+  std::vector<std::string> rejected;
+  auto newest = newest_complete_checkpoint(source / "checkpoints", &rejected);
+  if (!newest) {
+    std::string why = rejected.empty() ? "" : " (" + rejected.front() + ")";
+    throw io::FormatError(source.string() + ": no complete checkpoint to export" + why);
+  }
+  return *newest;
+}
+
+void write_json(const fs::path& path, const nlohmann::json& j) {
+  std::string text = j.dump(2) + "\n";
+  io::AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
+}  // namespace
+
+nlohmann::json hf_config(const io::Recipe& recipe, DType dtype) { return std::visit(HfConfig{dtype}, recipe.model); }
+
+ExportResult export_model(const fs::path& source, const fs::path& out_dir, const ExportOptions& o) {
+  PONDER_CHECK(o.dtype == DType::bf16 || o.dtype == DType::f32, ValueError, "export: --dtype must be bf16 or f32");
+  PONDER_CHECK(!fs::exists(out_dir / "model.safetensors") && !fs::exists(out_dir / "model.safetensors.index.json"),
+               io::IoError, out_dir.string(), ": already holds an export; choose another directory");
+  ExportResult result;
+  result.checkpoint = resolve_checkpoint(source);
+  LoadedCheckpoint c = read_checkpoint(result.checkpoint);
+  io::Recipe recipe = io::parse_recipe(c.recipe_yaml, (result.checkpoint / "recipe.yaml").string());
+  nlohmann::json config = hf_config(recipe, o.dtype);  // refuses unexportable models before writing
+  PONDER_CHECK(!o.ema || !c.ema.empty(), ValueError, "export: --ema asked for, but ", result.checkpoint.string(),
+               " has no EMA weights (the recipe kept none)");
+  const auto& weights = o.ema ? c.ema : c.model;
+
+  fs::create_directories(out_dir);
+  // Shards of at most shard_bytes, in name order; one shard is written as model.safetensors.
+  std::vector<io::NamedTensors> shards(1);
+  int64_t bytes = 0;
+  for (const auto& [name, t] : c.model) {
+    auto it = weights.find(name);
+    Tensor w = (it != weights.end() ? it->second : t).to(o.dtype);
+    const int64_t size = w.numel() * int64_t(element_size(o.dtype));
+    if (bytes > 0 && bytes + size > o.shard_bytes) {
+      shards.emplace_back();
+      bytes = 0;
+    }
+    shards.back().emplace_back(name, w);
+    bytes += size;
+    result.parameters += w.numel();
+  }
+  result.shards = static_cast<int>(shards.size());
+  if (shards.size() == 1) {
+    io::save_safetensors(out_dir / "model.safetensors", shards[0]);
+  } else {
+    nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+    int64_t total = 0;
+    for (size_t s = 0; s < shards.size(); ++s) {
+      char name[64];
+      std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
+      io::save_safetensors(out_dir / name, shards[s]);
+      for (const auto& [n, t] : shards[s]) {
+        index["weight_map"][n] = name;
+        total += t.numel() * int64_t(element_size(o.dtype));
+      }
+    }
+    index["metadata"]["total_size"] = total;
+    write_json(out_dir / "model.safetensors.index.json", index);
+  }
+  write_json(out_dir / "config.json", config);
+  return result;
+}
+
+}  // namespace ponder::train

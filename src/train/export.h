@@ -1,0 +1,37 @@
+// Export: weights and configuration in the layout other tools load. The baseline exports as
+// transformers' LlamaForCausalLM (model.safetensors + config.json + tokenizer files), so
+//   AutoModelForCausalLM.from_pretrained(OUT_DIR)
+// loads it. Weights above 5 GB are sharded with a model.safetensors.index.json.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "io/recipe.h"
+#include "tensor/dtype.h"
+
+namespace ponder::train {
+
+struct ExportOptions {
+  bool ema = false;               // export the EMA weights instead of the raw ones
+  DType dtype = DType::bf16;      // bf16 or f32
+  int64_t shard_bytes = int64_t(5) << 30;
+};
+
+struct ExportResult {
+  std::filesystem::path checkpoint;  // where the weights came from
+  int64_t parameters = 0;
+  int shards = 1;
+};
+
+// `source` is a run directory (its newest complete checkpoint is used) or a checkpoint directory.
+// The output directory must not already hold an export.
+ExportResult export_model(const std::filesystem::path& source, const std::filesystem::path& out_dir,
+                          const ExportOptions& options);
+
+// config.json for a family's configuration (the architecture transformers instantiates).
+nlohmann::json hf_config(const io::Recipe& recipe, DType dtype);
+
+}  // namespace ponder::train

@@ -1,0 +1,26 @@
+// What the training system knows about each model family besides its code: how to build a model
+// from its recipe section and what a token costs. One std::visit per question, so adding a family
+// means adding its config to io::ModelConfig and one overload here.
+#pragma once
+
+#include <memory>
+
+#include "io/recipe.h"
+#include "models/language_model.h"
+
+namespace ponder::train {
+
+std::shared_ptr<models::LanguageModel> build_model(const io::ModelConfig& config, uint64_t seed);
+
+struct ModelCost {
+  int64_t parameters = 0;
+  // Model FLOPs per token with rows of seq_len tokens: every matmul of the forward pass, the LM
+  // head, and attention scores over the full row (4·T·d per attention call).
+  double forward_flops_per_token = 0;
+  // Forward plus backward (twice the forward for every call that records gradients).
+  double train_flops_per_token = 0;
+};
+
+ModelCost model_cost(const io::ModelConfig& config, int64_t seq_len);
+
+}  // namespace ponder::train

@@ -1,0 +1,88 @@
+#include "train/plan.h"
+
+#include <cstdio>
+#include <sstream>
+
+#include "nn/mlp.h"
+
+namespace ponder::train {
+namespace {
+
+struct ActivationBytes {
+  // bf16 activations kept by the unfused ops of one Llama block per token: norm inputs and
+  // outputs, q/k/v before and after RoPE, the attention output (+ gate), the o_proj input, and
+  // the MLP's gate/up/activation/product tensors.
+  double operator()(const models::TransformerConfig& c) const {
+    const double d = double(c.dim), ffn = double(c.ffn_hidden ? c.ffn_hidden : nn::swiglu_hidden(c.dim));
+    const double per_layer = 12 * d + 4 * ffn;
+    return 2.0 * (double(c.layers) * per_layer + 2 * d) + 4.0 * double(c.vocab_size) / 8;  // + a chunk of logits
+  }
+};
+
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / double(1 << 30));
+  return buf;
+}
+
+std::string si(double v) {
+  char buf[32];
+  const char* units[] = {"", "K", "M", "G", "T", "P"};
+  int u = 0;
+  while (v >= 1000 && u < 5) {
+    v /= 1000;
+    ++u;
+  }
+  std::snprintf(buf, sizeof buf, "%.3g%s", v, units[u]);
+  return buf;
+}
+
+}  // namespace
+
+double activation_bytes_per_token(const io::ModelConfig& config, int64_t) { return std::visit(ActivationBytes{}, config); }
+
+Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
+  Plan p;
+  p.cost = model_cost(r.model, r.data.seq_len);
+  const double params = double(p.cost.parameters);
+  const double zero_shards = r.distributed.zero == 1 ? double(o.gpus) : 1.0;
+  const double state_tensors = r.optim.name == "sgd" ? 1.0 : 2.0;  // momentum / (m, v)
+  p.memory.weights = 2 * params;
+  p.memory.master = 4 * params / zero_shards;
+  p.memory.gradients = 4 * params;
+  p.memory.optimizer = 4 * state_tensors * params / zero_shards + (r.optim.ema > 0 ? 4 * params / zero_shards : 0);
+  p.memory.activations = activation_bytes_per_token(r.model, r.data.seq_len) * double(r.batch.micro_tokens);
+  p.steps = r.train.steps;
+  p.tokens = r.train.steps * r.batch.global_tokens;
+  p.estimated_rate = o.tokens_per_s_per_gpu <= 0;
+  p.tokens_per_s_per_gpu = p.estimated_rate ? o.assumed_mfu * o.peak_flops / p.cost.train_flops_per_token
+                                            : o.tokens_per_s_per_gpu;
+  p.hours = double(p.tokens) / (p.tokens_per_s_per_gpu * double(o.gpus)) / 3600.0;
+  p.price = p.hours * double(o.gpus) * o.gpu_hour_price;
+  return p;
+}
+
+std::string format_plan(const io::Recipe& r, const PlanOptions& o, const Plan& p) {
+  std::ostringstream s;
+  char buf[160];
+  s << "model        " << r.family << ", " << p.cost.parameters << " parameters (" << si(double(p.cost.parameters)) << ")\n";
+  s << "compute      " << si(p.cost.forward_flops_per_token) << "FLOP/token forward, "
+    << si(p.cost.train_flops_per_token) << "FLOP/token training (rows of " << r.data.seq_len << " tokens)\n";
+  s << "budget       " << p.steps << " steps x " << r.batch.global_tokens << " tokens = " << si(double(p.tokens)) << " tokens\n";
+  s << "memory/GPU   weights " << gib(p.memory.weights) << ", master " << gib(p.memory.master) << ", grads "
+    << gib(p.memory.gradients) << ", optimizer " << gib(p.memory.optimizer) << ", activations " << gib(p.memory.activations)
+    << " (micro-batch " << r.batch.micro_tokens << " tokens" << (r.distributed.zero == 1 ? ", ZeRO-1" : "") << ")\n";
+  s << "             total " << gib(p.memory.total()) << "\n";
+  std::snprintf(buf, sizeof buf, "throughput   %.0f tokens/s per GPU%s\n", p.tokens_per_s_per_gpu,
+                p.estimated_rate ? (" (estimated at " + std::to_string(int(o.assumed_mfu * 100)) + "% MFU; pass --tokens-per-s)").c_str() : "");
+  s << buf;
+  std::snprintf(buf, sizeof buf, "time         %.1f hours on %lld GPU(s)\n", p.hours, static_cast<long long>(o.gpus));
+  s << buf;
+  if (o.gpu_hour_price > 0) {
+    std::snprintf(buf, sizeof buf, "cost         $%.0f at $%.2f per GPU-hour\n", p.price, o.gpu_hour_price);
+    s << buf;
+  }
+  return s.str();
+}
+
+}  // namespace ponder::train

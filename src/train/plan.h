@@ -1,0 +1,46 @@
+// `ponder plan`: what a recipe costs before it runs — parameters, FLOPs per token, memory per GPU,
+// wall time and price of its token budget on N GPUs.
+#pragma once
+
+#include <string>
+
+#include "io/recipe.h"
+#include "train/family.h"
+
+namespace ponder::train {
+
+struct PlanOptions {
+  int64_t gpus = 1;
+  double tokens_per_s_per_gpu = 0;  // measured or given; 0 = estimate from assumed_mfu
+  double assumed_mfu = 0.40;
+  double peak_flops = 989.4e12;     // H100/H200 dense bf16
+  double gpu_hour_price = 0;        // USD; 0 = no cost line
+};
+
+struct MemoryPlan {  // bytes per GPU
+  double weights = 0;     // bf16 working copy
+  double master = 0;      // fp32 master weights (sharded with ZeRO-1)
+  double gradients = 0;   // fp32
+  double optimizer = 0;   // fp32 state (sharded with ZeRO-1)
+  double activations = 0; // saved for backward, one micro-batch
+  double total() const { return weights + master + gradients + optimizer + activations; }
+};
+
+struct Plan {
+  ModelCost cost;
+  MemoryPlan memory;
+  int64_t tokens = 0;       // the recipe's budget: steps × global batch
+  int64_t steps = 0;
+  double tokens_per_s_per_gpu = 0;
+  bool estimated_rate = false;
+  double hours = 0;
+  double price = 0;
+};
+
+Plan make_plan(const io::Recipe& recipe, const PlanOptions& options);
+std::string format_plan(const io::Recipe& recipe, const PlanOptions& options, const Plan& plan);
+
+// Activation bytes saved for backward per token, per unit of recurrent depth, for a family.
+double activation_bytes_per_token(const io::ModelConfig& config, int64_t seq_len);
+
+}  // namespace ponder::train

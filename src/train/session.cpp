@@ -1,0 +1,91 @@
+#include "train/session.h"
+
+#include "data/tokenizer.h"
+#include "io/errors.h"
+#include "train/family.h"
+#include "train/shard_source.h"
+#include "train/task_source.h"
+
+namespace ponder::train {
+
+Device resolve_device(const io::Recipe& r) {
+  if (r.runtime.device == "cpu") return Device::cpu();
+  const int gpus = cuda_device_count();
+  if (r.runtime.device == "cuda") {
+    PONDER_CHECK(gpus > 0, DeviceError, "runtime.device is cuda but no CUDA device is visible");
+    return Device::cuda(0);
+  }
+  return gpus > 0 ? Device::cuda(0) : Device::cpu();
+}
+
+DType resolve_precision(const io::Recipe& r, Device device) {
+  if (r.runtime.precision == "bf16") return DType::bf16;
+  if (r.runtime.precision == "f32") return DType::f32;
+  return device.is_cuda() ? DType::bf16 : DType::f32;
+}
+
+namespace {
+
+int64_t vocab_of(const io::ModelConfig& c) {
+  return std::visit([](const auto& m) { return m.vocab_size; }, c);
+}
+
+void attach_task(TrainContext& ctx, const io::Recipe& r) {
+  auto task = std::shared_ptr<const data::Task>(data::make_task(r.data.task));
+  auto tokenizer = std::make_shared<data::CharTokenizer>();
+  PONDER_CHECK(vocab_of(r.model) >= tokenizer->vocab_size(), io::ConfigError, "model.vocab_size: ", vocab_of(r.model),
+               " is smaller than the ", tokenizer->vocab_size(), " tokens of the character tokenizer that data.task uses");
+  auto stream = std::make_shared<data::TaskStream>(task, r.runtime.seed, r.data.task_eval_examples);
+  std::filesystem::create_directories(ctx.run_dir / "tokenizer");
+  tokenizer->save(ctx.run_dir / "tokenizer");
+  ctx.train_data = std::make_unique<TaskSource>(stream, tokenizer, r, /*rank=*/0);
+  ctx.evaluation = std::make_unique<TaskEvaluation>(stream, tokenizer, r);
+}
+
+std::vector<std::filesystem::path> paths(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
+
+// The tokenizer that made the shards, when it lies beside them (ponder data prepare puts it there).
+void save_shard_tokenizer(const std::vector<std::string>& sources, const std::filesystem::path& run_dir) {
+  std::filesystem::path dir = sources.front();
+  if (!std::filesystem::is_directory(dir)) dir = dir.parent_path();
+  for (const char* name : {"tokenizer.model", "char_tokenizer.json"}) {
+    if (std::filesystem::exists(dir / name)) {
+      data::load_tokenizer(dir)->save(run_dir / "tokenizer");
+      return;
+    }
+  }
+}
+
+void attach_shards(TrainContext& ctx, const io::Recipe& r) {
+  auto train = std::make_shared<const data::Dataset>(paths(r.data.train), data::TokenCheck::on_read);
+  PONDER_CHECK(vocab_of(r.model) >= train->vocab_size(), io::ConfigError, "model.vocab_size: ", vocab_of(r.model),
+               " is smaller than the shards' vocabulary of ", train->vocab_size());
+  std::filesystem::create_directories(ctx.run_dir / "tokenizer");
+  save_shard_tokenizer(r.data.train, ctx.run_dir);
+  ctx.train_data = std::make_unique<ShardSource>(train, r, /*rank=*/0);
+  if (!r.data.eval.empty()) {
+    auto eval = std::make_shared<const data::Dataset>(paths(r.data.eval), data::TokenCheck::on_read);
+    PONDER_CHECK(eval->tokenizer_id() == train->tokenizer_id(), io::ConfigError, "data.eval: shards were made by tokenizer ",
+                 eval->tokenizer_id(), " but the training shards by ", train->tokenizer_id());
+    ctx.evaluation = std::make_unique<ShardEvaluation>(eval, r);
+  }
+}
+
+}  // namespace
+
+TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path& run_dir) {
+  TrainContext ctx;
+  ctx.recipe = recipe;
+  ctx.run_dir = run_dir;
+  ctx.device = resolve_device(recipe);
+  ctx.param_dtype = resolve_precision(recipe, ctx.device);
+  ctx.model = build_model(recipe.model, recipe.runtime.seed);
+  if (recipe.data.task.empty()) {
+    attach_shards(ctx, recipe);
+  } else {
+    attach_task(ctx, recipe);
+  }
+  return ctx;
+}
+
+}  // namespace ponder::train

@@ -1,0 +1,21 @@
+// Everything `ponder train` and `ponder resume` set up before the loop: device and precision, the
+// model, the data source and the evaluation, from a validated recipe.
+#pragma once
+
+#include <filesystem>
+
+#include "io/recipe.h"
+#include "train/trainer.h"
+
+namespace ponder::train {
+
+// runtime.device: auto picks the first GPU when one is visible.
+Device resolve_device(const io::Recipe& recipe);
+// runtime.precision: auto is bf16 on a GPU and f32 on a CPU.
+DType resolve_precision(const io::Recipe& recipe, Device device);
+
+// Builds the model, data and evaluation of a run (rank 0 of world_size ranks for now). Saves the
+// tokenizer into run_dir/tokenizer so exports can ship it.
+TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path& run_dir);
+
+}  // namespace ponder::train

@@ -1,0 +1,12 @@
+target_sources(ponder_core PRIVATE
+  train/checkpoint.cpp
+  train/export.cpp
+  train/family.cpp
+  train/metrics.cpp
+  train/plan.cpp
+  train/session.cpp
+  train/shard_source.cpp
+  train/stop_signal.cpp
+  train/task_source.cpp
+  train/trainer.cpp
+)

@@ -1,0 +1,235 @@
+#include "train/trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "autograd/grad_mode.h"
+#include "ops/cast.h"
+#include "ops/elementwise.h"
+#include "ops/inplace.h"
+#include "ops/reduce.h"
+#include "optim/adam.h"
+#include "optim/clip.h"
+#include "optim/sgd.h"
+#include "tensor/allocator.h"
+#include "train/family.h"
+#include "train/stop_signal.h"
+
+namespace ponder::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Peak dense bf16 matmul rate of the GPU MFU is reported against (H100/H200 SXM datasheet).
+constexpr double kPeakBf16Flops = 989.4e12;
+
+models::PackedBatch to_device(const models::PackedBatch& b, Device d) {
+  if (d.is_cpu()) return b;
+  models::PackedBatch out = b;
+  out.tokens = b.tokens.to(d);
+  out.positions = b.positions.to(d);
+  out.labels = b.labels.to(d);
+  out.attn.cu_seqlens = b.attn.cu_seqlens.to(d);
+  if (b.attn.prefix_len.defined()) out.attn.prefix_len = b.attn.prefix_len.to(d);
+  return out;
+}
+
+optim::ScheduleOptions schedule_options(const io::Recipe& r) {
+  return {r.schedule.warmup_steps, r.train.steps, r.schedule.min_ratio, r.schedule.decay_fraction};
+}
+
+bool is_finite(double v) { return std::isfinite(v); }
+
+}  // namespace
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const io::OptimRecipe& o, const nn::NamedTensors& params) {
+  auto groups = optim::decay_groups(params, o.weight_decay, o.decay_1d);
+  if (o.name == "adamw") return std::make_unique<optim::AdamW>(groups, optim::AdamWOptions{o.lr, o.beta1, o.beta2, o.eps});
+  if (o.name == "adam_atan2") return std::make_unique<optim::AdamATan2>(groups, optim::AdamAtan2Options{o.lr, o.beta1, o.beta2});
+  return std::make_unique<optim::Sgd>(groups, optim::SgdOptions{o.lr, o.momentum, 0.0, o.nesterov});
+}
+
+Trainer::Trainer(TrainContext context)
+    : ctx_(std::move(context)), schedule_(ctx_.recipe.schedule.name, schedule_options(ctx_.recipe)) {
+  const io::Recipe& r = ctx_.recipe;
+  ctx_.model->to(ctx_.device);
+  ctx_.model->to(ctx_.param_dtype);
+  ctx_.model->train(true);
+  grads_ = std::make_unique<optim::GradBuffer>(ctx_.model->parameters());
+  optimizer_ = make_optimizer(r.optim, ctx_.model->named_parameters());
+  if (r.optim.ema > 0) ema_ = std::make_unique<optim::Ema>(ctx_.model->named_parameters(), r.optim.ema);
+  state_.world_size = r.distributed.world_size;
+  metrics_ = std::make_unique<MetricsLog>(ctx_.run_dir / "metrics.jsonl");
+  log_ = make_run_logger(ctx_.run_dir / "log.txt");
+  progress_ = std::make_unique<Progress>(log_, r.train.steps);
+  flops_per_token_ = model_cost(r.model, r.data.seq_len).train_flops_per_token;
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::restore(const LoadedCheckpoint& c) {
+  {
+    NoGrad no_grad;
+    for (auto& [name, p] : ctx_.model->named_parameters()) {
+      auto it = c.model.find(name);
+      PONDER_CHECK(it != c.model.end(), ValueError, c.dir.string(), ": model.safetensors has no tensor \"", name, "\"");
+      copy_(p, it->second);
+    }
+  }
+  if (!c.optimizer.empty()) optimizer_->load_state(c.optimizer.front());
+  // The masters hold the exact fp32 weights; the working copies are their rounding.
+  {
+    NoGrad no_grad;
+    for (auto& [name, p] : ctx_.model->named_parameters()) {
+      Tensor m = optimizer_->master_of(p);
+      if (!m.is_same(p)) copy_(m, c.model.at(name));
+    }
+  }
+  if (ema_) {
+    PONDER_CHECK(!c.ema.empty(), ValueError, c.dir.string(), ": the recipe keeps an EMA but the checkpoint has none");
+    ema_->load_state(c.ema);
+  }
+  state_ = c.state;
+  state_.world_size = ctx_.recipe.distributed.world_size;
+  ctx_.train_data->restore(c.state.data_state);
+  progress_->message("resumed from " + c.dir.string() + " at step " + std::to_string(state_.step));
+}
+
+Trainer::StepResult Trainer::train_step() {
+  const io::Recipe& r = ctx_.recipe;
+  std::vector<models::PackedBatch> micro;
+  int64_t loss_tokens = 0;
+  for (int64_t i = 0; i < r.accumulation(); ++i) {
+    micro.push_back(ctx_.train_data->next());
+    loss_tokens += micro.back().loss_tokens;
+  }
+  StepResult res;
+  double loss_sum = 0;
+  const double scale = 1.0 / double(std::max<int64_t>(loss_tokens, 1));
+  for (const models::PackedBatch& b : micro) {
+    Tensor l = ctx_.model->loss_sum(to_device(b, ctx_.device));
+    (l * scale).backward();
+    loss_sum += l.item<double>();
+  }
+  res.loss = loss_sum * scale;
+  const double max_norm = r.optim.clip_grad_norm > 0 ? r.optim.clip_grad_norm : std::numeric_limits<double>::infinity();
+  res.grad_norm = optim::clip_grad_norm(grads_->params(), max_norm);
+  res.finite = is_finite(res.loss) && is_finite(res.grad_norm);
+  if (res.finite) {
+    optimizer_->set_lr(r.optim.lr * schedule_(state_.step));
+    optimizer_->step();
+    if (ema_) ema_->update();
+    state_.consecutive_skips = 0;
+  } else {
+    res.first_non_finite = !is_finite(res.loss) ? "the loss" : first_non_finite_gradient();
+    ++state_.skipped_steps;
+    ++state_.consecutive_skips;
+  }
+  grads_->zero();
+  ++state_.step;
+  state_.tokens += r.batch.global_tokens;
+  return res;
+}
+
+std::string Trainer::first_non_finite_gradient() const {
+  for (const auto& [name, p] : ctx_.model->named_parameters()) {
+    if (p.grad().defined() && !std::isfinite(norm(p.grad().to(DType::f32)).item<float>())) return "the gradient of " + name;
+  }
+  return "a gradient";
+}
+
+void Trainer::log_step(const StepResult& res, double seconds) {
+  const io::Recipe& r = ctx_.recipe;
+  nlohmann::json rec = {{"step", state_.step},
+                        {"tokens", state_.tokens},
+                        {"loss", res.loss},
+                        {"lr", optimizer_->lr()},
+                        {"grad_norm", res.grad_norm},
+                        {"tokens_per_s", double(r.batch.global_tokens) / std::max(seconds, 1e-9)},
+                        {"skipped_steps", state_.skipped_steps},
+                        {"first_step", first_step_}};
+  if (ctx_.device.is_cuda()) {
+    rec["mfu"] = flops_per_token_ * rec["tokens_per_s"].get<double>() / (kPeakBf16Flops * double(r.distributed.world_size));
+    rec["mem_bytes"] = memory_stats(ctx_.device).peak_bytes;
+  }
+  progress_->step(rec);
+  rec.erase("first_step");
+  metrics_->write(rec);
+}
+
+void Trainer::evaluate() {
+  if (!ctx_.evaluation) return;
+  const bool swap = ema_ && ctx_.recipe.eval.use_ema;
+  if (swap) ema_->swap();
+  nlohmann::json rec = ctx_.evaluation->run(*ctx_.model, ctx_.device);
+  if (swap) ema_->swap();
+  rec["step"] = state_.step;
+  rec["tokens"] = state_.tokens;
+  progress_->eval(rec);
+  metrics_->write(rec);
+}
+
+void Trainer::save_checkpoint() {
+  CheckpointContents c;
+  for (auto& [name, p] : ctx_.model->named_parameters()) c.model.emplace_back(name, optimizer_->master_of(p).to(DType::f32));
+  for (auto& [name, b] : ctx_.model->named_buffers()) c.model.emplace_back(name, b);
+  c.optimizer.push_back(optimizer_->state());
+  if (ema_) c.ema = ema_->state();
+  state_.data_state = ctx_.train_data->state();
+  c.state = state_;
+  c.recipe_yaml = ctx_.recipe.resolved_yaml;
+  const auto dir = ctx_.run_dir / "checkpoints";
+  auto written = write_checkpoint(dir, c);
+  prune_checkpoints(dir, ctx_.recipe.checkpoint.keep, ctx_.recipe.checkpoint.keep_every);
+  progress_->message("checkpoint " + written.filename().string());
+}
+
+RunEnd Trainer::run() {
+  const io::Recipe& r = ctx_.recipe;
+  install_stop_handlers();
+  first_step_ = state_.step;
+  auto last_log = Clock::now();
+  int64_t since_log = 0;
+  StepResult last;
+  while (state_.step < r.train.steps) {
+    last = train_step();
+    ++since_log;
+    if (!last.finite) {
+      progress_->message("step " + std::to_string(state_.step) + " skipped: non-finite values in " + last.first_non_finite);
+      if (state_.consecutive_skips >= r.train.max_consecutive_skips) {
+        save_checkpoint();
+        progress_->finish();
+        log_->error("stopping: {} consecutive non-finite steps (first non-finite: {}); the last good state is saved",
+                    state_.consecutive_skips, last.first_non_finite);
+        return RunEnd::diverged;
+      }
+    }
+    const bool last_step = state_.step == r.train.steps;
+    if (state_.step % r.log.every == 0 || last_step) {
+      double seconds = std::chrono::duration<double>(Clock::now() - last_log).count() / double(since_log);
+      log_step(last, seconds);
+      last_log = Clock::now();
+      since_log = 0;
+    }
+    if (r.eval.every > 0 && state_.step % r.eval.every == 0 && !last_step) evaluate();
+    if (r.checkpoint.every > 0 && state_.step % r.checkpoint.every == 0 && !last_step) save_checkpoint();
+    if (stop_requested()) {
+      progress_->message("stop requested: saving a checkpoint at step " + std::to_string(state_.step));
+      save_checkpoint();
+      progress_->finish();
+      return RunEnd::stopped;
+    }
+  }
+  evaluate();
+  save_checkpoint();
+  if (ctx_.evaluation && !ctx_.evaluation->report().empty()) {
+    progress_->message("held-out examples:\n" + ctx_.evaluation->report());
+  }
+  progress_->finish();
+  return RunEnd::finished;
+}
+
+}  // namespace ponder::train

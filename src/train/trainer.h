@@ -1,0 +1,77 @@
+// The training loop: micro-batches with gradient accumulation, clipping, the optimizer and its
+// schedule, EMA, periodic evaluation, metrics, checkpoints, non-finite step skipping and graceful
+// stops. One Trainer drives one run directory:
+//   RUN_DIR/recipe.yaml  metrics.jsonl  log.txt  checkpoints/step_XXXXXXXX/
+#pragma once
+
+#include <filesystem>
+#include <memory>
+
+#include "io/recipe.h"
+#include "models/language_model.h"
+#include "optim/ema.h"
+#include "optim/grad_buffer.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+#include "train/batch_source.h"
+#include "train/checkpoint.h"
+#include "train/evaluation.h"
+#include "train/metrics.h"
+
+namespace ponder::train {
+
+struct TrainContext {
+  io::Recipe recipe;
+  std::filesystem::path run_dir;
+  Device device;
+  DType param_dtype = DType::f32;  // working copy (bf16 on the GPU); masters and grads are fp32
+  std::shared_ptr<models::LanguageModel> model;
+  std::unique_ptr<BatchSource> train_data;
+  std::unique_ptr<Evaluation> evaluation;  // may be null
+};
+
+// How a run ended, and the process exit status it implies.
+enum class RunEnd { finished, stopped, diverged };
+
+class Trainer {
+ public:
+  explicit Trainer(TrainContext context);
+  ~Trainer();
+
+  // Continues from a checkpoint of this run (model, optimizer, EMA, step, data cursor, RNG).
+  void restore(const LoadedCheckpoint& checkpoint);
+  RunEnd run();
+  const TrainerState& state() const { return state_; }
+  models::LanguageModel& model() { return *ctx_.model; }
+
+ private:
+  struct StepResult {
+    double loss = 0;
+    double grad_norm = 0;
+    bool finite = true;
+    std::string first_non_finite;
+  };
+
+  StepResult train_step();
+  void log_step(const StepResult& r, double seconds);
+  void evaluate();
+  void save_checkpoint();
+  std::string first_non_finite_gradient() const;
+
+  TrainContext ctx_;
+  TrainerState state_;
+  std::unique_ptr<optim::GradBuffer> grads_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+  std::unique_ptr<optim::Ema> ema_;
+  optim::Schedule schedule_;
+  std::unique_ptr<MetricsLog> metrics_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<Progress> progress_;
+  double flops_per_token_ = 0;
+  int64_t first_step_ = 0;
+};
+
+// Builds the optimizer a recipe asks for over a model's parameters.
+std::unique_ptr<optim::Optimizer> make_optimizer(const io::OptimRecipe& recipe, const nn::NamedTensors& params);
+
+}  // namespace ponder::train

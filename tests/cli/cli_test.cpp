@@ -1,0 +1,126 @@
+// The ponder command as a user runs it: exit codes, the first line on stderr, and the
+// train -> resume -> export flow on a tiny recipe.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "support/python.h"
+
+namespace {
+namespace fs = std::filesystem;
+
+struct Result {
+  int status;
+  std::string output;  // stdout and stderr
+};
+
+Result ponder(const std::string& args) {
+  std::string cmd = std::string(PONDER_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  Result r{-1, ""};
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+fs::path write_recipe(const fs::path& dir, const std::string& text) {
+  fs::path p = dir / "r.yaml";
+  std::ofstream(p) << text;
+  return p;
+}
+
+const char* kTiny = R"(model: {family: transformer, vocab_size: 100, dim: 32, layers: 1, heads: 2, ffn_hidden: 64}
+data: {task: reverse, seq_len: 64, task_eval_examples: 8}
+optim: {name: adamw, lr: 3.0e-3}
+train: {steps: 4}
+batch: {global_tokens: 128}
+runtime: {device: cpu}
+log: {every: 2}
+eval: {exact_match: 4}
+checkpoint: {every: 2}
+)";
+
+TEST(Cli, UsageErrorsExitWithTwo) {
+  EXPECT_EQ(ponder("").status, 2);
+  EXPECT_EQ(ponder("frobnicate").status, 2);
+  Result v = ponder("--version");
+  EXPECT_EQ(v.status, 0);
+  EXPECT_EQ(first_line(v.output), "ponder 0.1.0");
+  EXPECT_EQ(ponder("train --help").status, 0);
+  EXPECT_EQ(ponder("train /nonexistent.yaml").status, 2);
+}
+
+TEST(Cli, BadRecipesGiveOneLineAndExitTwo) {
+  fs::path dir = ponder::testing::scratch_dir("cli_bad");
+  std::string bad = kTiny;
+  bad.replace(bad.find("lr: 3.0e-3"), 10, "lr: fast");
+  Result r = ponder("check " + write_recipe(dir, bad).string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output), "ponder: optim.lr: expected a positive number, got \"fast\" (line 3)");
+  r = ponder("check " + write_recipe(dir, kTiny).string() + " --set model.hedas=3");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output), "ponder: unknown key model.hedas (from --set); did you mean \"heads\"?");
+  r = ponder("check " + write_recipe(dir, kTiny).string());
+  EXPECT_EQ(r.status, 0) << r.output;
+  fs::remove_all(dir);
+}
+
+TEST(Cli, TrainResumeExportFlow) {
+  fs::path dir = ponder::testing::scratch_dir("cli_flow");
+  fs::path recipe = write_recipe(dir, kTiny), run = dir / "run";
+  Result r = ponder("train " + recipe.string() + " -o " + run.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(run / "recipe.yaml"));
+  EXPECT_TRUE(fs::exists(run / "metrics.jsonl"));
+  EXPECT_TRUE(fs::exists(run / "log.txt"));
+  EXPECT_TRUE(fs::exists(run / "checkpoints" / "step_00000004" / "COMPLETE"));
+
+  // An existing run is not overwritten by accident.
+  r = ponder("train " + recipe.string() + " -o " + run.string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(first_line(r.output).find("already holds a run"), std::string::npos) << r.output;
+
+  // Finished runs resume only with more steps.
+  r = ponder("resume " + run.string());
+  EXPECT_EQ(r.status, 2);
+  r = ponder("resume " + run.string() + " --set train.steps=6");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(run / "checkpoints" / "step_00000006" / "COMPLETE"));
+  r = ponder("resume " + run.string() + " --set train.steps=8 --set model.dim=64");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(first_line(r.output).find("model: differs"), std::string::npos) << r.output;
+
+  r = ponder("export " + run.string() + " -o " + (dir / "out").string() + " --dtype f32");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto config = nlohmann::json::parse(std::ifstream(dir / "out" / "config.json"));
+  EXPECT_EQ(config["model_type"], "llama");
+  EXPECT_EQ(config["hidden_size"], 32);
+  EXPECT_EQ(config["vocab_size"], 100);
+  EXPECT_TRUE(fs::exists(dir / "out" / "model.safetensors"));
+  r = ponder("export " + run.string() + " -o " + (dir / "out").string());
+  EXPECT_EQ(r.status, 2);  // never overwrites an export
+  r = ponder("export " + run.string() + " -o " + (dir / "out2").string() + " --ema");
+  EXPECT_EQ(r.status, 2);  // this recipe kept no EMA
+  EXPECT_NE(first_line(r.output).find("no EMA weights"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
+TEST(Cli, PlanPrintsTheBudget) {
+  Result r = ponder(std::string("plan ") + PONDER_SOURCE_DIR + "/recipes/quickstart.yaml --gpus 2 --gpu-hour-price 2.5");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("parameters"), std::string::npos);
+  EXPECT_NE(r.output.find("on 2 GPU(s)"), std::string::npos);
+  EXPECT_NE(r.output.find("cost"), std::string::npos);
+}
+
+}  // namespace

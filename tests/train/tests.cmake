@@ -1,0 +1,5 @@
+target_sources(unit_tests PRIVATE
+  train/checkpoint_test.cpp
+  train/plan_test.cpp
+  train/trainer_test.cpp
+)

@@ -1,0 +1,125 @@
+#include "train/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "ops/ops.h"
+#include "support/python.h"
+#include "support/test_util.h"
+#include "train/session.h"
+#include "train/stop_signal.h"
+
+namespace ponder::train {
+namespace {
+namespace fs = std::filesystem;
+
+const char* kRecipe = R"(model: {family: transformer, vocab_size: 100, dim: 32, layers: 1, heads: 2, ffn_hidden: 64}
+data: {task: sort, seq_len: 64, task_eval_examples: 16}
+optim: {name: adamw, lr: 3.0e-3}
+schedule: {name: cosine, warmup_steps: 2, min_ratio: 0.1}
+train: {steps: 8}
+batch: {global_tokens: 256, micro_tokens: 128}
+runtime: {device: cpu}
+log: {every: 1}
+eval: {exact_match: 4}
+checkpoint: {every: 0}
+)";
+
+// Stops the run (as SIGTERM would) once the given number of steps' batches have been drawn.
+class StopAfter : public BatchSource {
+ public:
+  StopAfter(std::unique_ptr<BatchSource> inner, int64_t micro_batches) : inner_(std::move(inner)), left_(micro_batches) {}
+  models::PackedBatch next() override {
+    if (--left_ == 0) request_stop();
+    return inner_->next();
+  }
+  std::string state() const override { return inner_->state(); }
+  void restore(const std::string& s) override { inner_->restore(s); }
+
+ private:
+  std::unique_ptr<BatchSource> inner_;
+  int64_t left_;
+};
+
+std::vector<double> losses(const fs::path& run) {
+  std::vector<double> out;
+  std::ifstream in(run / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) out.push_back(j["loss"].get<double>());
+  }
+  return out;
+}
+
+TEST(Trainer, ResumeReproducesAnUninterruptedRunBitForBit) {
+  io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml");
+  fs::path a = testing::scratch_dir("resume_a"), b = testing::scratch_dir("resume_b");
+  TensorList final_a;
+  {
+    Trainer t(make_context(recipe, a));
+    EXPECT_EQ(t.run(), RunEnd::finished);
+    final_a = t.model().parameters();
+  }
+  {
+    TrainContext ctx = make_context(recipe, b);
+    ctx.train_data = std::make_unique<StopAfter>(std::move(ctx.train_data), 3 * recipe.accumulation());
+    Trainer t(std::move(ctx));
+    EXPECT_EQ(t.run(), RunEnd::stopped);
+    clear_stop();
+    EXPECT_EQ(t.state().step, 3);
+  }
+  auto checkpoint = newest_complete_checkpoint(b / "checkpoints");
+  ASSERT_TRUE(checkpoint.has_value());
+  Trainer resumed(make_context(recipe, b));
+  resumed.restore(read_checkpoint(*checkpoint));
+  EXPECT_EQ(resumed.run(), RunEnd::finished);
+  EXPECT_EQ(losses(a), losses(b));  // every step's loss, bit for bit (3 before the stop, 5 after)
+  TensorList final_b = resumed.model().parameters();
+  ASSERT_EQ(final_a.size(), final_b.size());
+  for (size_t i = 0; i < final_a.size(); ++i) EXPECT_EQ(final_a[i].to_vector<float>(), final_b[i].to_vector<float>());
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+TEST(Trainer, NonFiniteStepsAreSkippedAndTooManyStopTheRun) {
+  io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml", {"optim.lr=1e30", "optim.clip_grad_norm=0",
+                                                            "train.max_consecutive_skips=2", "schedule.name=constant",
+                                                            "schedule.warmup_steps=0"});
+  fs::path run = testing::scratch_dir("diverge");
+  Trainer t(make_context(recipe, run));
+  EXPECT_EQ(t.run(), RunEnd::diverged);
+  EXPECT_EQ(t.state().consecutive_skips, 2);
+  EXPECT_GE(t.state().skipped_steps, 2);
+  EXPECT_TRUE(newest_complete_checkpoint(run / "checkpoints").has_value());  // the last good state
+  fs::remove_all(run);
+}
+
+TEST(Trainer, MetricsHoldTheNamedFields) {
+  io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml", {"train.steps=2", "schedule.name=constant"});
+  fs::path run = testing::scratch_dir("metrics");
+  Trainer t(make_context(recipe, run));
+  t.run();
+  std::ifstream in(run / "metrics.jsonl");
+  std::string line;
+  std::getline(in, line);
+  auto first = nlohmann::json::parse(line);
+  for (const char* key : {"step", "tokens", "loss", "lr", "grad_norm", "tokens_per_s", "skipped_steps"})
+    EXPECT_TRUE(first.contains(key)) << key;
+  bool saw_eval = false;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("eval.loss")) {
+      saw_eval = true;
+      EXPECT_TRUE(j.contains("eval.exact_match"));
+      EXPECT_GE(j["eval.exact_match"].get<double>(), 0.0);
+      EXPECT_LE(j["eval.exact_match"].get<double>(), 1.0);
+    }
+  }
+  EXPECT_TRUE(saw_eval);
+  fs::remove_all(run);
+}
+
+}  // namespace
+}  // namespace ponder::train
