@@ -5,7 +5,7 @@
 namespace ponder::io {
 namespace {
 
-const std::vector<std::string> kFamilies = {"transformer"};
+const std::vector<std::string> kFamilies = {"transformer", "hrm_text"};
 
 models::TransformerConfig read_transformer(Section& m) {
   models::TransformerConfig c;
@@ -31,10 +31,39 @@ models::TransformerConfig read_transformer(Section& m) {
   return c;
 }
 
+models::HrmTextConfig read_hrm_text(Section& m) {
+  models::HrmTextConfig c;
+  c.vocab_size = m.require<int64_t>("vocab_size", positive_int());
+  c.dim = m.get<int64_t>("dim", c.dim, positive_int());
+  c.layers_per_stack = m.get<int64_t>("layers_per_stack", c.layers_per_stack, positive_int());
+  c.heads = m.get<int64_t>("heads", c.heads, positive_int());
+  c.head_dim = m.get<int64_t>("head_dim", c.dim % c.heads == 0 ? c.dim / c.heads : 0, non_negative_int());
+  c.ffn_hidden = m.get<int64_t>("ffn_hidden", nn::swiglu_hidden(c.dim), positive_int());
+  c.h_cycles = m.get<int64_t>("H_cycles", c.h_cycles, non_negative_int());
+  c.l_cycles = m.get<int64_t>("L_cycles", c.l_cycles, non_negative_int());
+  c.embedding_scale = m.get<double>("embedding_scale", c.resolved_embedding_scale(), positive());
+  c.norm_eps = m.get<double>("norm_eps", c.norm_eps, positive());
+  c.rope_theta = m.get<double>("rope_theta", c.rope_theta, non_negative());
+  c.prefix_lm = m.get<bool>("prefix_lm", c.prefix_lm);
+  c.bp.bp_min = m.get<int64_t>("bp_min", c.bp.bp_min, non_negative_int());
+  c.bp.bp_max = m.get<int64_t>("bp_max", c.bp.bp_max, non_negative_int());
+  c.bp.warmup_ratio = m.get<double>("bp_warmup_ratio", c.bp.warmup_ratio, in_range(0, 1));
+  c.bp.fixed = m.get<int64_t>("bp", c.bp.fixed, non_negative_int());
+  if (auto problem = models::find_problem(c)) m.fail(problem->key, problem->message);
+  return c;
+}
+
 void read_model(Section root, Recipe& r) {
   Section m = root.section("model");
   r.family = m.require<std::string>("family", one_of(kFamilies));
   if (r.family == "transformer") r.model = read_transformer(m);
+  if (r.family == "hrm_text") r.model = read_hrm_text(m);
+}
+
+// The attention mask a model family expects by default; HRM-Text's follows model.prefix_lm.
+std::string default_mask(const Recipe& r) {
+  const auto* hrm = std::get_if<models::HrmTextConfig>(&r.model);
+  return hrm && !hrm->prefix_lm ? "causal" : "prefix_lm";
 }
 
 void read_data(Section root, Recipe& r) {
@@ -48,7 +77,11 @@ void read_data(Section root, Recipe& r) {
   c.seq_len = d.get<int64_t>("seq_len", c.seq_len, positive_int());
   c.packing = d.get<std::string>("packing", c.packing, one_of({"greedy", "longest_first"}));
   c.loss = d.get<std::string>("loss", c.loss, one_of({"response", "all"}));
-  c.mask = d.get<std::string>("mask", c.mask, one_of({"prefix_lm", "causal", "bidirectional"}));
+  c.mask = d.get<std::string>("mask", default_mask(r), one_of({"prefix_lm", "causal", "bidirectional"}));
+  if (std::holds_alternative<models::HrmTextConfig>(r.model) && c.mask != default_mask(r)) {
+    d.fail("mask", c.mask + " does not match model.prefix_lm (HRM-Text uses prefix_lm with prefix_lm: true, "
+                            "causal with prefix_lm: false)");
+  }
   c.prefetch = d.get<int64_t>("prefetch", c.prefetch, positive_int());
   if (c.train.empty() == c.task.empty()) {
     d.fail(c.task.empty() ? "train" : "task", "give either data.train (shards) or data.task (a synthetic task), not both or neither");
@@ -156,6 +189,11 @@ Recipe read(ConfigReader& reader, const std::vector<std::string>& overrides, int
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides, int64_t world_size) {
   ConfigReader reader = ConfigReader::from_file(path);
   return read(reader, overrides, world_size);
+}
+
+AttentionMask DataRecipe::attention_mask() const {
+  if (mask == "causal") return AttentionMask::causal;
+  return mask == "bidirectional" ? AttentionMask::bidirectional : AttentionMask::prefix_lm;
 }
 
 Recipe parse_recipe(const std::string& yaml, const std::string& origin, const std::vector<std::string>& overrides,

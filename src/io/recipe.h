@@ -9,13 +9,15 @@
 #include <variant>
 #include <vector>
 
+#include "backend/attention_spec.h"
 #include "io/config_reader.h"
+#include "models/hrm_text/hrm_text.h"
 #include "models/transformer/transformer.h"
 
 namespace ponder::io {
 
 // Model section: `family` plus that family's hyperparameters.
-using ModelConfig = std::variant<models::TransformerConfig>;
+using ModelConfig = std::variant<models::TransformerConfig, models::HrmTextConfig>;
 
 struct DataRecipe {
   std::vector<std::string> train;  // HDF5 shards (files or directories)
@@ -28,6 +30,8 @@ struct DataRecipe {
   std::string loss = "response";   // response | all
   std::string mask = "prefix_lm";  // prefix_lm | causal | bidirectional
   int64_t prefetch = 4;            // batches prepared ahead by the loader thread
+
+  AttentionMask attention_mask() const;
 };
 
 struct OptimRecipe {

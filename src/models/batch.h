@@ -16,4 +16,7 @@ struct PackedBatch {
   int64_t loss_tokens = 0;  // labels that are not ignored (known on the host when the batch is built)
 };
 
+// The same batch with its tensors on device `d` (the batch itself when it is already there).
+PackedBatch to_device(const PackedBatch& batch, Device d);
+
 }  // namespace ponder::models

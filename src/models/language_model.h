@@ -17,6 +17,9 @@ class LanguageModel : public nn::Module {
   virtual Tensor logits(const PackedBatch& batch) = 0;
   // Sum over the batch's loss tokens of the cross-entropy (0-d, f32; f64 for an f64 model).
   virtual Tensor loss_sum(const PackedBatch& batch);
+  // Called by the trainer before each optimizer step, for schedules that live inside a model
+  // (HRM-Text's backprop depth).
+  virtual void begin_step(int64_t /*step*/, int64_t /*total_steps*/) {}
 };
 
 }  // namespace ponder::models

@@ -37,6 +37,33 @@ struct HfConfig {
             {"max_position_embeddings", 4096},
             {"torch_dtype", dtype == DType::bf16 ? "bfloat16" : "float32"}};
   }
+
+  // transformers' HrmTextConfig keeps num_hidden_layers as one KV-cache slot per attention call
+  // of the recurrence and the real depth of each stack in num_layers_per_stack.
+  nlohmann::json operator()(const models::HrmTextConfig& c) const {
+    return {{"architectures", {"HrmTextForCausalLM"}},
+            {"model_type", "hrm_text"},
+            {"vocab_size", c.vocab_size},
+            {"hidden_size", c.dim},
+            {"intermediate_size", c.resolved_ffn_hidden()},
+            {"num_layers_per_stack", c.layers_per_stack},
+            {"num_hidden_layers", c.layers_per_stack * c.h_cycles * (c.l_cycles + 1)},
+            {"num_attention_heads", c.heads},
+            {"head_dim", c.resolved_head_dim()},
+            {"hidden_act", "silu"},
+            {"rms_norm_eps", c.norm_eps},
+            {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", c.rope_theta}}},
+            {"H_cycles", c.h_cycles},
+            {"L_cycles", c.l_cycles},
+            {"embedding_scale", c.resolved_embedding_scale()},
+            {"initializer_range", 1.0 / c.resolved_embedding_scale()},
+            {"prefix_lm", c.prefix_lm},
+            {"tie_word_embeddings", false},
+            {"attention_bias", false},
+            {"mlp_bias", false},
+            {"max_position_embeddings", 4096},
+            {"torch_dtype", dtype == DType::bf16 ? "bfloat16" : "float32"}};
+  }
 };
 
 fs::path resolve_checkpoint(const fs::path& source) {

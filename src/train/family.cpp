@@ -1,36 +1,76 @@
 #include "train/family.h"
 
+#include "models/hrm_text/hrm_text.h"
 #include "models/transformer/transformer.h"
-#include "nn/mlp.h"
 
 namespace ponder::train {
 namespace {
 
 struct Builder {
   uint64_t seed;
-  std::shared_ptr<models::LanguageModel> operator()(models::TransformerConfig c) const {
+  template <class Config>
+  std::shared_ptr<models::LanguageModel> operator()(Config c) const {
     c.seed = seed;
-    return std::make_shared<models::Transformer>(c);
+    if constexpr (std::is_same_v<Config, models::TransformerConfig>) return std::make_shared<models::Transformer>(c);
+    else return std::make_shared<models::HrmText>(c);
   }
+};
+
+// What one transformer block costs per token.
+struct BlockCost {
+  double parameters = 0;
+  double matmul_parameters = 0;  // weights of the block's matmuls (2 FLOPs each per token)
+  double attention_flops = 0;    // scores and the weighted sum over a full row: 4·T·heads·head_dim
+  // bf16 activations its unfused ops keep for backward: norm inputs and outputs, q/k/v before and
+  // after RoPE, the attention output (+ gate), the o_proj input, the MLP's gate/up/activation/product.
+  double activation_bytes = 0;
+
+  BlockCost(const nn::BlockConfig& b, int64_t seq_len) {
+    const double d = double(b.attn.dim), heads = double(b.attn.heads);
+    const double kv = double(b.attn.kv_heads ? b.attn.kv_heads : b.attn.heads);
+    const double head_dim = double(b.attn.head_dim ? b.attn.head_dim : b.attn.dim / b.attn.heads);
+    const double ffn = double(b.mlp.hidden);
+    const double mlp_matrices = b.mlp.activation == nn::Activation::swiglu ? 3 : 2;
+    matmul_parameters = d * head_dim * (2 * heads + 2 * kv) + (b.attn.output_gate ? d * heads * head_dim : 0) +
+                        mlp_matrices * d * ffn;
+    parameters = matmul_parameters + (b.norm.weighted ? 2 * d : 0);
+    attention_flops = 4.0 * double(seq_len) * heads * head_dim;
+    activation_bytes = 2.0 * (12 * d + 4 * ffn);
+  }
+  double forward_flops() const { return 2 * matmul_parameters + attention_flops; }
 };
 
 struct Coster {
   int64_t seq_len;
+
   ModelCost operator()(const models::TransformerConfig& c) const {
-    const double d = double(c.dim), heads = double(c.heads), kv = double(c.kv_heads ? c.kv_heads : c.heads);
-    const double head_dim = double(c.head_dim ? c.head_dim : c.dim / c.heads);
-    const double ffn = double(c.ffn_hidden ? c.ffn_hidden : nn::swiglu_hidden(c.dim));
-    const double attn_params = d * head_dim * (2 * heads + 2 * kv) + (c.attention_output_gate ? d * heads * head_dim : 0);
-    const double layer_params = attn_params + 3 * d * ffn + 2 * d;
-    const double vocab = double(c.vocab_size);
+    const BlockCost block(models::block_config(c), seq_len);
+    const double layers = double(c.layers), d = double(c.dim), vocab = double(c.vocab_size);
     ModelCost cost;
-    cost.parameters = static_cast<int64_t>(double(c.layers) * layer_params + d + vocab * d * (c.tie_embeddings ? 1 : 2));
-    const double matmul_params = double(c.layers) * (attn_params + 3 * d * ffn) + vocab * d;  // + LM head
-    const double attention = double(c.layers) * 4.0 * double(seq_len) * heads * head_dim;
-    cost.forward_flops_per_token = 2 * matmul_params + attention;
+    cost.parameters = static_cast<int64_t>(layers * block.parameters + d + vocab * d * (c.tie_embeddings ? 1 : 2));
+    cost.forward_flops_per_token = layers * block.forward_flops() + 2 * vocab * d;
     cost.train_flops_per_token = 3 * cost.forward_flops_per_token;
+    cost.activation_bytes_per_token = layers * block.activation_bytes + logits_chunk_bytes(c.vocab_size);
     return cost;
   }
+
+  // The 2·(H·L + H) stack calls all run forward; backward (twice the forward) covers the bp_max
+  // calls of the steady state; the LM head always has both.
+  ModelCost operator()(const models::HrmTextConfig& c) const {
+    const BlockCost block(models::block_config(c), seq_len);
+    const double layers = double(c.layers_per_stack), d = double(c.dim), vocab = double(c.vocab_size);
+    const double stack_call = layers * block.forward_flops(), head = 2 * vocab * d;
+    const double bp = double(c.bp.fixed > 0 ? c.bp.fixed : c.bp.bp_max);
+    ModelCost cost;
+    cost.parameters = static_cast<int64_t>(2 * layers * block.parameters + 2 * vocab * d);
+    cost.forward_flops_per_token = double(c.recurrent_calls()) * stack_call + head;
+    cost.train_flops_per_token = cost.forward_flops_per_token + 2 * bp * stack_call + 2 * head;
+    cost.activation_bytes_per_token = bp * layers * block.activation_bytes + logits_chunk_bytes(c.vocab_size);
+    return cost;
+  }
+
+  // The fused loss keeps f32 logits of one chunk of rows: about vocab/8 floats per token.
+  static double logits_chunk_bytes(int64_t vocab) { return 4.0 * double(vocab) / 8; }
 };
 
 }  // namespace

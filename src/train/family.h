@@ -19,6 +19,8 @@ struct ModelCost {
   double forward_flops_per_token = 0;
   // Forward plus backward (twice the forward for every call that records gradients).
   double train_flops_per_token = 0;
+  // Bytes of activations kept for backward per token of a micro-batch (bf16 working precision).
+  double activation_bytes_per_token = 0;
 };
 
 ModelCost model_cost(const io::ModelConfig& config, int64_t seq_len);

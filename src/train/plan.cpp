@@ -3,21 +3,9 @@
 #include <cstdio>
 #include <sstream>
 
-#include "nn/mlp.h"
 
 namespace ponder::train {
 namespace {
-
-struct ActivationBytes {
-  // bf16 activations kept by the unfused ops of one Llama block per token: norm inputs and
-  // outputs, q/k/v before and after RoPE, the attention output (+ gate), the o_proj input, and
-  // the MLP's gate/up/activation/product tensors.
-  double operator()(const models::TransformerConfig& c) const {
-    const double d = double(c.dim), ffn = double(c.ffn_hidden ? c.ffn_hidden : nn::swiglu_hidden(c.dim));
-    const double per_layer = 12 * d + 4 * ffn;
-    return 2.0 * (double(c.layers) * per_layer + 2 * d) + 4.0 * double(c.vocab_size) / 8;  // + a chunk of logits
-  }
-};
 
 std::string gib(double bytes) {
   char buf[32];
@@ -39,8 +27,6 @@ std::string si(double v) {
 
 }  // namespace
 
-double activation_bytes_per_token(const io::ModelConfig& config, int64_t) { return std::visit(ActivationBytes{}, config); }
-
 Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
   Plan p;
   p.cost = model_cost(r.model, r.data.seq_len);
@@ -51,7 +37,7 @@ Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
   p.memory.master = 4 * params / zero_shards;
   p.memory.gradients = 4 * params;
   p.memory.optimizer = 4 * state_tensors * params / zero_shards + (r.optim.ema > 0 ? 4 * params / zero_shards : 0);
-  p.memory.activations = activation_bytes_per_token(r.model, r.data.seq_len) * double(r.batch.micro_tokens);
+  p.memory.activations = p.cost.activation_bytes_per_token * double(r.batch.micro_tokens);
   p.steps = r.train.steps;
   p.tokens = r.train.steps * r.batch.global_tokens;
   p.estimated_rate = o.tokens_per_s_per_gpu <= 0;

@@ -40,7 +40,4 @@ struct Plan {
 Plan make_plan(const io::Recipe& recipe, const PlanOptions& options);
 std::string format_plan(const io::Recipe& recipe, const PlanOptions& options, const Plan& plan);
 
-// Activation bytes saved for backward per token, per unit of recurrent depth, for a family.
-double activation_bytes_per_token(const io::ModelConfig& config, int64_t seq_len);
-
 }  // namespace ponder::train

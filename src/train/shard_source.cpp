@@ -14,8 +14,7 @@ data::LoaderOptions loader_options(const io::Recipe& r, int rank, bool shuffle) 
   o.micro_batches_per_step = r.accumulation();
   o.rank = rank;
   o.world = static_cast<int>(r.distributed.world_size);
-  o.mask = r.data.mask == "causal" ? AttentionMask::causal
-                                   : (r.data.mask == "bidirectional" ? AttentionMask::bidirectional : AttentionMask::prefix_lm);
+  o.mask = r.data.attention_mask();
   o.loss_on_response_only = r.data.loss == "response";
   o.strategy = r.data.packing == "greedy" ? data::PackStrategy::greedy : data::PackStrategy::longest_first;
   o.seed = r.runtime.seed;

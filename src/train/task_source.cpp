@@ -10,8 +10,7 @@ namespace {
 data::PackOptions pack_options(const io::Recipe& r) {
   data::PackOptions o;
   o.row_len = r.data.seq_len;
-  o.mask = r.data.mask == "causal" ? AttentionMask::causal
-                                   : (r.data.mask == "bidirectional" ? AttentionMask::bidirectional : AttentionMask::prefix_lm);
+  o.mask = r.data.attention_mask();
   o.loss_on_response_only = r.data.loss == "response";
   return o;
 }

@@ -26,17 +26,6 @@ using Clock = std::chrono::steady_clock;
 // Peak dense bf16 matmul rate of the GPU MFU is reported against (H100/H200 SXM datasheet).
 constexpr double kPeakBf16Flops = 989.4e12;
 
-models::PackedBatch to_device(const models::PackedBatch& b, Device d) {
-  if (d.is_cpu()) return b;
-  models::PackedBatch out = b;
-  out.tokens = b.tokens.to(d);
-  out.positions = b.positions.to(d);
-  out.labels = b.labels.to(d);
-  out.attn.cu_seqlens = b.attn.cu_seqlens.to(d);
-  if (b.attn.prefix_len.defined()) out.attn.prefix_len = b.attn.prefix_len.to(d);
-  return out;
-}
-
 optim::ScheduleOptions schedule_options(const io::Recipe& r) {
   return {r.schedule.warmup_steps, r.train.steps, r.schedule.min_ratio, r.schedule.decay_fraction};
 }
@@ -107,10 +96,11 @@ Trainer::StepResult Trainer::train_step() {
     loss_tokens += micro.back().loss_tokens;
   }
   StepResult res;
+  ctx_.model->begin_step(state_.step, r.train.steps);
   double loss_sum = 0;
   const double scale = 1.0 / double(std::max<int64_t>(loss_tokens, 1));
   for (const models::PackedBatch& b : micro) {
-    Tensor l = ctx_.model->loss_sum(to_device(b, ctx_.device));
+    Tensor l = ctx_.model->loss_sum(models::to_device(b, ctx_.device));
     (l * scale).backward();
     loss_sum += l.item<double>();
   }

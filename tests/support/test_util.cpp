@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <sstream>
+#include <unordered_set>
+
+#include "autograd/node.h"
 
 namespace ponder::testing {
 
@@ -90,6 +93,20 @@ double weighted_sum(const std::function<Tensor(const TensorList&)>& f, const Ten
     }
   }
   return ::testing::AssertionSuccess();
+}
+
+int64_t graph_size(const Tensor& t) {
+  std::unordered_set<const autograd::Node*> seen;
+  std::vector<const autograd::Node*> todo;
+  if (t.grad_fn()) todo.push_back(t.grad_fn().get());
+  while (!todo.empty()) {
+    const autograd::Node* node = todo.back();
+    todo.pop_back();
+    if (!seen.insert(node).second) continue;
+    for (const autograd::Edge& e : node->next_edges())
+      if (e.valid()) todo.push_back(e.node.get());
+  }
+  return static_cast<int64_t>(seen.size());
 }
 
 }  // namespace ponder::testing

@@ -35,6 +35,9 @@ struct GradcheckOptions {
                                      const TensorList& inputs, GradcheckOptions options = {});
 
 // The message of the E that f() throws; records a test failure when it throws nothing or another type.
+// The number of distinct autograd nodes reachable from t's grad_fn (0 for a leaf).
+int64_t graph_size(const Tensor& t);
+
 template <class E, class F>
 std::string error_message(F&& f) {
   try {
