@@ -2,10 +2,9 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <random>
 
 #include "data/packing.h"
+#include "models/learning.h"
 #include "ops/ops.h"
 #include "optim/optim.h"
 #include "support/test_util.h"
@@ -44,43 +43,10 @@ TEST(Transformer, SameSeedSameModelAndBadConfigs) {
   EXPECT_THROW(Transformer({.layers = 0}), ValueError);
 }
 
-// Reversal: the instruction is 6 random digits, the response the same digits reversed.
-std::vector<std::vector<data::Sample>> reversal_rows(std::mt19937& rng, int rows, int per_row) {
-  std::uniform_int_distribution<int32_t> digit(2, 11);
-  std::vector<std::vector<data::Sample>> out(rows);
-  for (auto& row : out) {
-    for (int s = 0; s < per_row; ++s) {
-      data::Sample smp;
-      for (int i = 0; i < 6; ++i) smp.instruction.push_back(digit(rng));
-      smp.response.assign(smp.instruction.rbegin(), smp.instruction.rend());
-      row.push_back(smp);
-    }
-  }
-  return out;
-}
-
 TEST(Transformer, LearnsToReverseASequenceOnTheCpu) {
-  auto start = std::chrono::steady_clock::now();
   Transformer model({.vocab_size = 12, .dim = 64, .layers = 2, .heads = 4, .ffn_hidden = 128, .seed = 1});
-  const int steps = 1000;
-  const double peak_lr = 6e-3;
-  optim::AdamW opt(optim::decay_groups(model.named_parameters(), 0.01), {.lr = peak_lr});
-  optim::Schedule schedule("cosine", {.warmup_steps = 50, .total_steps = steps, .min_ratio = 0.05});
-  std::mt19937 rng(5);
-  double loss = 0;
-  for (int step = 0; step < steps; ++step) {
-    opt.set_lr(peak_lr * schedule(step));
-    PackedBatch batch = data::pack_rows(reversal_rows(rng, 8, 4), {.row_len = 44});
-    Tensor l = model.loss_sum(batch) / double(batch.loss_tokens);
-    l.backward();
-    optim::clip_grad_norm(model.parameters(), 1.0);
-    opt.step();
-    opt.zero_grad();
-    loss = l.item<float>();
-  }
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("final loss %.4f after %d steps in %.1f s\n", loss, steps, seconds);
-  EXPECT_LT(loss, 0.05);  // chance level is log(10) = 2.3
+  optim::AdamW opt(optim::decay_groups(model.named_parameters(), 0.01), {.lr = 6e-3});
+  EXPECT_LT(ponder::testing::train_reversal(model, opt, {.steps = 1000, .peak_lr = 6e-3}), 0.05);
 }
 
 }  // namespace
