@@ -1,6 +1,7 @@
 // ponder data prepare / inspect / synth.
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "cli/commands.h"
 #include "cli/errors.h"
@@ -55,12 +56,11 @@ class StagedOutput {
   bool committed_ = false;
 };
 
-// Writes task examples as shards of `tokenizer` into dir, with the tokenizer beside them.
-int64_t write_examples(const std::vector<data::TaskExample>& examples, const data::Tokenizer& tokenizer,
+// Writes `count` task examples from `next` as shards into dir, with the tokenizer beside them.
+int64_t write_examples(int64_t count, const std::function<data::TaskExample()>& next, const data::Tokenizer& tokenizer,
                        const fs::path& dir, int64_t shard_tokens) {
   data::ShardSetWriter shards(dir, {tokenizer.vocab_size(), tokenizer.id()}, shard_tokens);
-  for (const data::TaskExample& e : examples)
-    shards.add(train::encode_example(tokenizer, e));
+  for (int64_t i = 0; i < count; ++i) shards.add(train::encode_example(tokenizer, next()));
   const int64_t tokens = shards.tokens();
   shards.close();
   tokenizer.save(dir);
@@ -106,16 +106,18 @@ int data_synth(const DataSynthArgs& args) {
     // The same examples a recipe with data.task = TASK, runtime.seed = S and data.task_eval_examples
     // = E trains on first: the training stream skips every held-out example.
     data::TaskStream stream(task, args.seed, args.eval_examples);
-    std::vector<data::TaskExample> train;
-    for (int64_t i = 0; i < args.examples; ++i) {
-      train.push_back(stream.peek_train());
+    auto next_train = [&] {
+      data::TaskExample e = stream.peek_train();
       stream.pop_train();
-    }
+      return e;
+    };
     const data::CharTokenizer tokenizer;
-    const int64_t tokens = write_examples(train, tokenizer, out.path(), args.shard_tokens);
+    const int64_t tokens = write_examples(args.examples, next_train, tokenizer, out.path(), args.shard_tokens);
     if (args.eval_examples > 0) {
       fs::create_directory(out.path() / "eval");
-      write_examples(stream.test(), tokenizer, out.path() / "eval", args.shard_tokens);
+      size_t next = 0;
+      write_examples(args.eval_examples, [&] { return stream.test()[next++]; }, tokenizer, out.path() / "eval",
+                     args.shard_tokens);
     }
     phase.running();
     out.commit();

@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   synth_cmd->add_option("--n", synth_args.examples, "Training examples")->required()->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   synth_cmd->add_option("--seed", synth_args.seed, "Seed (as runtime.seed of a recipe that trains on the task)");
   synth_cmd->add_option("--eval", synth_args.eval_examples, "Held-out examples, written to OUT_DIR/eval")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 24));
   synth_cmd->add_option("-o,--output", synth_args.out_dir, "Output directory (shards + tokenizer)")->required();
   synth_cmd->add_option("--shard-tokens", synth_args.shard_tokens, "Tokens per shard at most")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
