@@ -2,6 +2,7 @@
 // 2 invalid usage or input (the first line on stderr says what went wrong).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -38,5 +39,35 @@ struct PlanArgs {
 };
 int plan(const PlanArgs& args);
 int check(const std::string& recipe, const std::vector<std::string>& overrides);
+
+// ponder data ...: each writes its output directory under DIR.partial and renames it into place.
+struct DataPrepareArgs {
+  std::string input;            // JSONL
+  std::string out_dir;
+  std::string tokenizer;        // a .model file or a directory holding a saved tokenizer
+  int64_t train_tokenizer = 0;  // or: the vocabulary size of a SentencePiece model to train
+  int64_t shard_tokens = int64_t(64) << 20;
+  bool no_bos = false, no_eos = false;
+  bool force = false;           // replace a non-empty output directory
+};
+int data_prepare(const DataPrepareArgs& args);
+
+struct DataInspectArgs {
+  std::string source;           // a shard or a directory of shards
+  std::string tokenizer;        // default: the one saved beside the shards, if any
+  int64_t samples = 3;
+};
+int data_inspect(const DataInspectArgs& args);
+
+struct DataSynthArgs {
+  std::string task;             // a task spec for data::make_task
+  int64_t examples = 0;
+  uint64_t seed = 0;
+  int64_t eval_examples = 0;    // held-out examples, written to DIR/eval
+  std::string out_dir;
+  int64_t shard_tokens = int64_t(64) << 20;
+  bool force = false;
+};
+int data_synth(const DataSynthArgs& args);
 
 }  // namespace ponder::cli

@@ -55,6 +55,43 @@ int main(int argc, char** argv) {
   check_cmd->add_option("recipe", check_recipe, "Recipe YAML file")->required()->check(CLI::ExistingFile);
   add_overrides(check_cmd, check_overrides);
 
+  CLI::App* data_cmd = app.add_subcommand("data", "Prepare, generate and inspect token shards");
+  data_cmd->require_subcommand(1);
+
+  DataPrepareArgs prepare_args;
+  CLI::App* prepare_cmd = data_cmd->add_subcommand("prepare", "Tokenize JSONL records into shards in a new directory");
+  prepare_cmd->add_option("input", prepare_args.input, "JSONL file: {instruction, response} or {text}, condition optional")
+      ->required()->check(CLI::ExistingFile);
+  prepare_cmd->add_option("-o,--output", prepare_args.out_dir, "Output directory (shards + tokenizer)")->required();
+  auto* tokenizer_opt = prepare_cmd->add_option("--tokenizer", prepare_args.tokenizer,
+                                                "SentencePiece .model file, or a directory holding a saved tokenizer");
+  prepare_cmd->add_option("--train-tokenizer", prepare_args.train_tokenizer,
+                          "Train a SentencePiece model of this vocabulary size on the input instead")
+      ->type_name("VOCAB")->check(CLI::Range(int64_t(8), int64_t(1) << 24))->excludes(tokenizer_opt);
+  prepare_cmd->add_option("--shard-tokens", prepare_args.shard_tokens, "Tokens per shard at most")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+  prepare_cmd->add_flag("--no-bos", prepare_args.no_bos, "Do not start samples with the bos token");
+  prepare_cmd->add_flag("--no-eos", prepare_args.no_eos, "Do not end samples with the eos token");
+  prepare_cmd->add_flag("--force", prepare_args.force, "Replace an output directory that is not empty");
+
+  DataInspectArgs inspect_args;
+  CLI::App* inspect_cmd = data_cmd->add_subcommand("inspect", "Counts, length histograms and decoded samples of shards");
+  inspect_cmd->add_option("source", inspect_args.source, "A shard file or a directory of shards")->required();
+  inspect_cmd->add_option("--tokenizer", inspect_args.tokenizer, "Tokenizer to decode with (default: the one beside the shards)");
+  inspect_cmd->add_option("--samples", inspect_args.samples, "Decoded samples to show")->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+
+  DataSynthArgs synth_args;
+  CLI::App* synth_cmd = data_cmd->add_subcommand("synth", "Generate a synthetic reasoning task as shards");
+  synth_cmd->add_option("task", synth_args.task, "Task, e.g. reverse, sort, dedup")->required();
+  synth_cmd->add_option("--n", synth_args.examples, "Training examples")->required()->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+  synth_cmd->add_option("--seed", synth_args.seed, "Seed (as runtime.seed of a recipe that trains on the task)");
+  synth_cmd->add_option("--eval", synth_args.eval_examples, "Held-out examples, written to OUT_DIR/eval")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 24));
+  synth_cmd->add_option("-o,--output", synth_args.out_dir, "Output directory (shards + tokenizer)")->required();
+  synth_cmd->add_option("--shard-tokens", synth_args.shard_tokens, "Tokens per shard at most")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+  synth_cmd->add_flag("--force", synth_args.force, "Replace an output directory that is not empty");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -65,5 +102,8 @@ int main(int argc, char** argv) {
   if (*export_cmd) return export_model(export_args);
   if (*plan_cmd) return plan(plan_args);
   if (*check_cmd) return check(check_recipe, check_overrides);
+  if (*prepare_cmd) return data_prepare(prepare_args);
+  if (*inspect_cmd) return data_inspect(inspect_args);
+  if (*synth_cmd) return data_synth(synth_args);
   return 2;
 }

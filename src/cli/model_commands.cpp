@@ -16,6 +16,8 @@ int export_model(const ExportArgs& args) {
     train::ExportResult r = train::export_model(args.source, args.out_dir, o);
     std::printf("exported %lld parameters from %s to %s (%d shard%s, %s)\n", static_cast<long long>(r.parameters),
                 r.checkpoint.string().c_str(), args.out_dir.c_str(), r.shards, r.shards == 1 ? "" : "s", args.dtype.c_str());
+    if (r.tokenizer_id.empty())
+      std::fprintf(stderr, "ponder: note: the run saved no tokenizer, so the export has none\n");
     return 0;
   });
 }

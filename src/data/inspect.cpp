@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <sstream>
 
-#include "data/shard.h"
+#include "data/dataset.h"
 
 namespace ponder::data {
 namespace {
@@ -73,30 +73,33 @@ std::string render(const std::vector<int32_t>& ids, const Tokenizer& tok, int64_
 
 }  // namespace
 
-std::string inspect(const std::filesystem::path& path, const Tokenizer* tokenizer, const InspectOptions& options) {
-  const Shard shard(path);
+std::string inspect(const std::filesystem::path& source, const Tokenizer* tokenizer, const InspectOptions& options) {
+  const Dataset dataset({source});
   if (tokenizer)
-    PONDER_CHECK(tokenizer->id() == shard.meta().tokenizer_id, ValueError, "inspect: ", path.string(),
-                 " was made with tokenizer ", shard.meta().tokenizer_id, ", not the given ", tokenizer->id());
+    PONDER_CHECK(tokenizer->id() == dataset.tokenizer_id(), ValueError, "inspect: ", source.string(),
+                 " was made with tokenizer ", dataset.tokenizer_id(), ", not the given ", tokenizer->id());
   std::vector<int64_t> inst_lengths, resp_lengths;
   int64_t plain = 0;
-  for (int64_t i = 0; i < shard.size(); ++i) {
-    inst_lengths.push_back(shard.span(i).inst_len);
-    resp_lengths.push_back(shard.span(i).resp_len);
-    plain += shard.span(i).inst_len == 0;
+  for (const Shard& shard : dataset.shards()) {
+    for (int64_t i = 0; i < shard.size(); ++i) {
+      inst_lengths.push_back(shard.span(i).inst_len);
+      resp_lengths.push_back(shard.span(i).resp_len);
+      plain += shard.span(i).inst_len == 0;
+    }
   }
   std::ostringstream os;
-  os << "shard        " << path.string() << "\n"
-     << "samples      " << shard.size() << " (" << shard.size() - plain << " instruction, " << plain
+  os << "source       " << source.string() << "\n"
+     << "shards       " << dataset.shards().size() << "\n"
+     << "samples      " << dataset.size() << " (" << dataset.size() - plain << " instruction, " << plain
      << " plain text)\n"
-     << "tokens       " << shard.num_tokens() << "\n"
-     << "vocab size   " << shard.meta().vocab_size << "\n"
-     << "tokenizer    " << shard.meta().tokenizer_id << "\n";
+     << "tokens       " << dataset.num_tokens() << "\n"
+     << "vocab size   " << dataset.vocab_size() << "\n"
+     << "tokenizer    " << dataset.tokenizer_id() << "\n";
   histogram(os, "instruction", inst_lengths, options.bar_width);
   histogram(os, "response", resp_lengths, options.bar_width);
   if (!tokenizer) return os.str();
-  for (int64_t i = 0; i < std::min(options.samples, shard.size()); ++i) {
-    const Sample s = shard.get(i);
+  for (int64_t i = 0; i < std::min(options.samples, dataset.size()); ++i) {
+    const Sample s = dataset.get(i);
     os << "sample " << i << "\n"
        << "  instruction: " << render(s.instruction, *tokenizer, options.max_chars) << "\n"
        << "  response:    " << render(s.response, *tokenizer, options.max_chars) << "\n";

@@ -143,23 +143,11 @@ void use_empty_dir(const fs::path& dir, CreatedFiles& created) {
                ": is not empty; prepare writes into a new or empty directory and overwrites nothing");
 }
 
-fs::path shard_path(const fs::path& dir, size_t index) {
-  char name[32];
-  std::snprintf(name, sizeof name, "shard_%06zu.h5", index);
-  return dir / name;
-}
-
 void write_shards(const fs::path& jsonl, const fs::path& out_dir, const Tokenizer& tokenizer,
                   const PrepareOptions& options, CreatedFiles& created, PrepareSummary& summary) {
-  PONDER_CHECK(options.shard_tokens > 0, ValueError, "prepare: shard_tokens must be positive, got ",
-               options.shard_tokens);
   const ShardMeta meta{tokenizer.vocab_size(), tokenizer.id()};
   JsonlReader reader(jsonl);
-  std::unique_ptr<ShardWriter> shard;
-  auto close_shard = [&] {
-    shard->close();
-    shard.reset();
-  };
+  ShardSetWriter shards(out_dir, meta, options.shard_tokens);
   Record record;
   while (reader.next(record)) {
     Sample sample;
@@ -170,20 +158,14 @@ void write_shards(const fs::path& jsonl, const fs::path& out_dir, const Tokenize
     }
     PONDER_CHECK(!sample.response.empty() && sample.packed_length() >= 1, FormatError, reader.where(),
                  ": nothing to predict (an empty response, or a one-token text, with bos/eos off)");
-    const auto n = static_cast<int64_t>(sample.instruction.size() + sample.response.size());
-    if (shard && shard->tokens() > 0 && shard->tokens() + n > options.shard_tokens) close_shard();
-    if (!shard) {
-      summary.shards.push_back(shard_path(out_dir, summary.shards.size()));
-      created.add(summary.shards.back());
-      shard = std::make_unique<ShardWriter>(summary.shards.back(), meta);
-    }
-    shard->add(sample);
-    summary.tokens += n;
+    shards.add(sample);
     ++(record.instruction ? summary.instruction_samples : summary.text_samples);
   }
-  PONDER_CHECK(shard, FormatError, jsonl.string(), ": holds no records");
-  close_shard();
+  PONDER_CHECK(shards.tokens() > 0, FormatError, jsonl.string(), ": holds no records");
+  summary.shards = shards.close();
+  for (const fs::path& shard : summary.shards) created.add(shard);
   summary.lines = reader.lines();
+  summary.tokens = shards.tokens();
   summary.vocab_size = meta.vocab_size;
   summary.tokenizer_id = meta.tokenizer_id;
 }

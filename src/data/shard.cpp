@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -408,6 +409,43 @@ void ShardWriter::close() {
     fail<IoError>(path_.string(), ": could not ", synced ? "rename into place (" + ec.message() + ")"
                                                           : "flush to disk (" + std::string(std::strerror(err)) + ")");
   }
+}
+
+ShardSetWriter::ShardSetWriter(fs::path dir, ShardMeta meta, int64_t shard_tokens)
+    : dir_(std::move(dir)), meta_(std::move(meta)), shard_tokens_(shard_tokens) {
+  PONDER_CHECK(shard_tokens_ > 0, ValueError, "ShardSetWriter: shard_tokens must be positive, got ", shard_tokens_);
+}
+
+ShardSetWriter::~ShardSetWriter() {
+  if (done_) return;
+  open_.reset();  // removes its temporary
+  std::error_code ec;
+  for (const fs::path& p : closed_) fs::remove(p, ec);
+}
+
+void ShardSetWriter::close_open_shard() {
+  open_->close();
+  closed_.push_back(open_path_);
+  open_.reset();
+}
+
+void ShardSetWriter::add(const Sample& sample) {
+  const auto n = static_cast<int64_t>(sample.instruction.size() + sample.response.size());
+  if (open_ && open_->tokens() > 0 && open_->tokens() + n > shard_tokens_) close_open_shard();
+  if (!open_) {
+    char name[32];
+    std::snprintf(name, sizeof name, "shard_%06zu.h5", closed_.size());
+    open_path_ = dir_ / name;
+    open_ = std::make_unique<ShardWriter>(open_path_, meta_);
+  }
+  open_->add(sample);
+  tokens_ += n;
+}
+
+std::vector<fs::path> ShardSetWriter::close() {
+  if (open_) close_open_shard();
+  done_ = true;
+  return closed_;
 }
 
 }  // namespace ponder::data

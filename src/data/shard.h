@@ -71,6 +71,35 @@ class ShardWriter {
   int64_t samples_ = 0, tokens_ = 0, written_tokens_ = 0, written_samples_ = 0;
 };
 
+// Numbered shards dir/shard_000000.h5, shard_000001.h5, ...: a shard is closed before a sample
+// would take it past shard_tokens (a longer sample gets a shard of its own).
+class ShardSetWriter {
+ public:
+  ShardSetWriter(std::filesystem::path dir, ShardMeta meta, int64_t shard_tokens);
+  // Without close(), removes every shard written so far.
+  ~ShardSetWriter();
+  ShardSetWriter(const ShardSetWriter&) = delete;
+  ShardSetWriter& operator=(const ShardSetWriter&) = delete;
+
+  void add(const Sample& sample);
+  // Closes the last shard and returns the paths of all of them (none when no sample was added).
+  std::vector<std::filesystem::path> close();
+
+  int64_t tokens() const { return tokens_; }
+
+ private:
+  void close_open_shard();
+
+  std::filesystem::path dir_;
+  ShardMeta meta_;
+  int64_t shard_tokens_;
+  std::unique_ptr<ShardWriter> open_;
+  std::filesystem::path open_path_;
+  std::vector<std::filesystem::path> closed_;
+  int64_t tokens_ = 0;
+  bool done_ = false;
+};
+
 // How much of `tokens` opening a shard reads. Spans are always checked; token ids are checked
 // again whenever a sample is read, so `on_read` only defers finding a bad id to its first use.
 enum class TokenCheck { scan, on_read };

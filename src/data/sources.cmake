@@ -1,10 +1,12 @@
 target_sources(ponder_core PRIVATE
   data/dataset.cpp
+  data/hf_tokenizer.cpp
   data/inspect.cpp
   data/loader.cpp
   data/packing.cpp
   data/prepare.cpp
   data/sampler.cpp
+  data/sentencepiece_model.cpp
   data/shard.cpp
   data/tokenizer.cpp
 )

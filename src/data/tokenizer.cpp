@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "data/hash.h"
+#include "data/sentencepiece_model.h"
 #include "io/atomic_file.h"
 #include "io/errors.h"
 
@@ -43,6 +44,11 @@ std::string describe_byte(unsigned char c) {
   return out;
 }
 
+void check_id(int32_t id, int64_t vocab_size, const char* tokenizer) {
+  PONDER_CHECK(id >= 0 && id < vocab_size, ValueError, tokenizer, ": id ", id, " is outside the vocabulary [0, ",
+               vocab_size, ")");
+}
+
 }  // namespace
 
 // ---- Tokenizer ----
@@ -63,6 +69,7 @@ struct SentencePieceTokenizer::Impl {
   sentencepiece::SentencePieceProcessor processor;
   std::string model_bytes;
   std::string id;
+  SentencePieceModelFacts facts;
 };
 
 SentencePieceTokenizer::SentencePieceTokenizer(const fs::path& model_file) : impl_(std::make_unique<Impl>()) {
@@ -71,6 +78,7 @@ SentencePieceTokenizer::SentencePieceTokenizer(const fs::path& model_file) : imp
   PONDER_CHECK(status.ok(), io::FormatError, model_file.string(), ": not a SentencePiece model (", status.ToString(),
                ")");
   impl_->id = "sentencepiece:" + Fnv1a().add(impl_->model_bytes).hex();
+  impl_->facts = read_sentencepiece_facts(impl_->model_bytes);
   const auto& sp = impl_->processor;
   auto piece = [&](const char* name) {
     const int id = sp.PieceToId(name);
@@ -100,8 +108,7 @@ std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text) const
 std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& ids) const {
   std::vector<int> kept;
   for (int32_t id : ids) {
-    PONDER_CHECK(id >= 0 && id < vocab_size(), ValueError, "SentencePieceTokenizer: id ", id,
-                 " is outside the vocabulary [0, ", vocab_size(), ")");
+    check_id(id, vocab_size(), "SentencePieceTokenizer");
     if (!is_special(id)) kept.push_back(id);
   }
   std::string text;
@@ -109,6 +116,25 @@ std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& ids) cons
   PONDER_CHECK(status.ok(), ValueError, "SentencePieceTokenizer: cannot decode (", status.ToString(), ")");
   return text;
 }
+
+std::string SentencePieceTokenizer::piece(int32_t id) const {
+  check_id(id, vocab_size(), "SentencePieceTokenizer");
+  return impl_->processor.IdToPiece(id);
+}
+
+float SentencePieceTokenizer::score(int32_t id) const {
+  check_id(id, vocab_size(), "SentencePieceTokenizer");
+  return impl_->processor.GetScore(id);
+}
+
+bool SentencePieceTokenizer::is_user_defined(int32_t id) const {
+  check_id(id, vocab_size(), "SentencePieceTokenizer");
+  return static_cast<size_t>(id) < impl_->facts.user_defined.size() && impl_->facts.user_defined[id];
+}
+
+bool SentencePieceTokenizer::is_unigram() const { return impl_->facts.unigram; }
+
+int32_t SentencePieceTokenizer::unk() const { return impl_->processor.unk_id(); }
 
 std::vector<int32_t> SentencePieceTokenizer::encode_condition(std::string_view condition) const {
   const std::string piece = condition_piece(condition);
@@ -223,11 +249,17 @@ std::vector<int32_t> CharTokenizer::encode(std::string_view text) const {
 std::string CharTokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string text;
   for (int32_t id : ids) {
-    PONDER_CHECK(id >= 0 && id < vocab_size(), ValueError, "CharTokenizer: id ", id, " is outside the vocabulary [0, ",
-                 vocab_size(), ")");
+    check_id(id, vocab_size(), "CharTokenizer");
     if (id >= kCharOffset) text.push_back(static_cast<char>(id - kCharOffset + kFirstChar));
   }
   return text;
+}
+
+std::string CharTokenizer::piece(int32_t id) const {
+  check_id(id, vocab_size(), "CharTokenizer");
+  static const char* const kSpecialPieces[kCharOffset] = {"<pad>", "<s>", "</s>", "<inst>", "<resp>"};
+  if (id < kCharOffset) return kSpecialPieces[id];
+  return std::string(1, static_cast<char>(id - kCharOffset + kFirstChar));
 }
 
 void CharTokenizer::save(const fs::path& dir) const {
@@ -247,6 +279,13 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
   const bool is_char = j.is_object() && j.contains("type") && j["type"] == kCharType;
   PONDER_CHECK(is_char, io::FormatError, char_file.string(), ": not a ponder character tokenizer description");
   return std::make_unique<CharTokenizer>();
+}
+
+std::unique_ptr<Tokenizer> tokenizer_beside(const fs::path& shards) {
+  std::error_code ec;
+  const fs::path dir = fs::is_directory(shards, ec) ? shards : shards.parent_path();
+  if (!fs::exists(dir / kSentencePieceFile, ec) && !fs::exists(dir / kCharFile, ec)) return nullptr;
+  return load_tokenizer(dir);
 }
 
 }  // namespace ponder::data

@@ -24,6 +24,8 @@ class Tokenizer {
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
   // Special ids decode to nothing; ids outside the vocabulary are a ValueError.
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+  // The vocabulary entry of one id (specials by name, e.g. "<s>"); ValueError outside the vocabulary.
+  virtual std::string piece(int32_t id) const = 0;
   // The tokens of a condition prefix: the piece condition_piece(c) when the vocabulary has it as
   // one symbol, else its encoded text.
   virtual std::vector<int32_t> encode_condition(std::string_view condition) const;
@@ -59,22 +61,33 @@ class SentencePieceTokenizer : public Tokenizer {
 
   std::vector<int32_t> encode(std::string_view text) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
+  std::string piece(int32_t id) const override;
   std::vector<int32_t> encode_condition(std::string_view condition) const override;
   int64_t vocab_size() const override;
   std::string id() const override;  // "sentencepiece:<FNV-1a 64 of the model file, hex>"
   void save(const std::filesystem::path& dir) const override;  // dir/tokenizer.model
+
+  // What another implementation of the model needs: its kind (ponder trains unigram models),
+  // each piece's score, which pieces are user-defined (matched in text as a whole: the condition
+  // symbols), and the unknown piece.
+  bool is_unigram() const;
+  float score(int32_t id) const;
+  bool is_user_defined(int32_t id) const;
+  int32_t unk() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-// A fixed vocabulary for synthetic tasks: pad 0, bos 1, eos 2, inst 3, resp 4, then the printable
-// ASCII characters 32..126 as ids 5..99. Any other byte is a ValueError naming it.
+// A fixed vocabulary for synthetic tasks: pad 0, bos 1, eos 2, inst 3, resp 4 (pieces "<pad>",
+// "<s>", "</s>", "<inst>", "<resp>"), then the printable ASCII characters 32..126 as ids 5..99.
+// Any other byte is a ValueError naming it.
 class CharTokenizer : public Tokenizer {
  public:
   std::vector<int32_t> encode(std::string_view text) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
+  std::string piece(int32_t id) const override;
   int64_t vocab_size() const override { return 5 + 95; }
   std::string id() const override { return "char:ascii32-126:v1"; }
   void save(const std::filesystem::path& dir) const override;  // dir/tokenizer.json
@@ -102,5 +115,9 @@ SentencePieceTokenizer train_sentencepiece(const std::vector<std::string>& texts
 
 // Loads what Tokenizer::save wrote: `path` is such a directory, or a .model file directly.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
+
+// The tokenizer saved beside shards (in `shards` when it is a directory, else in the directory
+// holding it), or null when there is none there.
+std::unique_ptr<Tokenizer> tokenizer_beside(const std::filesystem::path& shards);
 
 }  // namespace ponder::data

@@ -66,6 +66,20 @@ std::vector<std::pair<int64_t, fs::path>> checkpoint_dirs(const fs::path& dir) {
   return out;
 }
 
+// Puts the finished temporary directory in place. Rewriting a step (a resume that saves the step
+// it started from) swaps the two directories in one rename, so the old checkpoint stays whole
+// until the new one is in place; the old one is then deleted under the temporary name.
+void move_into_place(const fs::path& temp, const fs::path& final_dir) {
+  if (!fs::exists(final_dir)) {
+    fs::rename(temp, final_dir);
+  } else if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) == 0) {
+    fs::remove_all(temp);
+  } else {  // a file system without exchange
+    fs::remove_all(final_dir);
+    fs::rename(temp, final_dir);
+  }
+}
+
 }  // namespace
 
 std::string checkpoint_name(int64_t step) {
@@ -153,8 +167,7 @@ fs::path write_checkpoint(const fs::path& checkpoints_dir, const CheckpointConte
   complete << YAML::EndMap << YAML::EndMap;
   write_text(temp / "COMPLETE", std::string(complete.c_str()) + "\n");
   sync_directory(temp);
-  if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a rewrite of the same step (resume)
-  fs::rename(temp, final_dir);
+  move_into_place(temp, final_dir);
   sync_directory(checkpoints_dir);
   return final_dir;
 }

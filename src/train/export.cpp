@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "data/hf_tokenizer.h"
 #include "io/atomic_file.h"
 #include "io/errors.h"
 #include "io/safetensors.h"
@@ -78,6 +79,12 @@ fs::path resolve_checkpoint(const fs::path& source) {
   return *newest;
 }
 
+// The tokenizer a run saved (run_dir/tokenizer, beside checkpoints/), or null when it saved none.
+std::unique_ptr<data::Tokenizer> run_tokenizer(const fs::path& checkpoint) {
+  const fs::path dir = checkpoint.parent_path().parent_path() / "tokenizer";
+  return fs::is_directory(dir) ? data::tokenizer_beside(dir) : nullptr;
+}
+
 void write_json(const fs::path& path, const nlohmann::json& j) {
   std::string text = j.dump(2) + "\n";
   io::AtomicFile f(path);
@@ -101,6 +108,17 @@ ExportResult export_model(const fs::path& source, const fs::path& out_dir, const
   PONDER_CHECK(!o.ema || !c.ema.empty(), ValueError, "export: --ema asked for, but ", result.checkpoint.string(),
                " has no EMA weights (the recipe kept none)");
   const auto& weights = o.ema ? c.ema : c.model;
+  // The tokenizer is described before anything is written, so one transformers cannot load is refused.
+  std::unique_ptr<data::Tokenizer> tokenizer = run_tokenizer(result.checkpoint);
+  nlohmann::json hf_tokenizer;
+  if (tokenizer) {
+    PONDER_CHECK(tokenizer->vocab_size() <= config["vocab_size"].get<int64_t>(), ValueError, "export: the run's tokenizer has ",
+                 tokenizer->vocab_size(), " tokens, more than the model's vocab_size ", config["vocab_size"].get<int64_t>());
+    hf_tokenizer = data::hf_tokenizer_json(*tokenizer);
+    config["bos_token_id"] = tokenizer->bos();
+    config["eos_token_id"] = tokenizer->eos();
+    config["pad_token_id"] = tokenizer->pad();
+  }
 
   fs::create_directories(out_dir);
   // Shards of at most shard_bytes, in name order; one shard is written as model.safetensors.
@@ -135,6 +153,12 @@ ExportResult export_model(const fs::path& source, const fs::path& out_dir, const
     }
     index["metadata"]["total_size"] = total;
     write_json(out_dir / "model.safetensors.index.json", index);
+  }
+  if (tokenizer) {
+    tokenizer->save(out_dir);
+    write_json(out_dir / "tokenizer.json", hf_tokenizer);
+    write_json(out_dir / "tokenizer_config.json", data::hf_tokenizer_config(*tokenizer, recipe.data.seq_len));
+    result.tokenizer_id = tokenizer->id();
   }
   write_json(out_dir / "config.json", config);
   return result;

@@ -1,7 +1,7 @@
 // Export: weights and configuration in the layout other tools load. The baseline exports as
 // transformers' LlamaForCausalLM (model.safetensors + config.json + tokenizer files), so
-//   AutoModelForCausalLM.from_pretrained(OUT_DIR)
-// loads it. Weights above 5 GB are sharded with a model.safetensors.index.json.
+//   AutoModelForCausalLM.from_pretrained(OUT_DIR), AutoTokenizer.from_pretrained(OUT_DIR)
+// load it. Weights above 5 GB are sharded with a model.safetensors.index.json.
 #pragma once
 
 #include <filesystem>
@@ -24,10 +24,13 @@ struct ExportResult {
   std::filesystem::path checkpoint;  // where the weights came from
   int64_t parameters = 0;
   int shards = 1;
+  std::string tokenizer_id;  // of the tokenizer shipped; empty when the run saved none
 };
 
 // `source` is a run directory (its newest complete checkpoint is used) or a checkpoint directory.
-// The output directory must not already hold an export.
+// The output directory must not already hold an export. The run's tokenizer (RUN_DIR/tokenizer)
+// is shipped as ponder's files plus tokenizer.json and tokenizer_config.json for transformers'
+// AutoTokenizer (data/hf_tokenizer.h), and config.json gets its bos/eos/pad ids.
 ExportResult export_model(const std::filesystem::path& source, const std::filesystem::path& out_dir,
                           const ExportOptions& options);
 

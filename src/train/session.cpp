@@ -46,14 +46,7 @@ std::vector<std::filesystem::path> paths(const std::vector<std::string>& v) { re
 
 // The tokenizer that made the shards, when it lies beside them (ponder data prepare puts it there).
 void save_shard_tokenizer(const std::vector<std::string>& sources, const std::filesystem::path& run_dir) {
-  std::filesystem::path dir = sources.front();
-  if (!std::filesystem::is_directory(dir)) dir = dir.parent_path();
-  for (const char* name : {"tokenizer.model", "char_tokenizer.json"}) {
-    if (std::filesystem::exists(dir / name)) {
-      data::load_tokenizer(dir)->save(run_dir / "tokenizer");
-      return;
-    }
-  }
+  if (auto tokenizer = data::tokenizer_beside(sources.front())) tokenizer->save(run_dir / "tokenizer");
 }
 
 void attach_shards(TrainContext& ctx, const io::Recipe& r) {

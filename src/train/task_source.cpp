@@ -1,6 +1,7 @@
 #include "train/task_source.h"
 
 #include "autograd/grad_mode.h"
+#include "data/prepare.h"
 #include "models/decode.h"
 #include "ops/loss.h"
 
@@ -22,13 +23,7 @@ std::vector<int32_t> without_eos(std::vector<int32_t> ids, int32_t eos) {
 }  // namespace
 
 data::Sample encode_example(const data::Tokenizer& tok, const data::TaskExample& e) {
-  data::Sample s;
-  s.instruction.push_back(tok.bos());
-  for (int32_t id : tok.encode(e.instruction)) s.instruction.push_back(id);
-  s.instruction.push_back(tok.resp());
-  s.response = tok.encode(e.response);
-  s.response.push_back(tok.eos());
-  return s;
+  return data::tokenize_record({.instruction = e.instruction, .response = e.response, .condition = {}}, tok);
 }
 
 TaskSource::TaskSource(std::shared_ptr<data::TaskStream> stream, std::shared_ptr<const data::Tokenizer> tokenizer,

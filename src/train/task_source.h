@@ -15,6 +15,8 @@
 
 namespace ponder::train {
 
+// An example in the sample layout of prepared shards (data/prepare.h), so that training on a task
+// and on `ponder data synth` shards of it sees the same tokens.
 data::Sample encode_example(const data::Tokenizer& tok, const data::TaskExample& e);
 
 class TaskSource : public BatchSource {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "support/python.h"
 
@@ -107,11 +108,125 @@ TEST(Cli, TrainResumeExportFlow) {
   EXPECT_EQ(config["hidden_size"], 32);
   EXPECT_EQ(config["vocab_size"], 100);
   EXPECT_TRUE(fs::exists(dir / "out" / "model.safetensors"));
+  // The run's tokenizer ships with the export, for ponder and for transformers' AutoTokenizer.
+  EXPECT_EQ(config["bos_token_id"], 1);
+  EXPECT_EQ(config["eos_token_id"], 2);
+  EXPECT_EQ(config["pad_token_id"], 0);
+  EXPECT_TRUE(fs::exists(dir / "out" / "char_tokenizer.json"));
+  auto tokenizer = nlohmann::json::parse(std::ifstream(dir / "out" / "tokenizer.json"));
+  EXPECT_EQ(tokenizer["model"]["vocab"].size(), 100u);
+  auto tokenizer_config = nlohmann::json::parse(std::ifstream(dir / "out" / "tokenizer_config.json"));
+  EXPECT_EQ(tokenizer_config["eos_token"], "</s>");
+  EXPECT_EQ(tokenizer_config["model_max_length"], 64);
   r = ponder("export " + run.string() + " -o " + (dir / "out").string());
   EXPECT_EQ(r.status, 2);  // never overwrites an export
   r = ponder("export " + run.string() + " -o " + (dir / "out2").string() + " --ema");
   EXPECT_EQ(r.status, 2);  // this recipe kept no EMA
   EXPECT_NE(first_line(r.output).find("no EMA weights"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
+// Data commands. Everything but the report's first line (the source path) is the same for equal data.
+std::string report_body(const std::string& report) { return report.substr(report.find('\n') + 1); }
+
+void write_lines(const fs::path& path, const std::vector<std::string>& lines) {
+  std::ofstream out(path);
+  for (const std::string& line : lines) out << line << "\n";
+}
+
+TEST(Cli, DataSynthThenInspect) {
+  fs::path dir = ponder::testing::scratch_dir("cli_synth");
+  const fs::path out = dir / "reverse";
+  Result r = ponder("data synth reverse --n 50 --seed 3 --eval 10 -o " + out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(out / "shard_000000.h5"));
+  EXPECT_TRUE(fs::exists(out / "char_tokenizer.json"));
+  EXPECT_TRUE(fs::exists(out / "eval" / "shard_000000.h5"));
+  EXPECT_FALSE(fs::exists(dir / "reverse.partial"));
+
+  r = ponder("data inspect " + out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("samples      50 (50 instruction, 0 plain text)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("  instruction: <bos><inst>reverse:"), std::string::npos) << r.output;  // decoded
+  r = ponder("data inspect " + (out / "eval" / "shard_000000.h5").string() + " --samples 0");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("samples      10 (10 instruction"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("sample 0"), std::string::npos) << r.output;
+
+  // The same seed gives the same data; another seed other data.
+  const std::string first = report_body(ponder("data inspect " + out.string()).output);
+  ASSERT_EQ(ponder("data synth reverse --n 50 --seed 3 --eval 10 -o " + (dir / "again").string()).status, 0);
+  EXPECT_EQ(report_body(ponder("data inspect " + (dir / "again").string()).output), first);
+  ASSERT_EQ(ponder("data synth reverse --n 50 --seed 4 -o " + (dir / "other").string()).status, 0);
+  EXPECT_NE(report_body(ponder("data inspect " + (dir / "other").string()).output), first);
+
+  // An existing output is replaced only with --force.
+  r = ponder("data synth sort --n 5 -o " + out.string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output), "ponder: " + out.string() + ": is not empty; pass --force to replace it");
+  EXPECT_EQ(report_body(ponder("data inspect " + out.string()).output), first);
+  r = ponder("data synth sort --n 5 -o " + out.string() + " --force");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(ponder("data inspect " + out.string()).output.find("samples      5 "), std::string::npos);
+  EXPECT_FALSE(fs::exists(out / "eval"));
+
+  r = ponder("data synth frobnicate --n 5 -o " + (dir / "bad").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output).rfind("ponder: unknown task \"frobnicate\" (known tasks: ", 0), 0u) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "bad"));
+  EXPECT_FALSE(fs::exists(dir / "bad.partial"));
+
+  r = ponder("data inspect " + (dir / "missing").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output).rfind("ponder: ", 0), 0u) << r.output;
+  fs::remove_all(dir);
+}
+
+TEST(Cli, DataPrepareThenInspect) {
+  fs::path dir = ponder::testing::scratch_dir("cli_prepare");
+  ASSERT_EQ(ponder("data synth reverse --n 1 -o " + (dir / "chars").string()).status, 0);  // a tokenizer to use
+  write_lines(dir / "in.jsonl", {R"({"instruction": "2+2", "response": "4"})", "",
+                                 R"({"text": "plain text", "condition": "easy"})"});
+  const fs::path out = dir / "out";
+  Result r = ponder("data prepare " + (dir / "in.jsonl").string() + " --tokenizer " + (dir / "chars").string() + " -o " +
+                    out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("prepared 2 samples (1 instruction, 1 text) from 3 lines"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(out / "shard_000000.h5"));
+  EXPECT_TRUE(fs::exists(out / "char_tokenizer.json"));  // the tokenizer travels with the shards
+  EXPECT_FALSE(fs::exists(dir / "out.partial"));
+  r = ponder("data inspect " + out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("  instruction: <bos><inst>2+2<resp>"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("  response:    <bos><|easy|>plain text<eos>"), std::string::npos) << r.output;
+
+  // Bad input: one line naming the problem, exit 2, and nothing written.
+  r = ponder("data prepare " + (dir / "nope.jsonl").string() + " --tokenizer " + (dir / "chars").string() + " -o " +
+             (dir / "o2").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(first_line(r.output).find("nope.jsonl"), std::string::npos) << r.output;
+  write_lines(dir / "bad.jsonl", {R"({"text": "fine"})", R"({"text": "fine too"})", R"({"text": "broken)"});
+  r = ponder("data prepare " + (dir / "bad.jsonl").string() + " --tokenizer " + (dir / "chars").string() + " -o " +
+             (dir / "o2").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output).rfind("ponder: " + (dir / "bad.jsonl").string() + ":3: not valid JSON", 0), 0u) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "o2"));
+  EXPECT_FALSE(fs::exists(dir / "o2.partial"));
+  r = ponder("data prepare " + (dir / "in.jsonl").string() + " --tokenizer " + (dir / "chars").string() + " -o " +
+             out.string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output), "ponder: " + out.string() + ": is not empty; pass --force to replace it");
+  r = ponder("data prepare " + (dir / "in.jsonl").string() + " -o " + (dir / "o3").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(first_line(r.output).find("--tokenizer"), std::string::npos) << r.output;
+
+  // A stale .partial of a killed run is cleared; --force replaces the output.
+  fs::create_directories(dir / "out.partial" / "junk");
+  r = ponder("data prepare " + (dir / "in.jsonl").string() + " --train-tokenizer 40 -o " + out.string() + " --force");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(out / "tokenizer.model"));
+  EXPECT_FALSE(fs::exists(out / "char_tokenizer.json"));
+  EXPECT_FALSE(fs::exists(dir / "out.partial"));
   fs::remove_all(dir);
 }
 

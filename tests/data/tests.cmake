@@ -1,4 +1,5 @@
 target_sources(unit_tests PRIVATE
+  data/hf_tokenizer_test.cpp
   data/loader_test.cpp
   data/packing_test.cpp
   data/prepare_test.cpp

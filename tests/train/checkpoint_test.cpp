@@ -1,8 +1,13 @@
 #include "train/checkpoint.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "io/config_reader.h"
 #include "io/errors.h"
@@ -63,6 +68,83 @@ TEST(Checkpoint, IncompleteOrCorruptDirectoriesAreNeverLoaded) {
   EXPECT_NE(rejected[0].find("no COMPLETE marker"), std::string::npos) << rejected[0];
   EXPECT_NE(rejected[1].find("checksum differs"), std::string::npos) << rejected[1];
   EXPECT_THROW(read_checkpoint(newest), io::FormatError);
+  fs::remove_all(dir);
+}
+
+// Optimizer state large enough that writing it takes a while after the weights are on disk.
+CheckpointContents large_contents(int64_t step) {
+  CheckpointContents c = contents(step);
+  c.optimizer = {{{"exp_avg", full({int64_t(8) << 20}, 1.0)}, {"exp_avg_sq", full({int64_t(8) << 20}, 2.0)}}};
+  return c;
+}
+
+bool wait_for(const fs::path& path, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!fs::exists(path)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return true;
+}
+
+TEST(Checkpoint, AWriteKilledMidwayLeavesThePreviousCheckpoint) {
+  fs::path dir = testing::scratch_dir("ckpt_killed");
+  write_checkpoint(dir, contents(100));
+  const CheckpointContents next = large_contents(200);  // built before fork: the child only writes
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    try {
+      write_checkpoint(dir, next);
+    } catch (...) {
+    }
+    ::pause();  // stays alive so that the kill always lands on a running writer
+    ::_exit(0);
+  }
+  // Killed once the new weights are written, while the optimizer state is being written.
+  const fs::path temp = dir / ".incomplete_step_00000200";
+  const bool saw_weights = wait_for(temp / "model.safetensors", std::chrono::seconds(60));
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(saw_weights);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ASSERT_TRUE(fs::exists(temp)) << "the kill should land mid-write";
+  EXPECT_FALSE(fs::exists(temp / "COMPLETE"));
+  EXPECT_FALSE(fs::exists(dir / "step_00000200"));
+
+  // Resume finds the previous checkpoint, intact; the leftover is never a candidate.
+  std::vector<std::string> rejected;
+  auto found = newest_complete_checkpoint(dir, &rejected);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->filename(), "step_00000100");
+  EXPECT_TRUE(rejected.empty());
+  LoadedCheckpoint c = read_checkpoint(*found);
+  EXPECT_EQ(c.state.step, 100);
+  EXPECT_EQ(c.model.at("w").to_vector<float>(), std::vector<float>(6, 100.0f));
+
+  // The next save clears the leftover and becomes the newest.
+  write_checkpoint(dir, contents(200));
+  EXPECT_EQ(newest_complete_checkpoint(dir)->filename(), "step_00000200");
+  prune_checkpoints(dir, /*keep=*/5, /*keep_every=*/0);
+  EXPECT_FALSE(fs::exists(temp));
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, RewritingAStepReplacesItWhole) {
+  fs::path dir = testing::scratch_dir("ckpt_rewrite");
+  write_checkpoint(dir, contents(100));
+  CheckpointContents again = contents(100);
+  again.model = {{"w", full({3, 2}, 7.0)}};
+  again.state.tokens = 999;
+  write_checkpoint(dir, again);
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir)) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"step_00000100"});
+  LoadedCheckpoint c = read_checkpoint(dir / "step_00000100");
+  EXPECT_EQ(c.state.tokens, 999);
+  EXPECT_EQ(c.model.size(), 1u);
+  EXPECT_EQ(c.model.at("w").to_vector<float>(), std::vector<float>(6, 7.0f));
   fs::remove_all(dir);
 }
 
