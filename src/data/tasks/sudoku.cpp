@@ -3,6 +3,7 @@
 #include <array>
 #include <bit>
 #include <optional>
+#include <vector>
 
 #include "data/tasks/random.h"
 #include "tensor/error.h"

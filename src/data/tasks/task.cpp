@@ -16,10 +16,15 @@ struct TaskFactory {
   std::unique_ptr<Task> (*create)(TaskOptions& options);
 };
 
+template <ListTask::Kind kind>
+std::unique_ptr<Task> list_task(TaskOptions&) {  // list tasks take no options
+  return std::make_unique<ListTask>(kind);
+}
+
 const std::array<TaskFactory, 6> kTasks = {{
-    {"sort", [](TaskOptions&) -> std::unique_ptr<Task> { return std::make_unique<ListTask>(ListTask::Kind::sort); }},
-    {"reverse", [](TaskOptions&) -> std::unique_ptr<Task> { return std::make_unique<ListTask>(ListTask::Kind::reverse); }},
-    {"dedup", [](TaskOptions&) -> std::unique_ptr<Task> { return std::make_unique<ListTask>(ListTask::Kind::dedup); }},
+    {"sort", &list_task<ListTask::Kind::sort>},
+    {"reverse", &list_task<ListTask::Kind::reverse>},
+    {"dedup", &list_task<ListTask::Kind::dedup>},
     {"sudoku", &SudokuTask::create},
     {"maze", &MazeTask::create},
     {"arithmetic", &ArithmeticTask::create},

@@ -53,7 +53,8 @@ const std::string* TaskOptions::ask(std::string_view key) {
 }
 
 void TaskOptions::reject(std::string_view key, std::string_view allowed) const {
-  fail<ValueError>("task \"", spec_.name, "\": ", key, "=", *find(key), " is invalid (allowed: ", allowed, ")");
+  const std::string* value = find(key);
+  fail<ValueError>("task \"", spec_.name, "\": ", key, "=", value ? *value : "", " is invalid (allowed: ", allowed, ")");
 }
 
 int64_t TaskOptions::integer(std::string_view key, int64_t fallback, int64_t lo, int64_t hi, int64_t step) {

@@ -32,6 +32,7 @@ class TaskOptions {
 
   // Rejects any key that none of the calls above asked for.
   void finish() const;
+  // A ValueError for the value given for `key`, showing what is allowed.
   [[noreturn]] void reject(std::string_view key, std::string_view allowed) const;
 
  private:
