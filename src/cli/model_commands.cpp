@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/errors.h"
+#include "data/tasks/task.h"
 #include "train/export.h"
 #include "train/plan.h"
 
@@ -37,6 +38,7 @@ int plan(const PlanArgs& args) {
 int check(const std::string& recipe_path, const std::vector<std::string>& overrides) {
   return guarded([&](Phase&) {
     io::Recipe recipe = io::load_recipe(recipe_path, overrides);
+    if (!recipe.data.task.empty()) data::make_task(recipe.data.task);  // a bad task spec fails here, not in train
     train::ModelCost cost = train::model_cost(recipe.model, recipe.data.seq_len);
     std::printf("%s: ok (%s, %lld parameters, %lld steps of %lld tokens)\n", recipe_path.c_str(), recipe.family.c_str(),
                 static_cast<long long>(cost.parameters), static_cast<long long>(recipe.train.steps),

@@ -22,7 +22,7 @@ using ModelConfig = std::variant<models::TransformerConfig, models::HrmTextConfi
 struct DataRecipe {
   std::vector<std::string> train;  // HDF5 shards (files or directories)
   std::vector<std::string> eval;
-  std::string task;                // a synthetic task generated on the fly instead of shards
+  std::string task;                // a synthetic task spec ("sort", "maze:n=11,loops=2"), generated on the fly
   int64_t task_train_examples = 0; // 0 = unlimited (fresh examples every step)
   int64_t task_eval_examples = 256;
   int64_t seq_len = 512;           // row length in tokens

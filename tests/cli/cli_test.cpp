@@ -71,6 +71,14 @@ TEST(Cli, BadRecipesGiveOneLineAndExitTwo) {
   r = ponder("check " + write_recipe(dir, kTiny).string() + " --set model.hedas=3");
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(first_line(r.output), "ponder: unknown key model.hedas (from --set); did you mean \"heads\"?");
+  r = ponder("check " + write_recipe(dir, kTiny).string() + " --set data.task=maze:n=10");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output), "ponder: task \"maze\": n=10 is invalid (allowed: 5, 7, ..., 39)");
+  r = ponder("check " + write_recipe(dir, kTiny).string() + " --set data.task=sudok");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(first_line(r.output).find("unknown task \"sudok\""), std::string::npos) << r.output;
+  r = ponder("check " + write_recipe(dir, kTiny).string() + " --set data.task=maze:n=11,loops=2");
+  EXPECT_EQ(r.status, 0) << r.output;
   r = ponder("check " + write_recipe(dir, kTiny).string());
   EXPECT_EQ(r.status, 0) << r.output;
   fs::remove_all(dir);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "data/tasks/random.h"
+
 namespace ponder::data {
 
 std::string ListTask::name() const {
@@ -29,11 +31,9 @@ std::string ListTask::solve(const std::string& digits) const {
 }
 
 TaskExample ListTask::generate(std::mt19937_64& rng) const {
-  // Explicit arithmetic on the generator's output: std::uniform_int_distribution differs between
-  // standard libraries, and examples must be identical everywhere.
-  const int length = kMinLength + static_cast<int>(rng() % (kMaxLength - kMinLength + 1));
+  const int length = kMinLength + static_cast<int>(draw_below(rng, kMaxLength - kMinLength + 1));
   std::string digits;
-  for (int i = 0; i < length; ++i) digits.push_back(static_cast<char>('0' + rng() % 10));
+  for (int i = 0; i < length; ++i) digits.push_back(static_cast<char>('0' + draw_below(rng, 10)));
   return {name() + ":" + digits, solve(digits)};
 }
 

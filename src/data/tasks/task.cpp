@@ -1,19 +1,53 @@
 #include "data/tasks/task.h"
 
+#include <array>
+
+#include "data/tasks/arithmetic.h"
 #include "data/tasks/list_tasks.h"
+#include "data/tasks/maze.h"
+#include "data/tasks/sudoku.h"
 #include "tensor/error.h"
 
 namespace ponder::data {
 
-std::vector<std::string> task_names() { return {"sort", "reverse", "dedup"}; }
+namespace {
+struct TaskFactory {
+  const char* name;
+  std::unique_ptr<Task> (*create)(TaskOptions& options);
+};
 
-std::unique_ptr<Task> make_task(std::string_view name) {
-  if (name == "sort") return std::make_unique<ListTask>(ListTask::Kind::sort);
-  if (name == "reverse") return std::make_unique<ListTask>(ListTask::Kind::reverse);
-  if (name == "dedup") return std::make_unique<ListTask>(ListTask::Kind::dedup);
+template <ListTask::Kind kind>
+std::unique_ptr<Task> list_task(TaskOptions&) {  // list tasks take no options
+  return std::make_unique<ListTask>(kind);
+}
+
+const std::array<TaskFactory, 6> kTasks = {{
+    {"sort", &list_task<ListTask::Kind::sort>},
+    {"reverse", &list_task<ListTask::Kind::reverse>},
+    {"dedup", &list_task<ListTask::Kind::dedup>},
+    {"sudoku", &SudokuTask::create},
+    {"maze", &MazeTask::create},
+    {"arithmetic", &ArithmeticTask::create},
+}};
+}  // namespace
+
+std::vector<std::string> task_names() {
+  std::vector<std::string> names;
+  for (const TaskFactory& f : kTasks) names.emplace_back(f.name);
+  return names;
+}
+
+std::unique_ptr<Task> make_task(std::string_view spec) {
+  TaskOptions options(parse_task_spec(spec));
+  for (const TaskFactory& f : kTasks) {
+    if (options.task() != f.name) continue;
+    std::unique_ptr<Task> task = f.create(options);
+    options.finish();
+    return task;
+  }
   std::string known;
   for (const std::string& n : task_names()) known += (known.empty() ? "" : ", ") + n;
-  fail<ValueError>("unknown task \"", name, "\" (known tasks: ", known, ")");
+  fail<ValueError>("unknown task \"", options.task(), "\" (known tasks: ", known, ")");
 }
 
 TaskExample task_example(const Task& task, uint64_t seed, Split split, uint64_t index) {
@@ -34,11 +68,15 @@ TaskStream::TaskStream(std::shared_ptr<const Task> task, uint64_t seed, int64_t 
 }
 
 TaskExample TaskStream::peek_train() {
-  while (true) {
+  // A small task (one-digit additions) can be all but covered by the test set: fail rather than spin.
+  constexpr int kMaxSkipsInARow = 10000;
+  for (int skipped = 0; skipped < kMaxSkipsInARow; ++skipped) {
     TaskExample e = task_example(*task_, seed_, Split::train, cursor_);
     if (!test_instructions_.count(e.instruction)) return e;
     ++cursor_;  // a test example: never train on it
   }
+  fail<ValueError>("task ", task_->name(), ": ", kMaxSkipsInARow, " training examples in a row are test examples; the ",
+                   test_.size(), " test examples cover (nearly) every example of this task: use fewer or a larger task");
 }
 
 void TaskStream::pop_train() { ++cursor_; }

@@ -28,8 +28,11 @@ class Task {
   virtual bool verify(const std::string& instruction, const std::string& answer) const = 0;
 };
 
-// "sort", "reverse", "dedup"; unknown names are a ValueError listing the known ones.
-std::unique_ptr<Task> make_task(std::string_view name);
+// A task from its spec, "name" or "name:key=value,...", e.g. "sudoku:givens=30", "maze:n=11,loops=2",
+// "arithmetic:op=mul,digits=4" (see task_options.h). An unknown name is a ValueError listing the known
+// ones; an unknown or invalid option one naming the task, the key and the allowed values. The task's
+// name() is its full canonical spec, every option spelt out.
+std::unique_ptr<Task> make_task(std::string_view spec);
 std::vector<std::string> task_names();
 
 enum class Split : uint8_t { train = 0, test = 1 };
@@ -43,7 +46,8 @@ class TaskStream {
   TaskStream(std::shared_ptr<const Task> task, uint64_t seed, int64_t test_examples);
   const std::vector<TaskExample>& test() const { return test_; }
   // The next training example without consuming it; pop_train() consumes it. The cursor counts the
-  // training indices consumed (test collisions are skipped over).
+  // training indices consumed (test collisions are skipped over). A ValueError when so many test
+  // examples come in a row that the test set must cover (nearly) the whole task.
   TaskExample peek_train();
   void pop_train();
   uint64_t cursor() const { return cursor_; }
