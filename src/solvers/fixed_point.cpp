@@ -101,6 +101,12 @@ bool diverged(double residual) { return std::isnan(residual) || residual > kDive
 
 }  // namespace
 
+SolverKind parse_solver_kind(std::string_view name) {
+  if (name == "picard") return SolverKind::picard;
+  if (name == "anderson") return SolverKind::anderson;
+  fail<ValueError>("unknown fixed-point solver '", name, "' (expected picard or anderson)");
+}
+
 void check_options(const FixedPointOptions& o) {
   PONDER_CHECK(o.tol >= 0, ValueError, "fixed-point solver: tol must be >= 0, got ", o.tol);
   PONDER_CHECK(o.max_iter >= 1, ValueError, "fixed-point solver: max_iter must be >= 1, got ", o.max_iter);

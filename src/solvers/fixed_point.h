@@ -13,6 +13,7 @@
 #pragma once
 
 #include <functional>
+#include <string_view>
 
 #include "tensor/tensor.h"
 
@@ -21,6 +22,9 @@ namespace ponder::solvers {
 using FixedPointMap = std::function<Tensor(const Tensor& y)>;
 
 enum class SolverKind { picard, anderson };
+
+// "picard" or "anderson"; anything else is a ValueError that lists the known names.
+SolverKind parse_solver_kind(std::string_view name);
 
 struct FixedPointOptions {
   SolverKind kind = SolverKind::anderson;

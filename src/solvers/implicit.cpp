@@ -134,6 +134,16 @@ class ImplicitFixedPoint final : public autograd::Function {
 
 }  // namespace
 
+BackwardMode parse_backward_mode(std::string_view name) {
+  if (name == "onestep") return BackwardMode::onestep;
+  if (name == "picard") return BackwardMode::picard;
+  if (name == "anderson") return BackwardMode::anderson;
+  if (name == "jfb") return BackwardMode::jfb;
+  if (name == "phantom") return BackwardMode::phantom;
+  fail<ValueError>("unknown implicit backward mode '", name,
+                   "' (expected onestep, picard, anderson, jfb or phantom)");
+}
+
 Tensor implicit_fixed_point(const ContextMap& f, const Tensor& y_star, const TensorList& context,
                             const BackwardOptions& options, std::shared_ptr<SolveStats> backward_stats) {
   check_backward_options(options);

@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <memory>
+#include <string_view>
 
 #include "solvers/fixed_point.h"
 #include "tensor/tensor.h"
@@ -32,6 +33,9 @@ enum class BackwardMode {
   jfb,       // u = v: Jacobian-free backprop, the gradient of one application of f at y*
   phantom,   // back-propagate k unrolled steps y ← (1 − τ)y + τ f(y) from y*
 };
+
+// "onestep", "picard", "anderson", "jfb" or "phantom"; anything else is a ValueError listing them.
+BackwardMode parse_backward_mode(std::string_view name);
 
 struct BackwardOptions {
   BackwardMode mode = BackwardMode::onestep;

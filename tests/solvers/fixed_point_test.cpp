@@ -161,6 +161,10 @@ TEST(FixedPoint, RejectsBadOptionsAndMapsThatChangeTheShape) {
             "fixed-point solver: the Anderson regulariser lam must be >= 0, got -0.5");
   EXPECT_EQ(message({.beta = 1.5}),
             "fixed-point solver: the Anderson mixing beta must be in (0, 1], got 1.5");
+  EXPECT_EQ(parse_solver_kind("anderson"), SolverKind::anderson);
+  EXPECT_EQ(parse_solver_kind("picard"), SolverKind::picard);
+  EXPECT_EQ(error_message<ValueError>([] { parse_solver_kind("newton"); }),
+            "unknown fixed-point solver 'newton' (expected picard or anderson)");
   auto row = [](const Tensor& y) { return y.sum({1}); };
   EXPECT_EQ(error_message<ShapeError>([&] { solve_fixed_point(row, start); }),
             "solve_fixed_point: f maps an iterate [2, 3] f64 cpu to [2] f64 cpu; it must keep the shape, "
