@@ -91,13 +91,21 @@ void read_data(Section root, Recipe& r) {
 void read_optim(Section root, Recipe& r) {
   Section o = root.section("optim");
   OptimRecipe& c = r.optim;
-  c.name = o.get<std::string>("name", c.name, one_of({"adamw", "adam_atan2", "sgd"}));
-  c.lr = o.get<double>("lr", c.lr, positive());
+  c.name = o.get<std::string>("name", c.name, one_of({"adamw", "adam_atan2", "sgd", "muon"}));
+  const bool muon = c.name == "muon";
+  c.lr = o.get<double>("lr", muon ? 0.02 : c.lr, positive());
   c.beta1 = o.get<double>("beta1", c.beta1, in_range(0, 0.999999));
   c.beta2 = o.get<double>("beta2", c.beta2, in_range(0, 0.999999));
   c.eps = o.get<double>("eps", c.eps, positive());
-  c.momentum = o.get<double>("momentum", c.momentum, in_range(0, 0.999999));
-  c.nesterov = o.get<bool>("nesterov", c.nesterov);
+  c.momentum = o.get<double>("momentum", muon ? 0.95 : c.momentum, in_range(0, 0.999999));
+  c.nesterov = o.get<bool>("nesterov", muon || c.nesterov);
+  if (muon) {
+    c.ns_steps = o.get<int64_t>("ns_steps", c.ns_steps, positive_int());
+    c.adam_lr = o.get<double>("adam_lr", c.adam_lr, positive());
+  }
+  for (const char* key : {"ns_steps", "adam_lr"}) {
+    if (!muon && o.has(key)) o.fail(key, "only optim.name muon reads it (the name is " + c.name + ")");
+  }
   c.weight_decay = o.get<double>("weight_decay", c.weight_decay, non_negative());
   c.decay_1d = o.get<bool>("decay_1d", c.decay_1d);
   c.clip_grad_norm = o.get<double>("clip_grad_norm", c.clip_grad_norm, non_negative());

@@ -34,12 +34,16 @@ struct DataRecipe {
   AttentionMask attention_mask() const;
 };
 
+// With name muon (MuonAdamW, optim/muon.h): lr, momentum and nesterov are Muon's (defaults 0.02,
+// 0.95, true); adam_lr, beta1, beta2 and eps are AdamW's, for embeddings, lm_head and 1-D tensors.
 struct OptimRecipe {
-  std::string name = "adamw";      // adamw | adam_atan2 | sgd
+  std::string name = "adamw";      // adamw | adam_atan2 | sgd | muon
   double lr = 3e-4;
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
-  double momentum = 0.9;           // sgd
-  bool nesterov = false;           // sgd
+  double momentum = 0.9;           // sgd, muon
+  bool nesterov = false;           // sgd, muon
+  int64_t ns_steps = 5;            // muon: Newton–Schulz iterations
+  double adam_lr = 3e-4;           // muon: AdamW's peak learning rate
   double weight_decay = 0.1;
   bool decay_1d = false;           // also decay 1-D tensors (norm weights, biases)
   double clip_grad_norm = 1.0;     // 0 = off

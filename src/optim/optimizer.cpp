@@ -71,7 +71,13 @@ std::vector<ParamGroup> decay_groups(const nn::NamedTensors& params, double weig
 }
 
 Optimizer::Optimizer(std::vector<ParamGroup> groups, double lr, std::vector<std::string> buffer_names)
-    : groups_(std::move(groups)), buffer_names_(std::move(buffer_names)) {
+    : Optimizer(groups, lr, std::vector<std::vector<std::string>>(groups.size(), buffer_names)) {}
+
+Optimizer::Optimizer(std::vector<ParamGroup> groups, double lr,
+                     std::vector<std::vector<std::string>> group_buffer_names)
+    : groups_(std::move(groups)), buffer_names_(std::move(group_buffer_names)) {
+  PONDER_CHECK(buffer_names_.size() == groups_.size(), ValueError, "optimizer: ", buffer_names_.size(),
+               " lists of buffer names for ", groups_.size(), " parameter groups");
   set_lr(lr);
   std::set<std::string> names;
   std::set<TensorImpl*> seen;
@@ -105,13 +111,13 @@ void Optimizer::zero_grad() {
   }
 }
 
-void Optimizer::init_state(Slot& slot) const {
+void Optimizer::init_state(Slot& slot, const std::vector<std::string>& buffer_names) const {
   const Tensor& p = slot.param;
   if (needs_master(p)) {
     slot.master = Tensor::empty(p.shape(), {DType::f32, p.device()});
     backend::copy(slot.master, p);
   }
-  for (size_t b = 0; b < buffer_names_.size(); ++b)
+  for (size_t b = 0; b < buffer_names.size(); ++b)
     slot.buffers.push_back(zeros(p.shape(), {state_dtype(p), p.device()}));
 }
 
@@ -120,7 +126,7 @@ void Optimizer::update_all(const UpdateFn& update) {
     const double group_lr = lr_ * groups_[g].lr_scale;
     for (Slot& slot : slots_[g]) {
       if (!slot.param.grad().defined()) continue;
-      if (slot.updates == 0) init_state(slot);
+      if (slot.updates == 0) init_state(slot, buffer_names_[g]);
       ++slot.updates;
       update(slot, groups_[g], group_lr);
       slot.param.bump_version();
@@ -137,8 +143,8 @@ nn::NamedTensors Optimizer::state() const {
       if (slot.updates == 0) continue;
       out.emplace_back(state_key(groups_[g], i, "step"), count_tensor(slot.updates));
       if (slot.master.defined()) out.emplace_back(state_key(groups_[g], i, "master"), slot.master.detach());
-      for (size_t b = 0; b < buffer_names_.size(); ++b)
-        out.emplace_back(state_key(groups_[g], i, buffer_names_[b]), slot.buffers[b].detach());
+      for (size_t b = 0; b < buffer_names_[g].size(); ++b)
+        out.emplace_back(state_key(groups_[g], i, buffer_names_[g][b]), slot.buffers[b].detach());
     }
   }
   return out;
@@ -172,7 +178,7 @@ void Optimizer::load_state(const std::map<std::string, Tensor>& state) {
         const std::string name = state_key(groups_[g], i, "master");
         slot.master = state_copy(require(name), slot.param, name);
       }
-      for (const std::string& buffer : buffer_names_) {
+      for (const std::string& buffer : buffer_names_[g]) {
         const std::string name = state_key(groups_[g], i, buffer);
         slot.buffers.push_back(state_copy(require(name), slot.param, name));
       }

@@ -63,23 +63,26 @@ class Optimizer {
   struct Slot {
     Tensor param;
     Tensor master;                // undefined when the parameter is its own master
-    std::vector<Tensor> buffers;  // named by buffer_names
+    std::vector<Tensor> buffers;  // named by its group's buffer names
     int64_t updates = 0;          // this parameter's update count (Adam's bias correction t)
   };
   using UpdateFn = std::function<void(Slot& slot, const ParamGroup& group, double lr)>;
 
   // `buffer_names` are the per-parameter state buffers the update rule keeps (zero-initialised).
   Optimizer(std::vector<ParamGroup> groups, double lr, std::vector<std::string> buffer_names);
+  // As above, with one list of buffer names per group (in group order), for optimizers that
+  // apply a different rule to each group and keep only the buffers that rule needs.
+  Optimizer(std::vector<ParamGroup> groups, double lr, std::vector<std::vector<std::string>> group_buffer_names);
   // Calls `update` for every parameter with a gradient, after creating its state on first use and
   // counting its update; then counts the step.
   void update_all(const UpdateFn& update);
 
  private:
-  void init_state(Slot& slot) const;
+  void init_state(Slot& slot, const std::vector<std::string>& buffer_names) const;
 
   std::vector<ParamGroup> groups_;
   std::vector<std::vector<Slot>> slots_;  // slots_[g][i] belongs to groups_[g].params[i]
-  std::vector<std::string> buffer_names_;
+  std::vector<std::vector<std::string>> buffer_names_;  // buffer_names_[g] for groups_[g]
   double lr_ = 0.0;
   int64_t steps_ = 0;
 };

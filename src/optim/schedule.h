@@ -17,7 +17,8 @@ enum class ScheduleKind {
   constant,  // linear warmup, then 1
   cosine,    // linear warmup, then a half cosine from 1 to min_ratio at total_steps
   wsd,       // warmup–stable–decay: warmup, 1, then linear from 1 to min_ratio over the final
-             // decay_fraction of total_steps
+             // decay_fraction of total_steps; with warmup 0, decay_fraction 0.5 and min_ratio 0 it
+             // is the "trapezoid" of the Muon and Attractor recipes
 };
 
 struct ScheduleOptions {

@@ -32,7 +32,8 @@ Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
   p.cost = model_cost(r.model, r.data.seq_len);
   const double params = double(p.cost.parameters);
   const double zero_shards = r.distributed.zero == 1 ? double(o.gpus) : 1.0;
-  const double state_tensors = r.optim.name == "sgd" ? 1.0 : 2.0;  // momentum / (m, v)
+  // momentum / (m, v); muon keeps only a momentum for hidden weights, so 2 bounds it from above
+  const double state_tensors = r.optim.name == "sgd" ? 1.0 : 2.0;
   p.memory.weights = 2 * params;
   p.memory.master = 4 * params / zero_shards;
   p.memory.gradients = 4 * params;

@@ -13,6 +13,7 @@
 #include "ops/reduce.h"
 #include "optim/adam.h"
 #include "optim/clip.h"
+#include "optim/muon.h"
 #include "optim/sgd.h"
 #include "tensor/allocator.h"
 #include "train/family.h"
@@ -35,6 +36,13 @@ bool is_finite(double v) { return std::isfinite(v); }
 }  // namespace
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const io::OptimRecipe& o, const nn::NamedTensors& params) {
+  if (o.name == "muon") {
+    const optim::MuonAdamWOptions options{.muon = {o.lr, o.momentum, o.nesterov, o.ns_steps},
+                                          .adamw = {o.adam_lr, o.beta1, o.beta2, o.eps},
+                                          .weight_decay = o.weight_decay,
+                                          .decay_1d = o.decay_1d};
+    return std::make_unique<optim::MuonAdamW>(params, options);
+  }
   auto groups = optim::decay_groups(params, o.weight_decay, o.decay_1d);
   if (o.name == "adamw") return std::make_unique<optim::AdamW>(groups, optim::AdamWOptions{o.lr, o.beta1, o.beta2, o.eps});
   if (o.name == "adam_atan2") return std::make_unique<optim::AdamATan2>(groups, optim::AdamAtan2Options{o.lr, o.beta1, o.beta2});

@@ -89,7 +89,7 @@ TEST(Recipe, BadRecipesAreRejectedWithTheKeyAndLine) {
        "batch.global_tokens: 1280 is not a multiple of batch.micro_tokens × world size (512 × 1) (line 16)"},
       {"  steps: 100", "  tokens: 100\n  steps: 100", "train.steps: give exactly one of train.steps and train.tokens (line 15)"},
       {"  task: sort", "  task: sort\n  seq_len2: 3", "unknown key data.seq_len2 (line 9); did you mean \"seq_len\"?"},
-      {"  name: adamw", "  name: adam", "optim.name: expected one of adamw, adam_atan2, sgd, got \"adam\" (line 11)"},
+      {"  name: adamw", "  name: adam", "optim.name: expected one of adamw, adam_atan2, sgd, muon, got \"adam\" (line 11)"},
       {"  vocab_size: 32", "  vocab_size: 32\n  vocab_size: 33", "duplicate key model.vocab_size (line 4)"},
   };
   for (const Case& c : cases) {
@@ -100,6 +100,39 @@ TEST(Recipe, BadRecipesAreRejectedWithTheKeyAndLine) {
     std::string message = testing::error_message<ConfigError>([&] { parse(yaml); });
     EXPECT_EQ(message.substr(0, c.message.size()), c.message) << "full message: " << message;
   }
+}
+
+TEST(Recipe, MuonHasItsOwnDefaultsAndKeys) {
+  Recipe r = parse(kGood, {"optim.name=muon", "optim.lr=0.03", "optim.adam_lr=1e-3"});
+  EXPECT_EQ(r.optim.name, "muon");
+  EXPECT_EQ(r.optim.lr, 0.03);
+  EXPECT_EQ(r.optim.adam_lr, 1e-3);
+  EXPECT_EQ(r.optim.momentum, 0.95);
+  EXPECT_TRUE(r.optim.nesterov);
+  EXPECT_EQ(r.optim.ns_steps, 5);
+  std::string muon = kGood;
+  muon.replace(muon.find("  name: adamw\n  lr: 3.0e-3"), 26, "  name: muon");
+  Recipe defaults = parse(muon);
+  EXPECT_EQ(defaults.optim.lr, 0.02);
+  EXPECT_EQ(defaults.optim.adam_lr, 3e-4);
+  Recipe sgd = parse(kGood, {"optim.name=sgd"});
+  EXPECT_EQ(sgd.optim.momentum, 0.9);  // sgd keeps its own defaults
+  EXPECT_FALSE(sgd.optim.nesterov);
+  EXPECT_EQ(sgd.resolved_yaml.find("ns_steps"), std::string::npos);
+}
+
+TEST(Recipe, BadMuonSettingsNameTheKey) {
+  auto message = [](std::vector<std::string> sets) {
+    sets.insert(sets.begin(), "optim.name=muon");
+    return testing::error_message<ConfigError>([&] { parse(kGood, sets); });
+  };
+  EXPECT_EQ(message({"optim.momentum=1"}), "optim.momentum: expected a number in [0, 0.999999], got \"1\" (from --set)");
+  EXPECT_EQ(message({"optim.momentum=-0.5"}),
+            "optim.momentum: expected a number in [0, 0.999999], got \"-0.5\" (from --set)");
+  EXPECT_EQ(message({"optim.ns_steps=0"}), "optim.ns_steps: expected a positive integer, got \"0\" (from --set)");
+  EXPECT_EQ(message({"optim.adam_lr=0"}), "optim.adam_lr: expected a positive number, got \"0\" (from --set)");
+  EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"optim.ns_steps=3"}); }),
+            "optim.ns_steps: only optim.name muon reads it (the name is adamw) (from --set)");
 }
 
 TEST(Recipe, MissingRequiredKeysAndSectionsOfTheWrongType) {

@@ -45,6 +45,14 @@ TEST(Schedule, WarmupStableDecayIsATrapezoid) {
   EXPECT_DOUBLE_EQ(no_decay(9), 1.0);
 }
 
+// The Muon and Attractor recipes' trapezoid (no warmup, linear cooldown to 0 over the last 50%)
+// is wsd with warmup_steps 0, decay_fraction 0.5 and min_ratio 0.
+TEST(Schedule, WsdGivesTheTrapezoid) {
+  Schedule s("wsd", {.warmup_steps = 0, .total_steps = 100, .min_ratio = 0.0, .decay_fraction = 0.5});
+  for (int64_t step = 0; step < 50; ++step) EXPECT_DOUBLE_EQ(s(step), 1.0) << step;  // full rate from the start
+  for (int64_t step = 50; step < 100; ++step) EXPECT_NEAR(s(step), (99 - step) / 50.0, 1e-15) << step;
+}
+
 TEST(Schedule, NamesAndParametersAreValidated) {
   EXPECT_EQ(parse_schedule_kind("wsd"), ScheduleKind::wsd);
   EXPECT_EQ(error_message<ValueError>([] { parse_schedule_kind("linear"); }),

@@ -1,6 +1,6 @@
-// ponder's AdamW and SGD against torch.optim over ten steps on random parameters and gradients,
-// with per-group weight decay and learning-rate scale, a changing learning rate, and a parameter
-// that has no gradient on some steps.
+// ponder's AdamW and SGD against torch.optim, and its Muon against a PyTorch Muon, over ten steps on
+// random parameters and gradients, with per-group weight decay and learning-rate scale, a changing
+// learning rate, and a parameter that has no gradient on some steps.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -29,6 +29,8 @@ struct GroupSpec {
   double weight_decay, lr_scale;
 };
 const std::vector<GroupSpec> kGroups = {{{6, 5}, 0.1, 1.0}, {{5}, 0.0, 1.0}, {{4, 3}, 0.05, 0.5}};
+// Muon's matrices: tall (scaled by sqrt(rows/cols)), wide and square.
+const std::vector<GroupSpec> kMatrixGroups = {{{12, 5}, 0.1, 1.0}, {{5, 9}, 0.0, 1.0}, {{7, 7}, 0.05, 0.5}};
 
 double base_lr(int step) { return 0.01 * (1.0 + 0.1 * step); }
 // Parameter 2 has no gradient on steps 3 and 4.
@@ -37,16 +39,16 @@ bool has_grad(int step, size_t k) { return !(k == 2 && (step == 3 || step == 4))
 using MakeOptimizer = std::function<std::unique_ptr<Optimizer>(std::vector<ParamGroup>)>;
 
 void expect_torch_trajectory(const std::string& name, std::map<std::string, std::string> meta,
-                             const MakeOptimizer& make) {
+                             const MakeOptimizer& make, const std::vector<GroupSpec>& specs = kGroups) {
   TensorList params;
   std::vector<ParamGroup> groups;
   io::NamedTensors inputs;
-  for (size_t k = 0; k < kGroups.size(); ++k) {
-    params.push_back(testing::random_tensor(kGroups[k].shape, 10 + k, DType::f32, true));
-    groups.push_back({"g" + std::to_string(k), {params[k]}, kGroups[k].weight_decay, kGroups[k].lr_scale});
+  for (size_t k = 0; k < specs.size(); ++k) {
+    params.push_back(testing::random_tensor(specs[k].shape, 10 + k, DType::f32, true));
+    groups.push_back({"g" + std::to_string(k), {params[k]}, specs[k].weight_decay, specs[k].lr_scale});
     inputs.emplace_back("param." + std::to_string(k), params[k].clone());
-    meta["wd." + std::to_string(k)] = exact(kGroups[k].weight_decay);
-    meta["lr_scale." + std::to_string(k)] = exact(kGroups[k].lr_scale);
+    meta["wd." + std::to_string(k)] = exact(specs[k].weight_decay);
+    meta["lr_scale." + std::to_string(k)] = exact(specs[k].lr_scale);
   }
   std::unique_ptr<Optimizer> opt = make(std::move(groups));
   std::vector<TensorList> trajectory;
@@ -115,6 +117,21 @@ TEST(OptimParity, SgdWithNesterovMomentumMatchesTorch) {
 }
 TEST(OptimParity, SgdWithDampenedMomentumMatchesTorch) {
   expect_sgd_parity("sgd_dampening", {.momentum = 0.8, .dampening = 0.3});
+}
+
+void expect_muon_parity(const std::string& name, MuonOptions options) {
+  expect_torch_trajectory(name,
+                          {{"optimizer", "muon"},
+                           {"momentum", exact(options.momentum)},
+                           {"nesterov", options.nesterov ? "1" : "0"},
+                           {"ns_steps", std::to_string(options.ns_steps)}},
+                          [&](std::vector<ParamGroup> g) { return std::make_unique<Muon>(std::move(g), options); },
+                          kMatrixGroups);
+}
+
+TEST(OptimParity, MuonMatchesATorchMuon) { expect_muon_parity("muon", {}); }
+TEST(OptimParity, MuonWithoutNesterovMatchesATorchMuon) {
+  expect_muon_parity("muon_plain", {.momentum = 0.9, .nesterov = false, .ns_steps = 3});
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "ops/ops.h"
+#include "optim/muon.h"
 #include "support/python.h"
 #include "support/test_util.h"
 #include "train/session.h"
@@ -53,8 +54,8 @@ std::vector<double> losses(const fs::path& run) {
   return out;
 }
 
-TEST(Trainer, ResumeReproducesAnUninterruptedRunBitForBit) {
-  io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml");
+void expect_resume_reproduces_the_run(const std::vector<std::string>& overrides) {
+  io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml", overrides);
   fs::path a = testing::scratch_dir("resume_a"), b = testing::scratch_dir("resume_b");
   TensorList final_a;
   {
@@ -81,6 +82,27 @@ TEST(Trainer, ResumeReproducesAnUninterruptedRunBitForBit) {
   for (size_t i = 0; i < final_a.size(); ++i) EXPECT_EQ(final_a[i].to_vector<float>(), final_b[i].to_vector<float>());
   fs::remove_all(a);
   fs::remove_all(b);
+}
+
+TEST(Trainer, ResumeReproducesAnUninterruptedRunBitForBit) { expect_resume_reproduces_the_run({}); }
+
+TEST(Trainer, ResumeWithMuonAdamWReproducesTheRunBitForBit) {
+  expect_resume_reproduces_the_run({"optim.name=muon", "optim.lr=0.02", "optim.adam_lr=3e-3"});
+}
+
+TEST(Trainer, MuonRecipeBuildsMuonAdamWWithItsSettings) {
+  io::Recipe recipe = io::parse_recipe(
+      kRecipe, "r.yaml", {"optim.name=muon", "optim.lr=0.03", "optim.adam_lr=2e-3", "optim.weight_decay=0.05"});
+  const nn::NamedTensors params = {{"layers.0.mlp.up_proj.weight", zeros({4, 3}).set_requires_grad(true)},
+                                   {"embed_tokens.weight", zeros({5, 3}).set_requires_grad(true)}};
+  auto optimizer = make_optimizer(recipe.optim, params);
+  auto* muon = dynamic_cast<optim::MuonAdamW*>(optimizer.get());
+  ASSERT_NE(muon, nullptr);
+  EXPECT_EQ(muon->lr(), 0.03);
+  ASSERT_EQ(muon->groups().size(), 2u);
+  EXPECT_EQ(muon->groups()[0].name, "muon");
+  EXPECT_EQ(muon->groups()[0].weight_decay, 0.05);
+  EXPECT_DOUBLE_EQ(muon->groups()[1].lr_scale * muon->lr(), 2e-3);
 }
 
 TEST(Trainer, NonFiniteStepsAreSkippedAndTooManyStopTheRun) {
