@@ -1,6 +1,7 @@
 #include "optim/adam.h"
 
 #include "backend/cpu/optim.h"
+#include "backend/cuda/optim.h"
 #include "backend/dispatch.h"
 
 namespace ponder::optim {
@@ -13,9 +14,20 @@ void check_betas(const char* optimizer, double beta1, double beta2) {
                ": betas must lie in [0, 1), got (", beta1, ", ", beta2, ")");
 }
 
-backend::AdamStep adam_step(double lr, double beta1, double beta2, double eps, const ParamGroup& group,
-                            int64_t t) {
-  return {.lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps, .weight_decay = group.weight_decay, .t = t};
+// The operands of every parameter in `due` (Optimizer::Due), each with its own step count.
+template <class DueList>
+std::vector<backend::AdamTensors> adam_tensors(const DueList& due, double beta1, double beta2, double eps) {
+  std::vector<backend::AdamTensors> out;
+  for (const auto& d : due) {
+    const backend::AdamStep step{.lr = d.lr,
+                                 .beta1 = beta1,
+                                 .beta2 = beta2,
+                                 .eps = eps,
+                                 .weight_decay = d.group.weight_decay,
+                                 .t = d.slot.updates};
+    out.push_back({d.slot.param, d.slot.master, d.slot.param.grad(), d.slot.buffers[0], d.slot.buffers[1], step});
+  }
+  return out;
 }
 
 }  // namespace
@@ -27,9 +39,9 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
 }
 
 void AdamW::step() {
-  update_all([&](Slot& s, const ParamGroup& group, double lr) {
-    const auto h = adam_step(lr, options_.beta1, options_.beta2, options_.eps, group, s.updates);
-    PONDER_DISPATCH_CPU(s.param.device(), adamw_update, s.param, s.master, s.param.grad(), s.buffers[0], s.buffers[1], h);
+  update_batched([&](const std::vector<Due>& due) {
+    const auto tensors = adam_tensors(due, options_.beta1, options_.beta2, options_.eps);
+    PONDER_DISPATCH(due.front().slot.param.device(), adamw_update_list, tensors);
   });
 }
 
@@ -39,10 +51,9 @@ AdamATan2::AdamATan2(std::vector<ParamGroup> groups, AdamAtan2Options options)
 }
 
 void AdamATan2::step() {
-  update_all([&](Slot& s, const ParamGroup& group, double lr) {
-    const auto h = adam_step(lr, options_.beta1, options_.beta2, 0.0, group, s.updates);
-    PONDER_DISPATCH_CPU(s.param.device(), adam_atan2_update, s.param, s.master, s.param.grad(), s.buffers[0],
-                    s.buffers[1], h);
+  update_batched([&](const std::vector<Due>& due) {
+    const auto tensors = adam_tensors(due, options_.beta1, options_.beta2, 0.0);
+    PONDER_DISPATCH(due.front().slot.param.device(), adam_atan2_update_list, tensors);
   });
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "backend/cpu/optim.h"
+#include "backend/cuda/optim.h"
 #include "backend/dispatch.h"
 
 namespace ponder::optim {
@@ -18,19 +19,15 @@ double clip_grad_norm(const TensorList& params, double max_norm) {
     grads.push_back(g);
   }
   if (grads.empty()) return 0.0;
-  // One slot per gradient, summed here in order: the norm does not depend on scheduling.
-  Tensor sums = Tensor::empty({int64_t(grads.size())}, {DType::f64, grads.front().device()});
-  for (size_t i = 0; i < grads.size(); ++i) {
-    const int64_t at = static_cast<int64_t>(i);
-    PONDER_DISPATCH_CPU(grads[i].device(), sum_of_squares, sums.slice(0, at, at + 1), grads[i]);
-  }
-  double sum_squares = 0.0;
-  for (double s : sums.to_vector<double>()) sum_squares += s;
+  // One reduction over every gradient, combined in an order fixed by their shapes.
+  Tensor total = Tensor::empty({1}, {DType::f64, grads.front().device()});
+  PONDER_DISPATCH(total.device(), sum_of_squares_list, total, grads);
+  const double sum_squares = total.to_vector<double>().front();
   const double norm = std::sqrt(sum_squares);
   if (!std::isfinite(norm) || norm <= max_norm) return norm;
   const double factor = max_norm / (norm + 1e-6);  // torch's epsilon keeps the result just below max_norm
   for (const Tensor& g : grads) {
-    PONDER_DISPATCH_CPU(g.device(), scale, g, factor);
+    PONDER_DISPATCH(g.device(), scale, g, factor);
     g.bump_version();
   }
   return norm;

@@ -1,6 +1,7 @@
 #include "optim/ema.h"
 
 #include "backend/cpu/optim.h"
+#include "backend/cuda/optim.h"
 #include "backend/dispatch.h"
 #include "backend/kernels.h"
 
@@ -33,7 +34,7 @@ Ema::Ema(const nn::NamedTensors& params, double decay) : params_(params), decay_
 void Ema::update() {
   PONDER_CHECK(!swapped(), ValueError, "Ema::update: the parameters hold the averages; swap() back first");
   for (size_t i = 0; i < shadows_.size(); ++i)
-    PONDER_DISPATCH_CPU(shadows_[i].device(), ema_update, shadows_[i], params_[i].second, decay_);
+    PONDER_DISPATCH(shadows_[i].device(), ema_update, shadows_[i], params_[i].second, decay_);
 }
 
 void Ema::swap() {

@@ -5,6 +5,7 @@
 
 #include "autograd/grad_mode.h"
 #include "backend/cpu/optim.h"
+#include "backend/cuda/optim.h"
 #include "backend/dispatch.h"
 #include "ops/cast.h"
 #include "ops/elementwise.h"
@@ -140,8 +141,8 @@ void MuonAdamW::step() {
     const AdamWOptions& a = options_.adamw;
     const backend::AdamStep h{.lr = lr, .beta1 = a.beta1, .beta2 = a.beta2, .eps = a.eps,
                               .weight_decay = group.weight_decay, .t = s.updates};
-    PONDER_DISPATCH_CPU(s.param.device(), adamw_update, s.param, s.master, s.param.grad(), s.buffers[0],
-                        s.buffers[1], h);
+    PONDER_DISPATCH(s.param.device(), adamw_update, s.param, s.master, s.param.grad(), s.buffers[0],
+                    s.buffers[1], h);
   });
 }
 

@@ -1,5 +1,6 @@
 #include "optim/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -122,15 +123,28 @@ void Optimizer::init_state(Slot& slot, const std::vector<std::string>& buffer_na
 }
 
 void Optimizer::update_all(const UpdateFn& update) {
+  update_batched([&](const std::vector<Due>& due) {
+    for (const Due& d : due) update(d.slot, d.group, d.lr);
+  });
+}
+
+void Optimizer::update_batched(const BatchUpdateFn& update) {
+  std::vector<std::pair<Device, std::vector<Due>>> by_device;
   for (size_t g = 0; g < groups_.size(); ++g) {
     const double group_lr = lr_ * groups_[g].lr_scale;
     for (Slot& slot : slots_[g]) {
       if (!slot.param.grad().defined()) continue;
       if (slot.updates == 0) init_state(slot, buffer_names_[g]);
       ++slot.updates;
-      update(slot, groups_[g], group_lr);
-      slot.param.bump_version();
+      const Device device = slot.param.device();
+      auto batch = std::find_if(by_device.begin(), by_device.end(), [&](const auto& b) { return b.first == device; });
+      if (batch == by_device.end()) batch = by_device.insert(by_device.end(), {device, {}});
+      batch->second.push_back(Due{slot, groups_[g], group_lr});
     }
+  }
+  for (const auto& batch : by_device) {
+    update(batch.second);
+    for (const Due& d : batch.second) d.slot.param.bump_version();
   }
   ++steps_;
 }

@@ -67,6 +67,13 @@ class Optimizer {
     int64_t updates = 0;          // this parameter's update count (Adam's bias correction t)
   };
   using UpdateFn = std::function<void(Slot& slot, const ParamGroup& group, double lr)>;
+  // A parameter due for an update in this step.
+  struct Due {
+    Slot& slot;
+    const ParamGroup& group;
+    double lr;
+  };
+  using BatchUpdateFn = std::function<void(const std::vector<Due>& due)>;
 
   // `buffer_names` are the per-parameter state buffers the update rule keeps (zero-initialised).
   Optimizer(std::vector<ParamGroup> groups, double lr, std::vector<std::string> buffer_names);
@@ -76,6 +83,9 @@ class Optimizer {
   // Calls `update` for every parameter with a gradient, after creating its state on first use and
   // counting its update; then counts the step.
   void update_all(const UpdateFn& update);
+  // The same, but `update` gets all such parameters of one device at once (one call per device, in
+  // order of first appearance), so a fused kernel can update them in one launch.
+  void update_batched(const BatchUpdateFn& update);
 
  private:
   void init_state(Slot& slot, const std::vector<std::string>& buffer_names) const;

@@ -1,6 +1,7 @@
 #include "optim/sgd.h"
 
 #include "backend/cpu/optim.h"
+#include "backend/cuda/optim.h"
 #include "backend/dispatch.h"
 
 namespace ponder::optim {
@@ -32,7 +33,7 @@ void Sgd::step() {
                              .nesterov = options_.nesterov,
                              .first = s.updates == 1};
     const Tensor buffer = s.buffers.empty() ? Tensor() : s.buffers[0];
-    PONDER_DISPATCH_CPU(s.param.device(), sgd_update, s.param, s.master, s.param.grad(), buffer, h);
+    PONDER_DISPATCH(s.param.device(), sgd_update, s.param, s.master, s.param.grad(), buffer, h);
   });
 }
 

@@ -1,5 +1,7 @@
 // CPU optimizer kernels: one pass over one tensor each, math in the master weights' type
-// (f32; f64 when the parameter is f64). A fused multi-tensor CUDA version keeps these signatures.
+// (f32; f64 when the parameter is f64), per element as backend/optim_math.h says. The CUDA twins
+// (backend/cuda/optim.h) keep these signatures; the *_list forms are what optimizers call, so the
+// GPU can update every parameter (or sum every gradient) in one launch.
 //
 // `master` holds the master weights of a low-precision (bf16) `param`: the kernel updates the master
 // and writes it back into `param`, rounded, in the same pass. When `master` is undefined, `param`
@@ -8,28 +10,17 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
+#include "backend/optim_math.h"
 #include "tensor/tensor.h"
 
 namespace ponder::backend {
 
-// Scalars of one Adam-family update of one tensor; `t` counts this tensor's updates from 1.
-struct AdamStep {
-  double lr = 0.0;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;  // unused by AdamATan2
-  double weight_decay = 0.0;
-  int64_t t = 1;
-};
-
-struct SgdStep {
-  double lr = 0.0;
-  double momentum = 0.0;
-  double dampening = 0.0;
-  double weight_decay = 0.0;
-  bool nesterov = false;
-  bool first = true;  // the momentum buffer starts as the first (decayed) gradient, as in torch.optim.SGD
+// One parameter's operands of a fused Adam-family update (the single-tensor kernels' arguments).
+struct AdamTensors {
+  Tensor param, master, grad, exp_avg, exp_avg_sq;
+  AdamStep step;
 };
 
 }  // namespace ponder::backend
@@ -44,6 +35,9 @@ void adamw_update(const Tensor& param, const Tensor& master, const Tensor& grad,
 // θ ← θ − lr/(1−β1^t) · atan2(m, sqrt(v)/sqrt(1−β2^t)).
 void adam_atan2_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& exp_avg,
                        const Tensor& exp_avg_sq, const AdamStep& step);
+// The same update of every listed parameter (each with its own step), one tensor after another.
+void adamw_update_list(const std::vector<AdamTensors>& tensors);
+void adam_atan2_update_list(const std::vector<AdamTensors>& tensors);
 // torch.optim.SGD: d = g + wd·θ; with momentum, b ← first ? d : μ·b + (1−dampening)·d and
 // d = nesterov ? d + μ·b : b; θ ← θ − lr·d. `momentum_buffer` is undefined when momentum is 0.
 void sgd_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& momentum_buffer,
@@ -55,6 +49,8 @@ void ema_update(const Tensor& shadow, const Tensor& param, double decay);
 // out (one f64 element) = Σ x², accumulated in double in a fixed order (the same result for any
 // thread count).
 void sum_of_squares(const Tensor& out, const Tensor& x);
+// out (one f64 element) = Σ over the tensors of their sums of squares, added in list order.
+void sum_of_squares_list(const Tensor& out, const TensorList& xs);
 // x ← factor·x in place.
 void scale(const Tensor& x, double factor);
 
