@@ -20,7 +20,7 @@ Generation generate(LanguageModel& model, const std::vector<int32_t>& prompt, co
   const bool was_training = model.is_training();
   model.train(false);
   Sampler sampler(o.sampling);
-  DecodeCache cache{.prompt_mask = o.prompt_mask};
+  DecodeCache cache(o.prompt_mask);
   Generation out;
   Tensor input = token_ids(prompt, o.device);
   while (int64_t(out.tokens.size()) < o.max_new_tokens) {

@@ -15,9 +15,10 @@ namespace ponder::models {
 // One sequence being generated: how many tokens the model has run and the KV cache of every
 // attention call, in the order the forward makes the calls (the model sizes it on the prompt).
 struct DecodeCache {
+  explicit DecodeCache(AttentionMask prompt_mask = AttentionMask::prefix_lm) : prompt_mask(prompt_mask) {}
   // How the prompt attends within itself: prefix_lm (bidirectionally, as instruction tokens are
   // trained) or causal. Every later token attends causally.
-  AttentionMask prompt_mask = AttentionMask::prefix_lm;
+  AttentionMask prompt_mask;
   int64_t length = 0;
   std::vector<nn::KVCache> attention;
 };

@@ -156,7 +156,7 @@ bool is_run_or_checkpoint(const fs::path& dir) {
 std::vector<int32_t> encode_prompt(const InferenceModel& m, const std::string& instruction, int64_t max_new_tokens,
                                    bool truncate) {
   const data::Tokenizer& tok = *m.tokenizer;
-  std::vector<int32_t> ids = data::tokenize_record({.instruction = instruction, .response = ""}, tok).instruction;
+  std::vector<int32_t> ids = data::tokenize_record({.instruction = instruction, .response = "", .condition = {}}, tok).instruction;
   const int64_t length = int64_t(ids.size());
   if (!truncate) {
     PONDER_CHECK(length < m.context, ValueError, "the prompt is ", length, " tokens, which leaves no room in the model's ",

@@ -132,7 +132,7 @@ TEST(Generate, BadRequestsAreRefused) {
   auto model = baseline();
   NoGrad no_grad;
   EXPECT_THROW(generate(*model, {}, {}), ValueError);
-  DecodeCache bidirectional{.prompt_mask = AttentionMask::bidirectional};
+  DecodeCache bidirectional(AttentionMask::bidirectional);
   EXPECT_THROW(model->next_token_logits(tensor({1, 2}, {2}, {.dtype = DType::i64}), bidirectional), ValueError);
   DecodeCache cache;
   model->next_token_logits(tensor({1, 2}, {2}, {.dtype = DType::i64}), cache);

@@ -59,7 +59,7 @@ TrainedRun make_run(const fs::path& dir, const char* recipe_text, const std::vec
 // The next-token logits after `ids` read as a prompt.
 Tensor logits_after(models::LanguageModel& model, const std::vector<double>& ids, AttentionMask mask) {
   NoGrad no_grad;
-  models::DecodeCache cache{.prompt_mask = mask};
+  models::DecodeCache cache(mask);
   return model.next_token_logits(tensor(ids, {int64_t(ids.size())}, {.dtype = DType::i64}), cache);
 }
 
