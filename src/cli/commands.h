@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,22 @@ struct PlanArgs {
 };
 int plan(const PlanArgs& args);
 int check(const std::string& recipe, const std::vector<std::string>& overrides);
+
+struct GenerateArgs {
+  std::string source;                 // export, run or checkpoint directory
+  std::optional<std::string> prompt;  // one instruction, its completion streamed to stdout
+  std::optional<std::string> file;    // or JSONL {"prompt": ...} lines -> {"prompt", "completion"} lines
+  int64_t max_new_tokens = 256;
+  double temperature = 0.0;           // 0 = greedy
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  std::string device = "cpu";
+  bool ema = false;
+  bool truncate = false;              // drop the start of prompts that do not fit the context
+  bool ids = false;                   // JSONL output also carries prompt_ids and completion_ids
+};
+int generate(const GenerateArgs& args);
 
 // ponder data ...: each writes its output directory under DIR.partial and renames it into place.
 struct DataPrepareArgs {

@@ -41,6 +41,27 @@ int main(int argc, char** argv) {
   export_cmd->add_flag("--ema", export_args.ema, "Export the EMA weights");
   export_cmd->add_option("--dtype", export_args.dtype, "Weight dtype")->check(CLI::IsMember({"bf16", "f32"}));
 
+  GenerateArgs generate_args;
+  CLI::App* generate_cmd = app.add_subcommand("generate", "Generate text from an export, run or checkpoint directory");
+  generate_cmd->add_option("model", generate_args.source, "Export, run or checkpoint directory")->required();
+  auto* prompt_opt = generate_cmd->add_option("--prompt", generate_args.prompt, "An instruction; its completion streams to stdout");
+  auto* file_opt = generate_cmd->add_option("--file", generate_args.file, "JSONL of {\"prompt\": ...}; writes {\"prompt\", \"completion\"} lines")
+      ->excludes(prompt_opt);
+  generate_cmd->add_option("--max-new-tokens", generate_args.max_new_tokens, "Tokens to generate at most")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  generate_cmd->add_option("--temperature", generate_args.temperature, "Sampling temperature (0 = greedy)")
+      ->check(CLI::NonNegativeNumber);
+  generate_cmd->add_option("--top-k", generate_args.top_k, "Sample among the k most likely tokens (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  generate_cmd->add_option("--top-p", generate_args.top_p, "Sample among the most likely tokens holding this probability")
+      ->check(CLI::Range(0.0, 1.0));
+  generate_cmd->add_option("--seed", generate_args.seed, "Seed of the sampling stream");
+  generate_cmd->add_option("--device", generate_args.device, "Where to run")->check(CLI::IsMember({"cpu", "cuda"}));
+  generate_cmd->add_flag("--ema", generate_args.ema, "Use a run's EMA weights");
+  generate_cmd->add_flag("--truncate", generate_args.truncate,
+                         "Drop the start of a prompt so that it and --max-new-tokens fit the model's context");
+  generate_cmd->add_flag("--ids", generate_args.ids, "Also write prompt_ids and completion_ids")->needs(file_opt);
+
   PlanArgs plan_args;
   CLI::App* plan_cmd = app.add_subcommand("plan", "Parameters, FLOPs, memory per GPU, time and cost of a recipe");
   plan_cmd->add_option("recipe", plan_args.recipe, "Recipe YAML file")->required()->check(CLI::ExistingFile);
@@ -100,6 +121,7 @@ int main(int argc, char** argv) {
   if (*train_cmd) return train(train_args);
   if (*resume_cmd) return resume(resume_args);
   if (*export_cmd) return export_model(export_args);
+  if (*generate_cmd) return generate(generate_args);
   if (*plan_cmd) return plan(plan_args);
   if (*check_cmd) return check(check_recipe, check_overrides);
   if (*prepare_cmd) return data_prepare(prepare_args);

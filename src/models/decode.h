@@ -1,6 +1,6 @@
 // Greedy decoding by recomputation: each new token runs the model over the whole sequence so far
 // (prompt as the PrefixLM prefix). Simple and exact for short answers (task evaluation); the
-// cached generator serves long generations.
+// cached generator (models/generate.h) serves long generations.
 #pragma once
 
 #include <vector>

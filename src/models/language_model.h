@@ -4,11 +4,24 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "models/batch.h"
+#include "nn/kv_cache.h"
 #include "nn/module.h"
 
 namespace ponder::models {
+
+// One sequence being generated: how many tokens the model has run and the KV cache of every
+// attention call, in the order the forward makes the calls (the model sizes it on the prompt).
+struct DecodeCache {
+  explicit DecodeCache(AttentionMask prompt_mask = AttentionMask::prefix_lm) : prompt_mask(prompt_mask) {}
+  // How the prompt attends within itself: prefix_lm (bidirectionally, as instruction tokens are
+  // trained) or causal. Every later token attends causally.
+  AttentionMask prompt_mask;
+  int64_t length = 0;
+  std::vector<nn::KVCache> attention;
+};
 
 class LanguageModel : public nn::Module {
  public:
@@ -20,6 +33,22 @@ class LanguageModel : public nn::Module {
   // Called by the trainer before each optimizer step, for schedules that live inside a model
   // (HRM-Text's backprop depth).
   virtual void begin_step(int64_t /*step*/, int64_t /*total_steps*/) {}
+  // Incremental decoding of one sequence: `tokens` (i64 [n], on the model's device) continue the
+  // sequence `cache` holds, and the result is the [1, vocab] logits after the last of them. The
+  // first call runs the whole prompt as one sample, later calls one token each, which reaches the
+  // earlier ones through the cache. Equal to the last row of `logits` over the whole sequence with
+  // the prompt as its prefix. Inference only. Families without KV caches refuse (ValueError).
+  virtual Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache);
 };
+
+// What a family's next_token_logits feeds its layers for `tokens` continuing `cache`: positions
+// after the cached ones, and for the prompt one sample attending by cache.prompt_mask (later
+// tokens need no spec: the cache holds their context). Sizes cache.attention to
+// `attention_calls` on the prompt and advances cache.length.
+struct CachedStep {
+  Tensor positions;
+  AttentionSpec spec;
+};
+CachedStep begin_cached_step(const Tensor& tokens, DecodeCache& cache, int64_t attention_calls);
 
 }  // namespace ponder::models

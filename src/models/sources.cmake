@@ -1,7 +1,9 @@
 target_sources(ponder_core PRIVATE
   models/batch.cpp
   models/decode.cpp
+  models/generate.cpp
   models/hrm_text/hrm_text.cpp
   models/language_model.cpp
+  models/sampling.cpp
   models/transformer/transformer.cpp
 )

@@ -45,7 +45,7 @@ Attention::Attention(const AttentionConfig& config, Generator& gen) : config_(re
   }
 }
 
-Tensor Attention::forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec) const {
+Tensor Attention::forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec, KVCache* cache) const {
   const AttentionConfig& c = config_;
   PONDER_CHECK(x.dim() == 2 && x.size(1) == c.dim, ShapeError, "Attention: x must be [N, ", c.dim, "], got ",
                describe(x));
@@ -61,9 +61,25 @@ Tensor Attention::forward(const Tensor& x, const Tensor& positions, const Attent
     q = rope(q, positions, c.rope_theta);
     k = rope(k, positions, c.rope_theta);
   }
-  Tensor a = attention(q, k, v, spec, 1.0 / std::sqrt(double(c.head_dim))).reshape({n, c.heads * c.head_dim});
+  Tensor a = attend(q, k, v, spec, cache).reshape({n, c.heads * c.head_dim});
   if (gate_proj) a = sigmoid(gate_proj->forward(x)) * a;
   return o_proj->forward(a);
+}
+
+Tensor Attention::attend(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionSpec& spec,
+                         KVCache* cache) const {
+  const double scale = 1.0 / std::sqrt(double(config_.head_dim));
+  if (!cache) return attention(q, k, v, spec, scale);
+  if (cache->length() == 0) {
+    PONDER_CHECK(spec.cu_seqlens.defined() && spec.cu_seqlens.numel() == 2, ValueError,
+                 "Attention: a KV cache holds one sequence, so the prompt must be one sample");
+    cache->append(k, v);
+    return attention(q, k, v, spec, scale);
+  }
+  PONDER_CHECK(q.size(0) == 1, ValueError, "Attention: after the prompt, a KV cache takes one token at a time, got ",
+               q.size(0));
+  cache->append(k, v);
+  return attend_to_cache(q, *cache, scale);
 }
 
 }  // namespace ponder::nn

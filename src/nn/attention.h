@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "backend/attention_spec.h"
+#include "nn/kv_cache.h"
 #include "nn/linear.h"
 #include "nn/norm.h"
 
@@ -31,7 +32,10 @@ class Attention : public Module {
   Attention(const AttentionConfig& config, Generator& gen);
 
   // x [N, dim], positions [N] (i32/i64, used by RoPE), spec: the packing and the mask -> [N, dim].
-  Tensor forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec) const;
+  // With a cache, x is one sequence being generated: an empty cache takes the prompt (spec holds
+  // one sample) and keeps its keys and values; a filled one takes the next token alone, which
+  // attends to every cached token and itself (spec is not read).
+  Tensor forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec, KVCache* cache = nullptr) const;
 
   // The config with kv_heads and head_dim resolved.
   const AttentionConfig& config() const { return config_; }
@@ -40,6 +44,9 @@ class Attention : public Module {
   std::shared_ptr<RMSNorm> q_norm, k_norm;
 
  private:
+  // Scaled dot-product attention of q over k and v, or over the cache's keys and values.
+  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionSpec& spec, KVCache* cache) const;
+
   AttentionConfig config_;
 };
 

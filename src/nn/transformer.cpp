@@ -18,12 +18,13 @@ TransformerBlock::TransformerBlock(const BlockConfig& config, Generator& gen) : 
   post_attention_layernorm = register_module("post_attention_layernorm", make_norm(config.norm, config.attn.dim));
 }
 
-Tensor TransformerBlock::forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec) const {
+Tensor TransformerBlock::forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec,
+                                 KVCache* cache) const {
   if (config_.post_norm) {
-    Tensor h = input_layernorm->forward(x + through(attn_branch_hook, self_attn->forward(x, positions, spec)));
+    Tensor h = input_layernorm->forward(x + through(attn_branch_hook, self_attn->forward(x, positions, spec, cache)));
     return post_attention_layernorm->forward(h + through(mlp_branch_hook, mlp->forward(h)));
   }
-  Tensor h = x + through(attn_branch_hook, self_attn->forward(input_layernorm->forward(x), positions, spec));
+  Tensor h = x + through(attn_branch_hook, self_attn->forward(input_layernorm->forward(x), positions, spec, cache));
   return h + through(mlp_branch_hook, mlp->forward(post_attention_layernorm->forward(h)));
 }
 
@@ -34,9 +35,14 @@ Stack::Stack(const BlockConfig& config, int64_t num_layers, std::optional<NormCo
   if (exit_norm) norm = register_module("norm", make_norm(*exit_norm, config.attn.dim));
 }
 
-Tensor Stack::forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec) const {
+Tensor Stack::forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec,
+                     std::span<KVCache> caches) const {
+  PONDER_CHECK(caches.empty() || caches.size() == layers->size(), ValueError, "Stack: ", caches.size(),
+               " KV caches for ", layers->size(), " layers");
   Tensor h = x;
-  for (const auto& block : *layers) h = block->forward(h, positions, spec);
+  for (size_t i = 0; i < layers->size(); ++i) {
+    h = (*layers)[i].forward(h, positions, spec, caches.empty() ? nullptr : &caches[i]);
+  }
   return norm ? norm->forward(h) : h;
 }
 

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 
 #include "nn/attention.h"
 #include "nn/mlp.h"
@@ -28,8 +29,9 @@ class TransformerBlock : public Module {
  public:
   TransformerBlock(const BlockConfig& config, Generator& gen);
 
-  // x [N, dim], positions [N], spec: the packing and the mask -> [N, dim].
-  Tensor forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec) const;
+  // x [N, dim], positions [N], spec: the packing and the mask -> [N, dim]. `cache`: the attention's
+  // KV cache when x is one sequence being generated (Attention::forward).
+  Tensor forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec, KVCache* cache = nullptr) const;
   const BlockConfig& config() const { return config_; }
 
   // Optional per-branch scaling (e.g. a learned per-channel gate): when set, a branch's output
@@ -51,7 +53,9 @@ class TransformerBlock : public Module {
 class Stack : public Module {
  public:
   Stack(const BlockConfig& config, int64_t layers, std::optional<NormConfig> exit_norm, Generator& gen);
-  Tensor forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec) const;
+  // `caches`: none, or one KV cache per layer when x is one sequence being generated.
+  Tensor forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec,
+                 std::span<KVCache> caches = {}) const;
 
   std::shared_ptr<ModuleList<TransformerBlock>> layers;
   std::shared_ptr<Norm> norm;  // null without an exit norm

@@ -221,6 +221,18 @@ std::optional<fs::path> newest_complete_checkpoint(const fs::path& checkpoints_d
   return std::nullopt;
 }
 
+fs::path resolve_checkpoint(const fs::path& source) {
+  if (fs::exists(source / "COMPLETE")) return source;
+  PONDER_CHECK(fs::is_directory(source), io::IoError, source.string(), ": no such run or checkpoint directory");
+  std::vector<std::string> rejected;
+  auto newest = newest_complete_checkpoint(source / "checkpoints", &rejected);
+  if (!newest) {
+    std::string why = rejected.empty() ? "" : " (" + rejected.front() + ")";
+    throw io::FormatError(source.string() + ": no complete checkpoint" + why);
+  }
+  return *newest;
+}
+
 void prune_checkpoints(const fs::path& checkpoints_dir, int64_t keep, int64_t keep_every) {
   if (!fs::is_directory(checkpoints_dir)) return;
   for (const auto& e : fs::directory_iterator(checkpoints_dir)) {

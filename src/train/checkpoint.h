@@ -62,6 +62,10 @@ LoadedCheckpoint read_checkpoint(const std::filesystem::path& dir);
 std::optional<std::filesystem::path> newest_complete_checkpoint(const std::filesystem::path& checkpoints_dir,
                                                                 std::vector<std::string>* rejected = nullptr);
 
+// `source` itself when it is a complete checkpoint directory, else the newest complete checkpoint
+// of the run directory `source` (IoError / FormatError naming the directory when there is none).
+std::filesystem::path resolve_checkpoint(const std::filesystem::path& source);
+
 // Deletes complete checkpoints beyond the newest `keep`, except every `keep_every`-th step
 // (0 = none), and leftovers of interrupted writes.
 void prune_checkpoints(const std::filesystem::path& checkpoints_dir, int64_t keep, int64_t keep_every);

@@ -35,7 +35,6 @@ struct HfConfig {
             {"tie_word_embeddings", c.tie_embeddings},
             {"attention_bias", false},
             {"mlp_bias", false},
-            {"max_position_embeddings", 4096},
             {"torch_dtype", dtype == DType::bf16 ? "bfloat16" : "float32"}};
   }
 
@@ -58,32 +57,12 @@ struct HfConfig {
             {"L_cycles", c.l_cycles},
             {"embedding_scale", c.resolved_embedding_scale()},
             {"initializer_range", 1.0 / c.resolved_embedding_scale()},
-            {"prefix_lm", c.prefix_lm},
             {"tie_word_embeddings", false},
             {"attention_bias", false},
             {"mlp_bias", false},
-            {"max_position_embeddings", 4096},
             {"torch_dtype", dtype == DType::bf16 ? "bfloat16" : "float32"}};
   }
 };
-
-fs::path resolve_checkpoint(const fs::path& source) {
-  if (fs::exists(source / "COMPLETE")) return source;
-  PONDER_CHECK(fs::is_directory(source), io::IoError, source.string(), ": no such run or checkpoint directory");
-  std::vector<std::string> rejected;
-  auto newest = newest_complete_checkpoint(source / "checkpoints", &rejected);
-  if (!newest) {
-    std::string why = rejected.empty() ? "" : " (" + rejected.front() + ")";
-    throw io::FormatError(source.string() + ": no complete checkpoint to export" + why);
-  }
-  return *newest;
-}
-
-// The tokenizer a run saved (run_dir/tokenizer, beside checkpoints/), or null when it saved none.
-std::unique_ptr<data::Tokenizer> run_tokenizer(const fs::path& checkpoint) {
-  const fs::path dir = checkpoint.parent_path().parent_path() / "tokenizer";
-  return fs::is_directory(dir) ? data::tokenizer_beside(dir) : nullptr;
-}
 
 void write_json(const fs::path& path, const nlohmann::json& j) {
   std::string text = j.dump(2) + "\n";
@@ -94,7 +73,19 @@ void write_json(const fs::path& path, const nlohmann::json& j) {
 
 }  // namespace
 
-nlohmann::json hf_config(const io::Recipe& recipe, DType dtype) { return std::visit(HfConfig{dtype}, recipe.model); }
+std::unique_ptr<data::Tokenizer> run_tokenizer(const fs::path& checkpoint) {
+  const fs::path dir = checkpoint.parent_path().parent_path() / "tokenizer";
+  return fs::is_directory(dir) ? data::tokenizer_beside(dir) : nullptr;
+}
+
+nlohmann::json hf_config(const io::Recipe& recipe, DType dtype) {
+  nlohmann::json config = std::visit(HfConfig{dtype}, recipe.model);
+  config["max_position_embeddings"] = recipe.data.seq_len;  // the context it was trained on
+  // HRM-Text's own key; for the baseline transformers ignores it (LlamaForCausalLM is causal), but
+  // ponder generate reads the prompt as it was trained to.
+  config["prefix_lm"] = recipe.data.attention_mask() == AttentionMask::prefix_lm;
+  return config;
+}
 
 ExportResult export_model(const fs::path& source, const fs::path& out_dir, const ExportOptions& o) {
   PONDER_CHECK(o.dtype == DType::bf16 || o.dtype == DType::f32, ValueError, "export: --dtype must be bf16 or f32");

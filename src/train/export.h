@@ -5,10 +5,12 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "data/tokenizer.h"
 #include "io/recipe.h"
 #include "tensor/dtype.h"
 
@@ -34,7 +36,12 @@ struct ExportResult {
 ExportResult export_model(const std::filesystem::path& source, const std::filesystem::path& out_dir,
                           const ExportOptions& options);
 
-// config.json for a family's configuration (the architecture transformers instantiates).
+// config.json for a family's configuration (the architecture transformers instantiates), with
+// the context the recipe trained on (max_position_embeddings) and its prompt mask (prefix_lm).
 nlohmann::json hf_config(const io::Recipe& recipe, DType dtype);
+
+// The tokenizer the run of `checkpoint` saved (RUN_DIR/tokenizer, beside checkpoints/), or null
+// when it saved none.
+std::unique_ptr<data::Tokenizer> run_tokenizer(const std::filesystem::path& checkpoint);
 
 }  // namespace ponder::train

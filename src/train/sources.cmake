@@ -2,6 +2,7 @@ target_sources(ponder_core PRIVATE
   train/checkpoint.cpp
   train/export.cpp
   train/family.cpp
+  train/inference.cpp
   train/metrics.cpp
   train/plan.cpp
   train/session.cpp

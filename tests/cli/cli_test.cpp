@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <vector>
 
 #include "support/python.h"
@@ -20,8 +21,9 @@ struct Result {
   std::string output;  // stdout and stderr
 };
 
-Result ponder(const std::string& args) {
-  std::string cmd = std::string(PONDER_BINARY) + " " + args + " 2>&1";
+// stdout and stderr together, or stdout alone.
+Result ponder(const std::string& args, bool with_stderr = true) {
+  std::string cmd = std::string(PONDER_BINARY) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
   FILE* pipe = ::popen(cmd.c_str(), "r");
   Result r{-1, ""};
   std::array<char, 4096> buf;
@@ -235,6 +237,72 @@ TEST(Cli, DataPrepareThenInspect) {
   EXPECT_TRUE(fs::exists(out / "tokenizer.model"));
   EXPECT_FALSE(fs::exists(out / "char_tokenizer.json"));
   EXPECT_FALSE(fs::exists(dir / "out.partial"));
+  fs::remove_all(dir);
+}
+
+TEST(Cli, GenerateFromARunAndItsExport) {
+  fs::path dir = ponder::testing::scratch_dir("cli_generate");
+  const std::string run = (dir / "run").string(), out = (dir / "out").string();
+  ASSERT_EQ(ponder("train " + write_recipe(dir, kTiny).string() + " -o " + run).status, 0);
+  ASSERT_EQ(ponder("export " + run + " -o " + out + " --dtype f32").status, 0);
+
+  // The completion streams to stdout, the same from the run and its export; a summary goes to stderr.
+  const std::string greedy = " --prompt reverse:1234 --max-new-tokens 12";
+  const Result from_run = ponder("generate " + run + greedy, false);
+  ASSERT_EQ(from_run.status, 0);
+  ASSERT_FALSE(from_run.output.empty());
+  EXPECT_EQ(from_run.output.find('\n'), from_run.output.size() - 1) << from_run.output;
+  EXPECT_EQ(ponder("generate " + out + greedy, false).output, from_run.output);
+  const Result both = ponder("generate " + out + greedy);
+  EXPECT_NE(both.output.find(" tokens in "), std::string::npos) << both.output;
+  EXPECT_NE(both.output.find("stopped at "), std::string::npos) << both.output;
+
+  // JSONL in, JSONL out, with the token ids on request.
+  write_lines(dir / "prompts.jsonl", {R"({"prompt": "reverse:1234"})", "", R"({"prompt": "reverse:98"})"});
+  const Result file = ponder("generate " + out + " --file " + (dir / "prompts.jsonl").string() + " --max-new-tokens 12 --ids", false);
+  ASSERT_EQ(file.status, 0);
+  std::istringstream lines(file.output);
+  std::string line;
+  std::vector<nlohmann::json> records;
+  while (std::getline(lines, line)) records.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(records.size(), 2u) << file.output;
+  EXPECT_EQ(records[0]["prompt"], "reverse:1234");
+  EXPECT_EQ(records[0]["completion"].get<std::string>() + "\n", from_run.output);
+  EXPECT_EQ(records[1]["prompt"], "reverse:98");
+  const auto prompt_ids = records[1]["prompt_ids"].get<std::vector<int>>();
+  ASSERT_EQ(prompt_ids.size(), 2u + 10u + 1u);  // bos, <inst>, "reverse:98", <resp>
+  EXPECT_EQ(prompt_ids.front(), 1);
+  EXPECT_EQ(prompt_ids.back(), 4);
+  EXPECT_LE(records[1]["completion_ids"].size(), 12u);
+
+  // Sampling replays under a seed.
+  const std::string sampled = greedy + " --temperature 1.0 --top-k 20 --top-p 0.95 --seed 5";
+  const Result s1 = ponder("generate " + run + sampled, false), s2 = ponder("generate " + run + sampled, false);
+  ASSERT_EQ(s1.status, 0);
+  EXPECT_EQ(s1.output, s2.output);
+
+  // Bad input: one line naming the problem, exit 2.
+  auto refused = [&](const std::string& args, const std::string& expected) {
+    const Result r = ponder("generate " + args);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+    EXPECT_NE(first_line(r.output).find(expected), std::string::npos) << args << "\n" << r.output;
+  };
+  refused((dir / "nowhere").string() + " --prompt x", "no such model");
+  fs::copy(out, dir / "no_weights");
+  fs::remove(dir / "no_weights" / "model.safetensors");
+  refused((dir / "no_weights").string() + " --prompt x", "no model.safetensors");
+  refused(out + " --prompt x --frobnicate", "frobnicate");
+  refused(out, "give one of --prompt TEXT or --file JSONL");
+  refused(out + " --prompt x --file " + (dir / "prompts.jsonl").string(), "excludes");
+  refused(out + " --prompt x --ids", "--ids");
+  refused(out + " --prompt x --ema", "is an export");
+  refused(out + " --prompt x --top-p 0", "top_p");
+  const std::string long_prompt = " --prompt " + std::string(70, '7');
+  refused(out + long_prompt, "no room in the model's context of 64 tokens");
+  const Result truncated = ponder("generate " + out + long_prompt + " --max-new-tokens 4 --truncate", false);
+  EXPECT_EQ(truncated.status, 0) << truncated.output;
+  write_lines(dir / "bad.jsonl", {R"({"prompt": "reverse:1"})", R"({"instruction": "reverse:1"})"});
+  refused(out + " --file " + (dir / "bad.jsonl").string(), "bad.jsonl:2: expected {\"prompt\": TEXT}");
   fs::remove_all(dir);
 }
 

@@ -1,5 +1,6 @@
 target_sources(unit_tests PRIVATE
   train/checkpoint_test.cpp
+  train/inference_test.cpp
   train/plan_test.cpp
   train/trainer_test.cpp
 )

@@ -6,6 +6,7 @@
 #include "autograd/grad_mode.h"
 #include "nn/init.h"
 #include "ops/elementwise.h"
+#include "ops/view.h"
 
 namespace ponder::models {
 
@@ -111,13 +112,27 @@ void HrmText::begin_step(int64_t step, int64_t total_steps) {
 }
 
 Tensor HrmText::logits(const PackedBatch& batch) {
+  return lm_head->forward(recurrence(batch.tokens, batch.positions, batch.attn, {}));
+}
+
+Tensor HrmText::next_token_logits(const Tensor& tokens, DecodeCache& cache) {
+  const CachedStep step = begin_cached_step(tokens, cache, config_.recurrent_calls() * config_.layers_per_stack);
+  const Tensor z_H = recurrence(tokens, step.positions, step.spec, cache.attention);
+  return lm_head->forward(narrow(z_H, 0, z_H.size(0) - 1, 1));
+}
+
+Tensor HrmText::recurrence(const Tensor& tokens, const Tensor& positions, const AttentionSpec& spec,
+                           std::span<nn::KVCache> caches) const {
   const GradientCalls calls(config_.h_cycles, config_.l_cycles, bp_);
   const bool recording = autograd::is_grad_enabled();
+  const size_t layers = static_cast<size_t>(config_.layers_per_stack);
+  size_t stack_calls = 0;
   auto stack_call = [&](const nn::Stack& stack, const Tensor& state, const Tensor& injection, bool records) {
     GradScope scope(recording && records);  // a call outside the last bp keeps no activations
-    return stack.forward(state + injection, batch.positions, batch.attn);
+    const auto call_caches = caches.empty() ? caches : caches.subspan(stack_calls++ * layers, layers);
+    return stack.forward(state + injection, positions, spec, call_caches);
   };
-  Tensor z_H = model->embed_tokens->forward(batch.tokens);
+  Tensor z_H = model->embed_tokens->forward(tokens);
   Tensor z_L = model->z_L_init;  // broadcast over positions by the first addition
   int64_t l_call = 0;
   for (int64_t h = 0; h < config_.h_cycles; ++h) {
@@ -126,7 +141,7 @@ Tensor HrmText::logits(const PackedBatch& batch) {
     }
     z_H = stack_call(*model->H_module, z_H, z_L, calls.records_h_call(h));
   }
-  return lm_head->forward(z_H);
+  return z_H;
 }
 
 }  // namespace ponder::models

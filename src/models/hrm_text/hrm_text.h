@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "models/language_model.h"
@@ -90,6 +91,9 @@ class HrmText : public LanguageModel {
   explicit HrmText(const HrmTextConfig& config);
   std::string family() const override { return "hrm_text"; }
   Tensor logits(const PackedBatch& batch) override;
+  // One KV cache per stack call per layer: H_cycles·(L_cycles + 1)·layers_per_stack, in call order
+  // (transformers' cache slots). Every new token runs the whole recurrence.
+  Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache) override;
   void begin_step(int64_t step, int64_t total_steps) override;
   const HrmTextConfig& config() const { return config_; }
   // The backprop depth the next training forward uses.
@@ -100,6 +104,10 @@ class HrmText : public LanguageModel {
   std::shared_ptr<nn::Linear> lm_head;
 
  private:
+  // z_H after the H/L recurrence over the tokens; `caches`: none, or one per attention call.
+  Tensor recurrence(const Tensor& tokens, const Tensor& positions, const AttentionSpec& spec,
+                    std::span<nn::KVCache> caches) const;
+
   HrmTextConfig config_;
   int64_t bp_;
 };

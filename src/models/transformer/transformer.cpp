@@ -4,6 +4,7 @@
 
 #include "nn/init.h"
 #include "ops/linear.h"
+#include "ops/view.h"
 
 namespace ponder::models {
 
@@ -41,10 +42,18 @@ Transformer::Transformer(const TransformerConfig& config) : config_(config) {
   nn::init_matching(*this, "down_proj.weight", [&](const Tensor& w) { nn::trunc_normal_(w, residual_std, gen); });
 }
 
-Tensor Transformer::logits(const PackedBatch& batch) {
-  Tensor x = model->embed_tokens->forward(batch.tokens);
-  x = model->forward(x, batch.positions, batch.attn);
+Tensor Transformer::head(const Tensor& x) const {
   return lm_head ? lm_head->forward(x) : linear(x, model->embed_tokens->weight);
+}
+
+Tensor Transformer::logits(const PackedBatch& batch) {
+  return head(model->forward(model->embed_tokens->forward(batch.tokens), batch.positions, batch.attn));
+}
+
+Tensor Transformer::next_token_logits(const Tensor& tokens, DecodeCache& cache) {
+  const CachedStep step = begin_cached_step(tokens, cache, config_.layers);
+  const Tensor x = model->forward(model->embed_tokens->forward(tokens), step.positions, step.spec, cache.attention);
+  return head(narrow(x, 0, x.size(0) - 1, 1));
 }
 
 }  // namespace ponder::models

@@ -40,12 +40,15 @@ class Transformer : public LanguageModel {
   explicit Transformer(const TransformerConfig& config);
   std::string family() const override { return "transformer"; }
   Tensor logits(const PackedBatch& batch) override;
+  Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache) override;
   const TransformerConfig& config() const { return config_; }
 
   std::shared_ptr<TransformerBody> model;
   std::shared_ptr<nn::Linear> lm_head;  // null when the embeddings are tied
 
  private:
+  Tensor head(const Tensor& x) const;  // the LM head, tied or not
+
   TransformerConfig config_;
 };
 

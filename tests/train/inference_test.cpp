@@ -1,0 +1,197 @@
+// Loading models for generation from exports, runs and checkpoints, and the prompts they read.
+#include "train/inference.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "io/errors.h"
+#include "ops/ops.h"
+#include "support/python.h"
+#include "support/test_util.h"
+#include "train/checkpoint.h"
+#include "train/export.h"
+#include "train/family.h"
+
+namespace ponder::train {
+namespace {
+namespace fs = std::filesystem;
+using ponder::testing::all_close;
+using ponder::testing::error_message;
+
+const char* kBaseline = R"(model: {family: transformer, vocab_size: 100, dim: 32, layers: 2, heads: 4, kv_heads: 2, ffn_hidden: 64}
+data: {task: reverse, seq_len: 48}
+train: {steps: 1}
+batch: {global_tokens: 96}
+runtime: {device: cpu}
+)";
+
+const char* kHrmText = R"(model: {family: hrm_text, vocab_size: 100, dim: 32, layers_per_stack: 1, heads: 2, ffn_hidden: 64, H_cycles: 2, L_cycles: 2}
+data: {task: reverse, seq_len: 40}
+train: {steps: 1}
+batch: {global_tokens: 80}
+runtime: {device: cpu}
+)";
+
+// A run directory holding one checkpoint of a freshly initialised model and the character tokenizer.
+struct TrainedRun {
+  fs::path dir;
+  io::Recipe recipe;
+  std::shared_ptr<models::LanguageModel> model;
+};
+
+TrainedRun make_run(const fs::path& dir, const char* recipe_text, const std::vector<std::string>& overrides = {},
+             bool ema = false) {
+  TrainedRun run{dir, io::parse_recipe(recipe_text, "r.yaml", overrides), nullptr};
+  run.model = build_model(run.recipe.model, 7);
+  CheckpointContents contents;
+  for (auto& [name, t] : run.model->state_dict()) {
+    contents.model.emplace_back(name, t);
+    if (ema) contents.ema.emplace_back(name, t * 0.5);
+  }
+  contents.recipe_yaml = run.recipe.resolved_yaml;
+  write_checkpoint(dir / "checkpoints", contents);
+  fs::create_directories(dir / "tokenizer");
+  data::CharTokenizer().save(dir / "tokenizer");
+  return run;
+}
+
+// The next-token logits after `ids` read as a prompt.
+Tensor logits_after(models::LanguageModel& model, const std::vector<double>& ids, AttentionMask mask) {
+  NoGrad no_grad;
+  models::DecodeCache cache(mask);
+  return model.next_token_logits(tensor(ids, {int64_t(ids.size())}, {.dtype = DType::i64}), cache);
+}
+
+const std::vector<double> kIds = {1, 3, 40, 41, 42, 43, 44, 4};
+
+TEST(Inference, ExportsAndRunsLoadTheModelTheyHold) {
+  const fs::path scratch = ponder::testing::scratch_dir("inference_load");
+  struct Case {
+    const char* recipe;
+    std::vector<std::string> overrides;
+    AttentionMask mask;
+  };
+  const Case cases[] = {{kBaseline, {}, AttentionMask::prefix_lm},
+                        {kBaseline, {"data.mask=causal"}, AttentionMask::causal},
+                        {kHrmText, {}, AttentionMask::prefix_lm}};
+  int n = 0;
+  for (const Case& c : cases) {
+    const fs::path dir = scratch / std::to_string(n++);
+    const TrainedRun run = make_run(dir / "run", c.recipe, c.overrides);
+    // Small shards exercise the sharded layout.
+    export_model(dir / "run", dir / "export", {.dtype = DType::f32, .shard_bytes = 8192});
+    ASSERT_TRUE(fs::exists(dir / "export" / "model.safetensors.index.json"));
+    const Tensor expected = logits_after(*run.model, kIds, c.mask);
+    for (const fs::path& source : {dir / "export", dir / "run", resolve_checkpoint(dir / "run")}) {
+      const InferenceModel m = load_for_inference(source, {});
+      EXPECT_EQ(m.model->family(), run.model->family());
+      EXPECT_EQ(m.prompt_mask, c.mask) << source;
+      EXPECT_EQ(m.context, run.recipe.data.seq_len) << source;
+      EXPECT_EQ(m.tokenizer->id(), data::CharTokenizer().id());
+      EXPECT_FALSE(m.model->is_training());
+      EXPECT_TRUE(all_close(logits_after(*m.model, kIds, m.prompt_mask), expected, 0, 0)) << source;
+    }
+  }
+  fs::remove_all(scratch);
+}
+
+TEST(Inference, ABf16ExportLoadsIntoAnF32ModelOnTheCpu) {
+  const fs::path dir = ponder::testing::scratch_dir("inference_bf16");
+  const TrainedRun run = make_run(dir / "run", kHrmText);
+  export_model(dir / "run", dir / "export", {.dtype = DType::bf16});
+  const InferenceModel m = load_for_inference(dir / "export", {});
+  EXPECT_EQ(m.dtype, DType::f32);
+  EXPECT_LT(ponder::testing::relative_error(logits_after(*m.model, kIds, m.prompt_mask),
+                                            logits_after(*run.model, kIds, m.prompt_mask)),
+            2e-2);
+  fs::remove_all(dir);
+}
+
+TEST(Inference, EmaWeightsComeFromRunsOnly) {
+  const fs::path dir = ponder::testing::scratch_dir("inference_ema");
+  const TrainedRun run = make_run(dir / "run", kBaseline, {}, /*ema=*/true);
+  const Tensor raw = run.model->state_dict().front().second;
+  auto first_weight = [](const InferenceModel& m) { return m.model->state_dict().front().second; };
+  EXPECT_TRUE(all_close(first_weight(load_for_inference(dir / "run", {})), raw, 0, 0));
+  EXPECT_TRUE(all_close(first_weight(load_for_inference(dir / "run", {.ema = true})), raw * 0.5, 0, 0));
+  export_model(dir / "run", dir / "export", {.dtype = DType::f32});
+  EXPECT_NE(error_message<ValueError>([&] { load_for_inference(dir / "export", {.ema = true}); }).find("is an export"),
+            std::string::npos);
+  make_run(dir / "plain", kBaseline);
+  EXPECT_NE(error_message<ValueError>([&] { load_for_inference(dir / "plain", {.ema = true}); }).find("no EMA weights"),
+            std::string::npos);
+  fs::remove_all(dir);
+}
+
+void write_text(const fs::path& path, const std::string& text) { std::ofstream(path) << text; }
+
+TEST(Inference, MissingOrBrokenFilesAreNamed) {
+  const fs::path dir = ponder::testing::scratch_dir("inference_missing");
+  make_run(dir / "run", kBaseline);
+  export_model(dir / "run", dir / "export", {.dtype = DType::f32});
+  auto broken = [&](const std::string& name, const std::function<void(const fs::path&)>& damage) {
+    const fs::path copy = dir / name;
+    fs::copy(dir / "export", copy);
+    damage(copy);
+    return copy;
+  };
+  auto problem = [](const fs::path& source) {
+    try {
+      load_for_inference(source, {});
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("loaded");
+  };
+  EXPECT_NE(problem(dir / "nowhere").find("no such model"), std::string::npos);
+  EXPECT_NE(problem(broken("no_config", [](const fs::path& d) { fs::remove(d / "config.json"); })).find("config.json: missing"),
+            std::string::npos);
+  EXPECT_NE(problem(broken("no_weights", [](const fs::path& d) { fs::remove(d / "model.safetensors"); }))
+                .find("no model.safetensors"),
+            std::string::npos);
+  EXPECT_NE(problem(broken("no_tokenizer", [](const fs::path& d) { fs::remove(d / "char_tokenizer.json"); }))
+                .find("no tokenizer"),
+            std::string::npos);
+  EXPECT_NE(problem(broken("bad_json", [](const fs::path& d) { write_text(d / "config.json", "{oops"); }))
+                .find("not a JSON object"),
+            std::string::npos);
+  auto edited = [&](const std::string& name, const std::function<void(nlohmann::json&)>& edit) {
+    return broken(name, [&](const fs::path& d) {
+      nlohmann::json config = nlohmann::json::parse(std::ifstream(d / "config.json"));
+      edit(config);
+      write_text(d / "config.json", config.dump());
+    });
+  };
+  EXPECT_NE(problem(edited("gpt2", [](nlohmann::json& c) { c["model_type"] = "gpt2"; })).find("model_type \"gpt2\""),
+            std::string::npos);
+  EXPECT_NE(problem(edited("no_width", [](nlohmann::json& c) { c.erase("hidden_size"); })).find("missing \"hidden_size\""),
+            std::string::npos);
+  EXPECT_NE(problem(edited("gelu", [](nlohmann::json& c) { c["hidden_act"] = "gelu"; })).find("\"hidden_act\" is \"gelu\""),
+            std::string::npos);
+  EXPECT_NE(problem(edited("narrow", [](nlohmann::json& c) { c["hidden_size"] = 64; })).find("shape"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(Inference, PromptsFollowTheTrainingLayoutAndFitTheContext) {
+  const fs::path dir = ponder::testing::scratch_dir("inference_prompt");
+  make_run(dir / "run", kBaseline);  // context 48
+  const InferenceModel m = load_for_inference(dir / "run", {});
+  const std::vector<int32_t> abc = {1, 3, 'a' - 27, 'b' - 27, 'c' - 27, 4};  // bos, <inst>, "abc", <resp>
+  EXPECT_EQ(encode_prompt(m, "abc", 8, false), abc);
+  EXPECT_EQ(encode_prompt(m, "abc", 8, true), abc);
+  const std::string long_text(60, 'x');
+  EXPECT_NE(error_message<ValueError>([&] { encode_prompt(m, long_text, 8, false); }).find("context of 48 tokens"),
+            std::string::npos);
+  // Truncation keeps the framing and the end of the text, leaving room for the new tokens.
+  std::string text = long_text + "yz";
+  const std::vector<int32_t> cut = encode_prompt(m, text, 8, true);
+  ASSERT_EQ(cut.size(), size_t(48 - 8));
+  EXPECT_EQ(std::vector<int32_t>(cut.begin(), cut.begin() + 2), std::vector<int32_t>({1, 3}));
+  EXPECT_EQ(std::vector<int32_t>(cut.end() - 3, cut.end()), std::vector<int32_t>({'y' - 27, 'z' - 27, 4}));
+  EXPECT_THROW(encode_prompt(m, text, 47, true), ValueError);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace ponder::train
