@@ -13,6 +13,11 @@ Tensor LanguageModel::next_token_logits(const Tensor& /*tokens*/, DecodeCache& /
   fail<ValueError>(family(), ": this model family has no KV-cache decoding");
 }
 
+void LanguageModel::set_eval_depth(const std::string& label) {
+  PONDER_CHECK(label.empty(), ValueError, family(), ": no evaluation depth '", label,
+               "' (this family is evaluated only at its trained depth)");
+}
+
 CachedStep begin_cached_step(const Tensor& tokens, DecodeCache& cache, int64_t attention_calls) {
   PONDER_CHECK(tokens.dim() == 1 && tokens.numel() > 0, ShapeError, "decoding: tokens must be a non-empty [n], got ",
                describe(tokens));

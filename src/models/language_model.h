@@ -23,6 +23,13 @@ struct DecodeCache {
   std::vector<nn::KVCache> attention;
 };
 
+// A depth a model can be evaluated at besides the one it was trained at (test-time compute):
+// HRM-Text's H/L cycles, the attractor head's solver iterations, SST's deliberation steps.
+struct EvalDepth {
+  std::string label;    // shown in eval tables and JSON, and passed back to set_eval_depth
+  double compute = 1;   // forward cost relative to the trained depth (the x-axis of the curve)
+};
+
 class LanguageModel : public nn::Module {
  public:
   virtual std::string family() const = 0;
@@ -39,6 +46,11 @@ class LanguageModel : public nn::Module {
   // earlier ones through the cache. Equal to the last row of `logits` over the whole sequence with
   // the prompt as its prefix. Inference only. Families without KV caches refuse (ValueError).
   virtual Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache);
+  // The depths `ponder eval` sweeps, cheapest first (none by default).
+  virtual std::vector<EvalDepth> eval_depths() const { return {}; }
+  // Later logits/next_token_logits calls run at one of eval_depths()' labels; "" restores the
+  // trained depth. Unknown labels are a ValueError.
+  virtual void set_eval_depth(const std::string& label);
 };
 
 // What a family's next_token_logits feeds its layers for `tokens` continuing `cache`: positions
