@@ -3,6 +3,7 @@
 // micro-batches and ranks, so the mean is exact), plus the logits for evaluation and generation.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,9 @@ class LanguageModel : public nn::Module {
   // Later logits/next_token_logits calls run at one of eval_depths()' labels; "" restores the
   // trained depth. Unknown labels are a ValueError.
   virtual void set_eval_depth(const std::string& label);
+  // Family-specific numbers (solver iterations, residuals...) that the trainer adds to each logged
+  // step: the family accumulates them over the steps since the last call, which resets them.
+  virtual std::map<std::string, double> take_step_metrics() { return {}; }
 };
 
 // What a family's next_token_logits feeds its layers for `tokens` continuing `cache`: positions

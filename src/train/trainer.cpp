@@ -153,6 +153,7 @@ void Trainer::log_step(const StepResult& res, double seconds) {
     rec["mfu"] = flops_per_token_ * rec["tokens_per_s"].get<double>() / (kPeakBf16Flops * double(r.distributed.world_size));
     rec["mem_bytes"] = memory_stats(ctx_.device).peak_bytes;
   }
+  for (const auto& [name, value] : ctx_.model->take_step_metrics()) rec[name] = value;
   progress_->step(rec);
   rec.erase("first_step");
   metrics_->write(rec);
