@@ -57,6 +57,18 @@ struct GenerateArgs {
 };
 int generate(const GenerateArgs& args);
 
+struct EvalArgs {
+  std::string source;       // export, run or checkpoint directory
+  std::string data;         // JSONL of instruction/response pairs, or shards
+  std::string task;         // verifier of pairs that name no task (empty: exact string match)
+  bool depths = false;      // sweep the model's evaluation depths
+  std::string json_out;     // also write the results here
+  int64_t max_samples = 0;  // 0: all
+  std::string device = "cpu";
+  bool ema = false;
+};
+int eval(const EvalArgs& args);
+
 // ponder data ...: each writes its output directory under DIR.partial and renames it into place.
 struct DataPrepareArgs {
   std::string input;            // JSONL

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/device_option.h"
 #include "cli/errors.h"
 #include "io/errors.h"
 #include "models/generate.h"
@@ -13,12 +14,6 @@
 namespace ponder::cli {
 namespace {
 using nlohmann::json;
-
-Device parse_device(const std::string& name) {
-  if (name == "cpu") return Device::cpu();
-  PONDER_CHECK(cuda_device_count() > 0, DeviceError, "--device cuda: no CUDA device is visible");
-  return Device::cuda(0);
-}
 
 // The prompts of a JSONL file, one {"prompt": TEXT} object per line (blank lines skipped).
 std::vector<std::string> read_prompts(const std::string& path) {

@@ -62,6 +62,21 @@ int main(int argc, char** argv) {
                          "Drop the start of a prompt so that it and --max-new-tokens fit the model's context");
   generate_cmd->add_flag("--ids", generate_args.ids, "Also write prompt_ids and completion_ids")->needs(file_opt);
 
+  EvalArgs eval_args;
+  CLI::App* eval_cmd = app.add_subcommand("eval", "Loss, perplexity and exact match on held-out pairs, per test-time depth");
+  eval_cmd->add_option("model", eval_args.source, "Export, run or checkpoint directory")->required();
+  eval_cmd->add_option("--data", eval_args.data,
+                       "JSONL of {instruction, response[, task]} records, or a shard file or directory of shards")
+      ->required();
+  eval_cmd->add_option("--task", eval_args.task, "Task whose verifier checks answers, e.g. sort or sudoku:givens=30 "
+                       "(default: a record's task field, else exact string match)");
+  eval_cmd->add_flag("--depths", eval_args.depths, "Sweep the model's test-time depths (compute) besides the trained one");
+  eval_cmd->add_option("--json", eval_args.json_out, "Also write the results as JSON to this file");
+  eval_cmd->add_option("--max-samples", eval_args.max_samples, "Evaluate the first N samples (0 = all)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  eval_cmd->add_option("--device", eval_args.device, "Where to run")->check(CLI::IsMember({"cpu", "cuda"}));
+  eval_cmd->add_flag("--ema", eval_args.ema, "Use a run's EMA weights");
+
   PlanArgs plan_args;
   CLI::App* plan_cmd = app.add_subcommand("plan", "Parameters, FLOPs, memory per GPU, time and cost of a recipe");
   plan_cmd->add_option("recipe", plan_args.recipe, "Recipe YAML file")->required()->check(CLI::ExistingFile);
@@ -122,6 +137,7 @@ int main(int argc, char** argv) {
   if (*resume_cmd) return resume(resume_args);
   if (*export_cmd) return export_model(export_args);
   if (*generate_cmd) return generate(generate_args);
+  if (*eval_cmd) return eval(eval_args);
   if (*plan_cmd) return plan(plan_args);
   if (*check_cmd) return check(check_recipe, check_overrides);
   if (*prepare_cmd) return data_prepare(prepare_args);

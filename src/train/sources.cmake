@@ -2,8 +2,10 @@ target_sources(ponder_core PRIVATE
   train/checkpoint.cpp
   train/export.cpp
   train/family.cpp
+  train/held_out.cpp
   train/inference.cpp
   train/metrics.cpp
+  train/model_eval.cpp
   train/plan.cpp
   train/session.cpp
   train/shard_source.cpp

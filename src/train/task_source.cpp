@@ -1,9 +1,7 @@
 #include "train/task_source.h"
 
-#include "autograd/grad_mode.h"
 #include "data/prepare.h"
-#include "models/decode.h"
-#include "ops/loss.h"
+#include "train/held_out.h"
 
 namespace ponder::train {
 
@@ -16,10 +14,6 @@ data::PackOptions pack_options(const io::Recipe& r) {
   return o;
 }
 
-std::vector<int32_t> without_eos(std::vector<int32_t> ids, int32_t eos) {
-  while (!ids.empty() && ids.back() == eos) ids.pop_back();
-  return ids;
-}
 }  // namespace
 
 data::Sample encode_example(const data::Tokenizer& tok, const data::TaskExample& e) {
@@ -68,56 +62,27 @@ TaskEvaluation::TaskEvaluation(std::shared_ptr<data::TaskStream> stream, std::sh
       exact_match_(recipe.eval.exact_match) {}
 
 nlohmann::json TaskEvaluation::run(models::LanguageModel& model, Device device) {
-  NoGrad no_grad;
-  const bool was_training = model.is_training();
-  model.train(false);
-  // Loss over every test example, one sample per row.
-  double loss = 0;
-  int64_t tokens = 0;
   const auto& test = stream_->test();
-  const size_t per_batch = 64;
-  for (size_t i = 0; i < test.size(); i += per_batch) {
-    std::vector<std::vector<data::Sample>> rows;
-    int64_t longest = 1;
-    for (size_t j = i; j < std::min(test.size(), i + per_batch); ++j) {
-      rows.push_back({encode_example(*tokenizer_, test[j])});
-      longest = std::max(longest, rows.back()[0].packed_length());
-    }
-    data::PackOptions o = pack_;
-    o.row_len = longest;
-    models::PackedBatch b = data::pack_rows(rows, o);
-    b.tokens = b.tokens.to(device);
-    b.positions = b.positions.to(device);
-    b.labels = b.labels.to(device);
-    b.attn.cu_seqlens = b.attn.cu_seqlens.to(device);
-    if (b.attn.prefix_len.defined()) b.attn.prefix_len = b.attn.prefix_len.to(device);
-    loss += model.loss_sum(b).item<double>();
-    tokens += b.loss_tokens;
-  }
-  nlohmann::json out = {{"eval.loss", tokens ? loss / double(tokens) : 0.0}};
-  // Exact match by greedy decoding.
+  std::vector<data::Sample> samples;
+  for (const data::TaskExample& e : test) samples.push_back(encode_example(*tokenizer_, e));
+  nlohmann::json out = {{"eval.loss", response_loss(model, samples, pack_.mask, device).mean()}};
   const size_t n = std::min<size_t>(test.size(), static_cast<size_t>(exact_match_));
-  if (n > 0) {
-    std::vector<std::vector<int32_t>> prompts;
-    int64_t longest_answer = 1;
-    for (size_t i = 0; i < n; ++i) {
-      data::Sample s = encode_example(*tokenizer_, test[i]);
-      prompts.push_back(s.instruction);
-      longest_answer = std::max<int64_t>(longest_answer, int64_t(s.response.size()));
-    }
-    models::DecodeOptions d{.max_new_tokens = longest_answer + 2, .eos = tokenizer_->eos(), .mask = pack_.mask, .device = device};
-    auto answers = models::greedy_decode(model, prompts, d);
-    int64_t correct = 0;
-    shown_.clear();
-    for (size_t i = 0; i < n; ++i) {
-      std::string text = tokenizer_->decode(without_eos(answers[i], tokenizer_->eos()));
-      bool ok = stream_->task().verify(test[i].instruction, text);
-      correct += ok;
-      if (shown_.size() < 4) shown_.push_back({test[i].instruction, text, test[i].response, ok});
-    }
-    out["eval.exact_match"] = double(correct) / double(n);
+  if (n == 0) return out;
+  std::vector<std::vector<int32_t>> prompts;
+  int64_t longest_answer = 1;
+  for (size_t i = 0; i < n; ++i) {
+    prompts.push_back(samples[i].instruction);
+    longest_answer = std::max<int64_t>(longest_answer, int64_t(samples[i].response.size()));
   }
-  model.train(was_training);
+  const auto answers = greedy_answers(model, *tokenizer_, prompts, longest_answer + 2, pack_.mask, device);
+  int64_t correct = 0;
+  shown_.clear();
+  for (size_t i = 0; i < n; ++i) {
+    const bool ok = stream_->task().verify(test[i].instruction, answers[i]);
+    correct += ok;
+    if (shown_.size() < 4) shown_.push_back({test[i].instruction, answers[i], test[i].response, ok});
+  }
+  out["eval.exact_match"] = double(correct) / double(n);
   return out;
 }
 

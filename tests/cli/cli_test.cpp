@@ -306,6 +306,81 @@ TEST(Cli, GenerateFromARunAndItsExport) {
   fs::remove_all(dir);
 }
 
+// ponder eval on a model that memorised four pairs (every answer right, loss near 0) and on an
+// untrained one (no answer right, perplexity about the vocabulary's 100 tokens).
+TEST(Cli, EvalScoresMemorisedAndUntrainedModels) {
+  fs::path dir = ponder::testing::scratch_dir("cli_eval");
+  ASSERT_EQ(ponder("data synth reverse --n 1 -o " + (dir / "chars").string()).status, 0);  // the character tokenizer
+  const std::vector<std::string> pairs = {R"({"instruction": "reverse:123", "response": "321")",
+                                          R"({"instruction": "reverse:4567", "response": "7654")",
+                                          R"({"instruction": "reverse:98", "response": "89")",
+                                          R"({"instruction": "reverse:5012", "response": "2105")"};
+  std::vector<std::string> train_lines, eval_lines;
+  for (const std::string& p : pairs) {
+    train_lines.push_back(p + "}");
+    eval_lines.push_back(p + R"(, "task": "reverse"})");
+  }
+  write_lines(dir / "train.jsonl", train_lines);
+  write_lines(dir / "eval.jsonl", eval_lines);
+  const std::string shards = (dir / "shards").string(), eval_jsonl = (dir / "eval.jsonl").string();
+  ASSERT_EQ(ponder("data prepare " + (dir / "train.jsonl").string() + " --tokenizer " + (dir / "chars").string() +
+                   " -o " + shards).status, 0);
+  const fs::path recipe = write_recipe(dir, R"(model: {family: transformer, vocab_size: 100, dim: 64, layers: 2, heads: 2, ffn_hidden: 128}
+data: {train: [)" + shards + R"(], seq_len: 32}
+optim: {name: adamw, lr: 1.0e-2}
+schedule: {name: cosine, warmup_steps: 5}
+train: {steps: 30}
+batch: {global_tokens: 128}
+runtime: {device: cpu}
+log: {every: 10}
+checkpoint: {every: 30}
+)");
+  const std::string run = (dir / "run").string(), fresh = (dir / "fresh").string(), json_out = (dir / "eval.json").string();
+  ASSERT_EQ(ponder("train " + recipe.string() + " -o " + run).status, 0);
+  ASSERT_EQ(ponder("train " + recipe.string() + " -o " + fresh + " --set train.steps=6 --set optim.lr=1e-9").status, 0);
+
+  Result r = ponder("eval " + run + " --data " + eval_jsonl + " --depths --json " + json_out, false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("depth         compute"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("100.0% (4/4)"), std::string::npos) << r.output;
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(json_out));
+  EXPECT_EQ(j["family"], "transformer");
+  EXPECT_EQ(j["samples"], 4);
+  ASSERT_EQ(j["depths"].size(), 1u);  // the baseline has only its trained depth
+  EXPECT_EQ(j["depths"][0]["depth"], "trained");
+  EXPECT_EQ(j["depths"][0]["exact_match"], 1.0);
+  EXPECT_LT(j["depths"][0]["loss"].get<double>(), 0.1);
+  // The shards themselves, their verifier given by --task, the first two only.
+  r = ponder("eval " + run + " --data " + shards + " --task reverse --max-samples 2", false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("2 samples"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("100.0% (2/2)"), std::string::npos) << r.output;
+
+  ASSERT_EQ(ponder("eval " + fresh + " --data " + eval_jsonl + " --json " + json_out, false).status, 0);
+  j = nlohmann::json::parse(std::ifstream(json_out));
+  EXPECT_EQ(j["depths"][0]["exact_match"], 0.0);
+  EXPECT_GT(j["depths"][0]["perplexity"].get<double>(), 25.0);
+  EXPECT_LT(j["depths"][0]["perplexity"].get<double>(), 400.0);
+
+  // Bad input: one line naming the problem, exit 2, and the JSON left as it was.
+  const std::string before = j.dump();
+  auto refused = [&](const std::string& args, const std::string& expected) {
+    const Result bad = ponder("eval " + args + " --json " + json_out);
+    EXPECT_EQ(bad.status, 2) << args << "\n" << bad.output;
+    EXPECT_NE(first_line(bad.output).find(expected), std::string::npos) << args << "\n" << bad.output;
+    EXPECT_EQ(nlohmann::json::parse(std::ifstream(json_out)).dump(), before) << args;
+  };
+  refused((dir / "nowhere").string() + " --data " + eval_jsonl, "no such model");
+  refused(run + " --data " + (dir / "none.jsonl").string(), "none.jsonl: no such file");
+  refused(run + " --data " + eval_jsonl + " --task sortt", "unknown task \"sortt\"");
+  refused(run, "--data is required");
+  write_lines(dir / "bad.jsonl", {pairs[0] + "}", R"({"instruction": "reverse:1"})"});
+  refused(run + " --data " + (dir / "bad.jsonl").string(), "bad.jsonl:2:");
+  fs::create_directories(dir / "empty_run" / "checkpoints");
+  refused((dir / "empty_run").string() + " --data " + eval_jsonl, "empty_run");
+  fs::remove_all(dir);
+}
+
 TEST(Cli, PlanPrintsTheBudget) {
   Result r = ponder(std::string("plan ") + PONDER_SOURCE_DIR + "/recipes/quickstart.yaml --gpus 2 --gpu-hour-price 2.5");
   ASSERT_EQ(r.status, 0) << r.output;

@@ -109,6 +109,36 @@ TEST(HrmText, StatesAreUnitRmsAfterEveryCallAndLogitsFinite) {
   EXPECT_LT(amax(abs(rms - 1.0)).item<double>(), 1e-4);  // MagicNorm at the module exit
 }
 
+TEST(HrmText, EvalDepthsRunFewerAndMoreCyclesThanTrained) {
+  HrmText m(tiny());  // trained at H2 L3: 8 stack calls
+  std::vector<std::string> labels;
+  std::vector<double> compute;
+  for (const EvalDepth& d : m.eval_depths()) {
+    labels.push_back(d.label);
+    compute.push_back(d.compute);
+  }
+  EXPECT_EQ(labels, (std::vector<std::string>{"H1L1", "H2L2", "H2L3", "H2L6", "H4L3", "H4L6"}));
+  EXPECT_EQ(compute, (std::vector<double>{2 / 8.0, 6 / 8.0, 1.0, 14 / 8.0, 16 / 8.0, 28 / 8.0}));
+
+  auto batch = data::pack_rows({{{{1, 2, 3}, {4, 5}}, {{6}, {7, 8, 9}}}}, {.row_len = 10});
+  NoGrad no_grad;
+  const Tensor trained = m.logits(batch);
+  std::map<std::string, Tensor> at;
+  for (const std::string& label : labels) {
+    m.set_eval_depth(label);
+    at[label] = m.logits(batch);
+  }
+  EXPECT_EQ(amax(abs(at["H2L3"] - trained)).item<double>(), 0.0);  // the trained cycles are the trained model
+  for (const char* other : {"H1L1", "H2L2", "H2L6", "H4L3", "H4L6"}) {
+    EXPECT_GT(amax(abs(at[other] - trained)).item<double>(), 1e-3) << other;
+  }
+  m.set_eval_depth("");
+  EXPECT_EQ(amax(abs(m.logits(batch) - trained)).item<double>(), 0.0);
+  EXPECT_NE(testing::error_message<ValueError>([&] { m.set_eval_depth("H9L9"); })
+                .find("no evaluation depth 'H9L9' (known: H1L1, H2L2, H2L3, H2L6, H4L3, H4L6)"),
+            std::string::npos);
+}
+
 TEST(HrmText, UnrecordedCallsKeepNoActivations) {
   // The autograd graph of a forward at bp holds only the recorded calls: the number of nodes grows
   // with bp by one stack call each.

@@ -88,7 +88,8 @@ HrmTextBody::HrmTextBody(const HrmTextConfig& c, Generator& gen) {
   register_buffer("z_L_init", z_L_init);
 }
 
-HrmText::HrmText(const HrmTextConfig& config) : config_(config), bp_(config.bp.depth(0, 1)) {
+HrmText::HrmText(const HrmTextConfig& config)
+    : config_(config), bp_(config.bp.depth(0, 1)), h_cycles_(config.h_cycles), l_cycles_(config.l_cycles) {
   Generator gen(config.seed);
   model = register_module("model", std::make_shared<HrmTextBody>(config, gen));
   lm_head = register_module("lm_head", std::make_shared<nn::Linear>(config.dim, config.vocab_size, gen));
@@ -111,19 +112,63 @@ void HrmText::begin_step(int64_t step, int64_t total_steps) {
   set_backprop_depth(config_.bp.depth(step, total_steps));
 }
 
+namespace {
+struct Cycles {
+  int64_t h, l;
+  std::string label() const { return "H" + std::to_string(h) + "L" + std::to_string(l); }
+  int64_t stack_calls() const { return h * l + h; }
+};
+
+std::vector<Cycles> depth_cycles(const HrmTextConfig& c) {
+  const int64_t H = c.h_cycles, L = c.l_cycles;
+  std::vector<Cycles> all = {{1, 1}, {2, 2}, {H, L}, {H, 2 * L}, {2 * H, L}, {2 * H, 2 * L}};
+  std::sort(all.begin(), all.end(), [](const Cycles& a, const Cycles& b) {
+    return std::pair(a.stack_calls(), a.h) < std::pair(b.stack_calls(), b.h);
+  });
+  all.erase(std::unique(all.begin(), all.end(), [](const Cycles& a, const Cycles& b) { return a.h == b.h && a.l == b.l; }),
+            all.end());
+  return all;
+}
+}  // namespace
+
+std::vector<EvalDepth> HrmText::eval_depths() const {
+  std::vector<EvalDepth> depths;
+  const double trained = double(config_.recurrent_calls());
+  for (const Cycles& c : depth_cycles(config_)) depths.push_back({c.label(), double(c.stack_calls()) / trained});
+  return depths;
+}
+
+void HrmText::set_eval_depth(const std::string& label) {
+  if (label.empty()) {
+    h_cycles_ = config_.h_cycles;
+    l_cycles_ = config_.l_cycles;
+    return;
+  }
+  for (const Cycles& c : depth_cycles(config_)) {
+    if (c.label() != label) continue;
+    h_cycles_ = c.h;
+    l_cycles_ = c.l;
+    return;
+  }
+  std::string known;
+  for (const Cycles& c : depth_cycles(config_)) known += (known.empty() ? "" : ", ") + c.label();
+  fail<ValueError>("hrm_text: no evaluation depth '", label, "' (known: ", known, ")");
+}
+
 Tensor HrmText::logits(const PackedBatch& batch) {
   return lm_head->forward(recurrence(batch.tokens, batch.positions, batch.attn, {}));
 }
 
 Tensor HrmText::next_token_logits(const Tensor& tokens, DecodeCache& cache) {
-  const CachedStep step = begin_cached_step(tokens, cache, config_.recurrent_calls() * config_.layers_per_stack);
+  const CachedStep step = begin_cached_step(tokens, cache, (h_cycles_ * l_cycles_ + h_cycles_) * config_.layers_per_stack);
   const Tensor z_H = recurrence(tokens, step.positions, step.spec, cache.attention);
   return lm_head->forward(narrow(z_H, 0, z_H.size(0) - 1, 1));
 }
 
 Tensor HrmText::recurrence(const Tensor& tokens, const Tensor& positions, const AttentionSpec& spec,
                            std::span<nn::KVCache> caches) const {
-  const GradientCalls calls(config_.h_cycles, config_.l_cycles, bp_);
+  // At another evaluation depth, the last bp calls of that recurrence (as many as it has).
+  const GradientCalls calls(h_cycles_, l_cycles_, std::min(bp_, h_cycles_ * l_cycles_ + h_cycles_));
   const bool recording = autograd::is_grad_enabled();
   const size_t layers = static_cast<size_t>(config_.layers_per_stack);
   size_t stack_calls = 0;
@@ -135,8 +180,8 @@ Tensor HrmText::recurrence(const Tensor& tokens, const Tensor& positions, const 
   Tensor z_H = model->embed_tokens->forward(tokens);
   Tensor z_L = model->z_L_init;  // broadcast over positions by the first addition
   int64_t l_call = 0;
-  for (int64_t h = 0; h < config_.h_cycles; ++h) {
-    for (int64_t l = 0; l < config_.l_cycles; ++l, ++l_call) {
+  for (int64_t h = 0; h < h_cycles_; ++h) {
+    for (int64_t l = 0; l < l_cycles_; ++l, ++l_call) {
       z_L = stack_call(*model->L_module, z_L, z_H, calls.records_l_call(l_call));
     }
     z_H = stack_call(*model->H_module, z_H, z_L, calls.records_h_call(h));

@@ -95,6 +95,11 @@ class HrmText : public LanguageModel {
   // (transformers' cache slots). Every new token runs the whole recurrence.
   Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache) override;
   void begin_step(int64_t step, int64_t total_steps) override;
+  // Test-time compute: the recurrence at other H/L cycles, labelled "H<h>L<l>" — one cycle each,
+  // two each, the trained cycles, and twice the H, the L or both — with the stack calls
+  // (h·l + h) relative to the trained ones.
+  std::vector<EvalDepth> eval_depths() const override;
+  void set_eval_depth(const std::string& label) override;
   const HrmTextConfig& config() const { return config_; }
   // The backprop depth the next training forward uses.
   int64_t backprop_depth() const { return bp_; }
@@ -110,6 +115,7 @@ class HrmText : public LanguageModel {
 
   HrmTextConfig config_;
   int64_t bp_;
+  int64_t h_cycles_, l_cycles_;  // the depth the recurrence runs at: the trained one unless set_eval_depth
 };
 
 }  // namespace ponder::models

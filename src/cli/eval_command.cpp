@@ -1,0 +1,36 @@
+// ponder eval: loss, perplexity and exact match of a model on held-out pairs, at each test-time depth.
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/device_option.h"
+#include "cli/errors.h"
+#include "io/atomic_file.h"
+#include "train/model_eval.h"
+
+namespace ponder::cli {
+
+int eval(const EvalArgs& args) {
+  return guarded([&](Phase& phase) {
+    const Device device = parse_device(args.device);
+    train::InferenceModel m = train::load_for_inference(args.source, {.device = device, .ema = args.ema});
+    const train::EvalSet set = train::read_eval_set(args.data, *m.tokenizer, args.task, args.max_samples);
+    phase.running();
+    const std::vector<train::DepthScore> scores = train::evaluate_depths(m, set, args.depths, device);
+    std::printf("%s: %zu samples of %s\n%s", m.weights.string().c_str(), set.pairs.size(), args.data.c_str(),
+                train::depth_table(scores).c_str());
+    if (!args.json_out.empty()) {
+      const nlohmann::json out = {{"model", m.weights.string()}, {"family", m.model->family()}, {"data", args.data},
+                                  {"task", args.task}, {"samples", set.pairs.size()},
+                                  {"depths", train::depth_json(scores)}};
+      io::AtomicFile file(args.json_out);
+      const std::string text = out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+      file.write(text.data(), text.size());
+      file.commit();
+    }
+    return 0;
+  });
+}
+
+}  // namespace ponder::cli

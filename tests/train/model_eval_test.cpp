@@ -1,0 +1,134 @@
+// ponder eval's core: reading held-out pairs, and scores at each test-time depth within the bands
+// an untrained model must give (chance-level perplexity, no exact matches).
+#include "train/model_eval.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "io/errors.h"
+#include "support/python.h"
+#include "support/test_util.h"
+#include "train/family.h"
+
+namespace ponder::train {
+namespace {
+namespace fs = std::filesystem;
+using ponder::testing::error_message;
+
+InferenceModel untrained(const char* model_yaml) {
+  const std::string recipe = std::string("model: ") + model_yaml +
+                             "\ndata: {task: reverse, seq_len: 64}\ntrain: {steps: 1}\nbatch: {global_tokens: 128}\n";
+  InferenceModel m;
+  m.model = build_model(io::parse_recipe(recipe, "r.yaml").model, 7);
+  m.model->train(false);
+  m.tokenizer = std::make_unique<data::CharTokenizer>();
+  m.context = 64;
+  return m;
+}
+
+const char* kBaseline = "{family: transformer, vocab_size: 100, dim: 32, layers: 1, heads: 2, ffn_hidden: 64}";
+const char* kHrmText =
+    "{family: hrm_text, vocab_size: 100, dim: 32, layers_per_stack: 1, heads: 2, ffn_hidden: 64, H_cycles: 2, L_cycles: 2}";
+
+fs::path write_file(const fs::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path;
+}
+
+// Eight held-out reverse pairs naming their task.
+fs::path reverse_pairs(const fs::path& dir) {
+  const auto task = data::make_task("reverse");
+  std::string text;
+  for (uint64_t i = 0; i < 8; ++i) {
+    const data::TaskExample e = data::task_example(*task, 1, data::Split::test, i);
+    text += nlohmann::json{{"instruction", e.instruction}, {"response", e.response}, {"task", "reverse"}}.dump() + "\n";
+  }
+  return write_file(dir / "pairs.jsonl", text);
+}
+
+TEST(ModelEval, AnUntrainedModelScoresAtChanceLevel) {
+  const fs::path dir = ponder::testing::scratch_dir("model_eval_untrained");
+  InferenceModel m = untrained(kBaseline);
+  const data::CharTokenizer tok;
+  const EvalSet set = read_eval_set(reverse_pairs(dir), tok, "", 0);
+  const std::vector<DepthScore> scores = evaluate_depths(m, set, /*sweep=*/true, Device::cpu());
+  ASSERT_EQ(scores.size(), 1u);  // the baseline has only its trained depth
+  EXPECT_EQ(scores[0].depth, "trained");
+  EXPECT_EQ(scores[0].compute, 1.0);
+  EXPECT_GT(scores[0].perplexity, 100 / 4.0);  // about the vocabulary's 100 tokens
+  EXPECT_LT(scores[0].perplexity, 100 * 4.0);
+  EXPECT_NEAR(scores[0].perplexity, std::exp(scores[0].loss), 1e-9);
+  ASSERT_TRUE(scores[0].exact_match.has_value());
+  EXPECT_EQ(*scores[0].exact_match, 0.0);
+  EXPECT_EQ(scores[0].answered, 8);
+  fs::remove_all(dir);
+}
+
+TEST(ModelEval, HrmTextSweepsEveryDepthAndEndsAtTheTrainedOne) {
+  const fs::path dir = ponder::testing::scratch_dir("model_eval_hrm");
+  InferenceModel m = untrained(kHrmText);
+  const data::CharTokenizer tok;
+  const EvalSet set = read_eval_set(reverse_pairs(dir), tok, "", 3);  // few: greedy answers recompute
+  const std::vector<DepthScore> trained = evaluate_depths(m, set, /*sweep=*/false, Device::cpu());
+  const std::vector<DepthScore> sweep = evaluate_depths(m, set, /*sweep=*/true, Device::cpu());
+  const std::vector<models::EvalDepth> depths = m.model->eval_depths();
+  ASSERT_EQ(sweep.size(), depths.size());
+  for (size_t i = 0; i < depths.size(); ++i) {
+    EXPECT_EQ(sweep[i].depth, depths[i].label);
+    EXPECT_EQ(sweep[i].compute, depths[i].compute);
+    if (depths[i].label == "H2L2") {
+      EXPECT_EQ(sweep[i].loss, trained[0].loss);  // the trained cycles
+    } else {
+      EXPECT_NE(sweep[i].loss, trained[0].loss) << depths[i].label;
+    }
+  }
+  EXPECT_EQ(evaluate_depths(m, set, false, Device::cpu())[0].loss, trained[0].loss);  // back at the trained depth
+  const std::string table = depth_table(sweep);
+  EXPECT_NE(table.find("H1L1             0.33"), std::string::npos) << table;
+  EXPECT_NE(table.find("0.0% (0/3)"), std::string::npos) << table;
+  const nlohmann::json j = depth_json(sweep);
+  EXPECT_EQ(j.size(), depths.size());
+  EXPECT_EQ(j[0]["depth"], "H1L1");
+  EXPECT_EQ(j[0]["exact_match"], 0.0);
+  fs::remove_all(dir);
+}
+
+TEST(ModelEval, ReadsPairsWithTheirVerifiers) {
+  const fs::path dir = ponder::testing::scratch_dir("model_eval_read");
+  const data::CharTokenizer tok;
+  const fs::path path = write_file(dir / "mixed.jsonl", R"({"instruction": "sort:321", "response": "123", "task": "sort"}
+
+{"instruction": "reverse:12", "response": "21"}
+{"text": "plain text"}
+)");
+  const EvalSet set = read_eval_set(path, tok, "reverse", 0);
+  ASSERT_EQ(set.pairs.size(), 3u);
+  EXPECT_EQ(set.pairs[0].instruction, "sort:321");
+  EXPECT_EQ(set.pairs[0].reference, "123");
+  ASSERT_NE(set.pairs[0].verifier, nullptr);
+  EXPECT_EQ(set.pairs[0].verifier->name(), "sort");
+  ASSERT_NE(set.pairs[1].verifier, nullptr);
+  EXPECT_EQ(set.pairs[1].verifier->name(), "reverse");  // --task for pairs that name none
+  EXPECT_TRUE(set.pairs[2].sample.instruction.empty());  // plain text: loss only
+  EXPECT_EQ(read_eval_set(path, tok, "", 0).pairs[1].verifier, nullptr);  // exact string match
+  EXPECT_EQ(read_eval_set(path, tok, "", 2).pairs.size(), 2u);
+
+  auto message = [&](const std::string& text, const std::string& task = "") {
+    return error_message<Error>([&] { read_eval_set(write_file(dir / "bad.jsonl", text), tok, task, 0); });
+  };
+  EXPECT_NE(message("{\"instruction\": \"a\", \"response\": \"b\", \"task\": \"sorting\"}\n")
+                .find("bad.jsonl:1: unknown task \"sorting\""), std::string::npos);
+  EXPECT_NE(message("{\"instruction\": \"a\", \"response\": \"b\", \"task\": 3}\n").find("bad.jsonl:1: \"task\" must be a string"),
+            std::string::npos);
+  EXPECT_NE(message("\n{\"instruction\": \"a\"\n").find("bad.jsonl:2: not valid JSON"), std::string::npos);
+  EXPECT_NE(message("{\"instruction\": \"a\", \"reply\": \"b\"}\n").find("bad.jsonl:1: unknown field"), std::string::npos);
+  EXPECT_NE(message("\n\n").find("bad.jsonl: holds no samples"), std::string::npos);
+  EXPECT_NE(message("{\"text\": \"x\"}\n", "sudok").find("unknown task \"sudok\""), std::string::npos);
+  EXPECT_NE(error_message<io::IoError>([&] { read_eval_set(dir / "none.jsonl", tok, "", 0); })
+                .find("none.jsonl: no such file"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace ponder::train
