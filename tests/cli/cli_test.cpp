@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <set>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <vector>
 
+#include "data/dataset.h"
 #include "support/python.h"
 
 namespace {
@@ -162,6 +164,17 @@ TEST(Cli, DataSynthThenInspect) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("samples      10 (10 instruction"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("sample 0"), std::string::npos) << r.output;
+
+  // A task small enough that raw training draws hit the held-out set: the shards still never share an instruction.
+  const fs::path small = dir / "small";
+  ASSERT_EQ(ponder("data synth arithmetic:digits=1 --n 200 --seed 5 --eval 40 -o " + small.string()).status, 0);
+  std::set<std::vector<int32_t>> held_out;
+  const ponder::data::Dataset eval_shards({small / "eval"}), train_shards({small});
+  for (int64_t i = 0; i < eval_shards.size(); ++i) held_out.insert(eval_shards.get(i).instruction);
+  ASSERT_EQ(train_shards.size(), 200);
+  for (int64_t i = 0; i < train_shards.size(); ++i) {
+    EXPECT_FALSE(held_out.count(train_shards.get(i).instruction)) << "training sample " << i << " is held out";
+  }
 
   // The same seed gives the same data; another seed other data.
   const std::string first = report_body(ponder("data inspect " + out.string()).output);

@@ -120,6 +120,29 @@ TEST_P(EveryTask, ReferenceAnswersVerifyAndFitTheCharacterTokenizer) {
   }
 }
 
+TEST_P(EveryTask, CutOrExtendedReferencesAreRejected) {
+  const auto task = make_task(GetParam());
+  for (uint64_t i = 0; i < 8; ++i) {
+    const TaskExample e = task_example(*task, 3, Split::train, i);
+    EXPECT_FALSE(task->verify(e.instruction, e.response.substr(0, e.response.size() - 1))) << e.instruction;
+    EXPECT_FALSE(task->verify(e.instruction, e.response + "9")) << e.instruction;
+    EXPECT_FALSE(task->verify(e.instruction, "")) << e.instruction;
+  }
+}
+
+TEST(ListTasks, VerifiersCheckTheWholeList) {
+  const auto sort = make_task("sort"), reverse = make_task("reverse"), dedup = make_task("dedup");
+  EXPECT_TRUE(sort->verify("sort:31415", "11345"));
+  EXPECT_FALSE(sort->verify("sort:31415", "11354"));
+  EXPECT_FALSE(sort->verify("sort:31415", "1345"));     // a duplicate lost
+  EXPECT_FALSE(sort->verify("reverse:31415", "11345"));  // another task's instruction
+  EXPECT_TRUE(reverse->verify("reverse:31415", "51413"));
+  EXPECT_FALSE(reverse->verify("reverse:31415", "31415"));
+  EXPECT_TRUE(dedup->verify("dedup:31415", "3145"));
+  EXPECT_FALSE(dedup->verify("dedup:31415", "1345"));   // first occurrences, in order
+  EXPECT_FALSE(dedup->verify("dedup:31415", "31415"));
+}
+
 TEST_P(EveryTask, TrainingStreamNeverYieldsATestExample) {
   auto task = std::shared_ptr<const Task>(make_task(GetParam()));
   TaskStream stream(task, 11, 64);
