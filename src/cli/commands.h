@@ -64,6 +64,7 @@ struct EvalArgs {
   bool depths = false;      // sweep the model's evaluation depths
   std::string json_out;     // also write the results here
   int64_t max_samples = 0;  // 0: all
+  int64_t examples = 0;     // answers to print beside their references
   std::string device = "cpu";
   bool ema = false;
 };

@@ -1,4 +1,5 @@
 // ponder eval: loss, perplexity and exact match of a model on held-out pairs, at each test-time depth.
+#include <algorithm>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +21,13 @@ int eval(const EvalArgs& args) {
     const std::vector<train::DepthScore> scores = train::evaluate_depths(m, set, args.depths, device);
     std::printf("%s: %zu samples of %s\n%s", m.weights.string().c_str(), set.pairs.size(), args.data.c_str(),
                 train::depth_table(scores).c_str());
+    if (args.examples > 0) {
+      // At the trained depth (compute 1), or the first of a sweep without it.
+      auto shown = std::find_if(scores.begin(), scores.end(), [](const auto& s) { return s.compute == 1.0; });
+      if (shown == scores.end()) shown = scores.begin();
+      const std::string lines = train::answer_lines(*shown, size_t(args.examples));
+      if (!lines.empty()) std::printf("examples at depth %s:\n%s", shown->depth.c_str(), lines.c_str());
+    }
     if (!args.json_out.empty()) {
       const nlohmann::json out = {{"model", m.weights.string()}, {"family", m.model->family()}, {"data", args.data},
                                   {"task", args.task}, {"samples", set.pairs.size()},

@@ -70,10 +70,12 @@ int main(int argc, char** argv) {
       ->required();
   eval_cmd->add_option("--task", eval_args.task, "Task whose verifier checks answers, e.g. sort or sudoku:givens=30 "
                        "(default: a record's task field, else exact string match)");
-  eval_cmd->add_flag("--depths", eval_args.depths, "Sweep the model's test-time depths (compute) besides the trained one");
+  eval_cmd->add_flag("--depths", eval_args.depths, "Sweep the model's test-time depths (relative compute), e.g. HRM-Text's H/L cycles");
   eval_cmd->add_option("--json", eval_args.json_out, "Also write the results as JSON to this file");
   eval_cmd->add_option("--max-samples", eval_args.max_samples, "Evaluate the first N samples (0 = all)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  eval_cmd->add_option("--examples", eval_args.examples, "Print the first K answers beside their references")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
   eval_cmd->add_option("--device", eval_args.device, "Where to run")->check(CLI::IsMember({"cpu", "cuda"}));
   eval_cmd->add_flag("--ema", eval_args.ema, "Use a run's EMA weights");
 

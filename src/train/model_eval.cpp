@@ -111,7 +111,9 @@ DepthScore score(InferenceModel& m, const EvalSet& set, Device device) {
   const auto answers = greedy_answers(*m.model, *m.tokenizer, prompts, max_new, m.prompt_mask, device);
   for (size_t i = 0; i < asked.size(); ++i) {
     const EvalPair& p = *asked[i];
-    s.correct += p.verifier ? p.verifier->verify(p.instruction, answers[i]) : answers[i] == p.reference;
+    const bool ok = p.verifier ? p.verifier->verify(p.instruction, answers[i]) : answers[i] == p.reference;
+    s.correct += ok;
+    s.answers.push_back({&p, answers[i], ok});
   }
   s.answered = int64_t(asked.size());
   s.exact_match = double(s.correct) / double(s.answered);
@@ -162,6 +164,16 @@ std::string depth_table(const std::vector<DepthScore>& scores) {
     std::snprintf(line, sizeof line, "%-12s %8.2f %9.4f %11.3f  %s\n", s.depth.c_str(), s.compute, s.loss,
                   s.perplexity, em);
     out += line;
+  }
+  return out;
+}
+
+std::string answer_lines(const DepthScore& score, size_t count) {
+  std::string out;
+  for (size_t i = 0; i < std::min(count, score.answers.size()); ++i) {
+    const DepthScore::Answer& a = score.answers[i];
+    out += "  " + a.pair->instruction + " -> " + a.text + "   (reference " + a.pair->reference + ", " +
+           (a.correct ? "correct" : "wrong") + ")\n";
   }
   return out;
 }

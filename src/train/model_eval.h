@@ -44,6 +44,12 @@ struct DepthScore {
   double loss = 0, perplexity = 0;
   std::optional<double> exact_match;  // none without instruction pairs
   int64_t correct = 0, answered = 0;
+  struct Answer {
+    const EvalPair* pair;
+    std::string text;
+    bool correct;
+  };
+  std::vector<Answer> answers;  // of every instruction pair, in order
 };
 
 // The trained depth only, or with `sweep` every depth of model.eval_depths() (the trained one
@@ -53,5 +59,7 @@ std::vector<DepthScore> evaluate_depths(InferenceModel& model, const EvalSet& se
 // The table `ponder eval` prints: depth, relative compute, loss, perplexity, exact match.
 std::string depth_table(const std::vector<DepthScore>& scores);
 nlohmann::json depth_json(const std::vector<DepthScore>& scores);
+// The first `count` answers of a score beside their references, one line each.
+std::string answer_lines(const DepthScore& score, size_t count);
 
 }  // namespace ponder::train

@@ -352,10 +352,13 @@ checkpoint: {every: 30}
   ASSERT_EQ(ponder("train " + recipe.string() + " -o " + run).status, 0);
   ASSERT_EQ(ponder("train " + recipe.string() + " -o " + fresh + " --set train.steps=6 --set optim.lr=1e-9").status, 0);
 
-  Result r = ponder("eval " + run + " --data " + eval_jsonl + " --depths --json " + json_out, false);
+  Result r = ponder("eval " + run + " --data " + eval_jsonl + " --depths --examples 2 --json " + json_out, false);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("depth         compute"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("100.0% (4/4)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("examples at depth trained:\n  reverse:123 -> 321   (reference 321, correct)\n"
+                          "  reverse:4567 -> 7654   (reference 7654, correct)\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("reverse:98 ->"), std::string::npos) << r.output;
   nlohmann::json j = nlohmann::json::parse(std::ifstream(json_out));
   EXPECT_EQ(j["family"], "transformer");
   EXPECT_EQ(j["samples"], 4);
