@@ -1,5 +1,5 @@
-"""Checks scripts/plot_metrics.py: two runs' metrics in, one PNG with every panel out; a bad file
-gives one clear line and a non-zero exit."""
+"""Checks scripts/plot_metrics.py: two runs' metrics in, one PNG with every panel out; two ponder eval
+JSON files in, one compute-curve PNG out; a bad file gives one clear line and a non-zero exit."""
 import json
 import os
 import subprocess
@@ -32,4 +32,23 @@ with tempfile.TemporaryDirectory() as tmp:
         f.write("{broken\n")
     bad = subprocess.run([sys.executable, SCRIPT, a, "-o", out], capture_output=True, text=True)
     assert bad.returncode != 0 and "not JSON" in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
+    # Test-time compute curves from ponder eval --json.
+    evals = []
+    for name, base in (("hrm.json", 0.5), ("other.json", 0.3)):
+        path = os.path.join(tmp, name)
+        depths = [{"depth": f"H{k}L{k}", "compute": k / 2, "loss": 1 / k, "perplexity": 2.0, "exact_match": base * k / 4,
+                   "correct": k, "answered": 4} for k in (1, 2, 4)]
+        with open(path, "w") as f:
+            json.dump({"model": "m", "family": "hrm_text", "depths": depths}, f)
+        evals.append(path)
+    curve = os.path.join(tmp, "compute.png")
+    subprocess.run([sys.executable, SCRIPT, *evals, "-o", curve], check=True)
+    with open(curve, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    with open(evals[0], "w") as f:
+        json.dump({"depths": [{"depth": "trained"}]}, f)
+    bad = subprocess.run([sys.executable, SCRIPT, evals[0], "-o", curve], capture_output=True, text=True)
+    assert bad.returncode != 0 and "not the output of ponder eval" in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
+    bad = subprocess.run([sys.executable, SCRIPT, evals[1], b, "-o", curve], capture_output=True, text=True)
+    assert bad.returncode != 0 and "not both" in bad.stderr, bad.stderr
 print("plot_metrics ok")
