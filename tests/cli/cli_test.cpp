@@ -392,6 +392,9 @@ checkpoint: {every: 30}
   refused(run, "--data is required");
   write_lines(dir / "bad.jsonl", {pairs[0] + "}", R"({"instruction": "reverse:1"})"});
   refused(run + " --data " + (dir / "bad.jsonl").string(), "bad.jsonl:2:");
+  ASSERT_EQ(ponder("data prepare " + (dir / "train.jsonl").string() + " --train-tokenizer 30 -o " + (dir / "sp").string())
+                .status, 0);
+  refused(run + " --data " + (dir / "sp").string(), "the shards were made by tokenizer sentencepiece:");
   fs::create_directories(dir / "empty_run" / "checkpoints");
   refused((dir / "empty_run").string() + " --data " + eval_jsonl, "empty_run");
   fs::remove_all(dir);
