@@ -66,6 +66,16 @@ TEST(Generate, KvCachesGiveTheTokensOfRecomputation) {
   }
 }
 
+// At another test-time depth the caches hold that depth's attention calls.
+TEST(Generate, KvCachesFollowTheEvalDepth) {
+  auto model = hrm_text();
+  for (const EvalDepth& depth : model->eval_depths()) {
+    model->set_eval_depth(depth.label);
+    const auto recomputed = greedy_decode(*model, {kPrompts[1]}, {.max_new_tokens = 6});
+    EXPECT_EQ(generate(*model, kPrompts[1], {.max_new_tokens = 6}).tokens, recomputed[0]) << depth.label;
+  }
+}
+
 TEST(Generate, CachedLogitsEqualTheLastRowOfTheFullForward) {
   for (const Family& family : kFamilies) {
     auto model = family.make();
