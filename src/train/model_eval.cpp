@@ -56,14 +56,8 @@ void read_jsonl(EvalSet& set, const fs::path& path, const data::Tokenizer& tok, 
     const std::string where = path.string() + ":" + std::to_string(number);
     auto record = parse_eval_record(line, where);
     if (!record) continue;
-    data::Sample sample;
-    try {
-      sample = data::tokenize_record(record->first, tok);
-    } catch (const ValueError& e) {
-      fail<ValueError>(where, ": ", e.what());
-    }
-    try {
-      add_pair(set, std::move(sample), tok, record->second.empty() ? task : record->second);
+    try {  // text the tokenizer cannot encode, or an unknown task
+      add_pair(set, data::tokenize_record(record->first, tok), tok, record->second.empty() ? task : record->second);
     } catch (const ValueError& e) {
       fail<ValueError>(where, ": ", e.what());
     }
@@ -128,10 +122,10 @@ EvalSet read_eval_set(const fs::path& source, const data::Tokenizer& tokenizer, 
   EvalSet set;
   verifier(set, task);  // an unknown task fails before any reading
   const size_t limit = max_pairs > 0 ? size_t(max_pairs) : SIZE_MAX;
-  if (source.extension() == ".jsonl" || source.extension() == ".json") {
-    read_jsonl(set, source, tokenizer, task, limit);
-  } else {
+  if (fs::is_directory(source) || source.extension() == ".h5") {
     read_shards(set, source, tokenizer, task, limit);
+  } else {
+    read_jsonl(set, source, tokenizer, task, limit);
   }
   PONDER_CHECK(!set.pairs.empty(), io::FormatError, source.string(), ": holds no samples");
   return set;

@@ -30,9 +30,9 @@ struct EvalSet {
   std::map<std::string, std::unique_ptr<data::Task>> tasks;  // the verifiers, by spec
 };
 
-// The pairs of `source`: a JSONL file of {"instruction", "response"[, "task"][, "condition"]}
-// records, or a shard file or directory of shards (their tokenizer must be the model's; plain-text
-// samples count towards the loss only). `task` (a task spec, may be empty) verifies the pairs that
+// The pairs of `source`: a shard file (*.h5) or a directory of shards (their tokenizer must be the
+// model's), or else a JSONL file of {"instruction", "response"[, "task"][, "condition"]} records.
+// Plain-text samples count towards the loss only. `task` (a task spec, may be empty) verifies the pairs that
 // name none. At most max_pairs (0: all). Missing files and bad records are io errors naming them,
 // an unknown task a ValueError.
 EvalSet read_eval_set(const std::filesystem::path& source, const data::Tokenizer& tokenizer, const std::string& task,
@@ -49,7 +49,7 @@ struct DepthScore {
     std::string text;
     bool correct;
   };
-  std::vector<Answer> answers;  // of every instruction pair, in order
+  std::vector<Answer> answers;  // of every instruction pair, in order (pointing into the EvalSet)
 };
 
 // The trained depth only, or with `sweep` every depth of model.eval_depths() (the trained one
