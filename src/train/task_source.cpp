@@ -13,7 +13,6 @@ data::PackOptions pack_options(const io::Recipe& r) {
   o.loss_on_response_only = r.data.loss == "response";
   return o;
 }
-
 }  // namespace
 
 data::Sample encode_example(const data::Tokenizer& tok, const data::TaskExample& e) {
