@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "io/errors.h"
@@ -37,13 +38,14 @@ fs::path write_file(const fs::path& path, const std::string& text) {
   return path;
 }
 
-// Eight held-out reverse pairs naming their task.
+// Eight short reverse pairs naming their task (short: an untrained model answers at full length).
 fs::path reverse_pairs(const fs::path& dir) {
-  const auto task = data::make_task("reverse");
   std::string text;
-  for (uint64_t i = 0; i < 8; ++i) {
-    const data::TaskExample e = data::task_example(*task, 1, data::Split::test, i);
-    text += nlohmann::json{{"instruction", e.instruction}, {"response", e.response}, {"task", "reverse"}}.dump() + "\n";
+  for (const char* digits : {"123", "4567", "890", "2468", "135", "9753", "024", "6821"}) {
+    std::string reversed(digits);
+    std::reverse(reversed.begin(), reversed.end());
+    text += nlohmann::json{{"instruction", std::string("reverse:") + digits}, {"response", reversed}, {"task", "reverse"}}
+                .dump() + "\n";
   }
   return write_file(dir / "pairs.jsonl", text);
 }
@@ -70,7 +72,7 @@ TEST(ModelEval, HrmTextSweepsEveryDepthAndEndsAtTheTrainedOne) {
   const fs::path dir = ponder::testing::scratch_dir("model_eval_hrm");
   InferenceModel m = untrained(kHrmText);
   const data::CharTokenizer tok;
-  const EvalSet set = read_eval_set(reverse_pairs(dir), tok, "", 2);  // few: greedy answers recompute
+  const EvalSet set = read_eval_set(reverse_pairs(dir), tok, "", 4);
   const std::vector<DepthScore> trained = evaluate_depths(m, set, /*sweep=*/false, Device::cpu());
   const std::vector<DepthScore> sweep = evaluate_depths(m, set, /*sweep=*/true, Device::cpu());
   const std::vector<models::EvalDepth> depths = m.model->eval_depths();
@@ -89,7 +91,7 @@ TEST(ModelEval, HrmTextSweepsEveryDepthAndEndsAtTheTrainedOne) {
   EXPECT_EQ(response_loss(*m.model, samples, m.prompt_mask, Device::cpu()).mean(), trained[0].loss);  // back at the trained depth
   const std::string table = depth_table(sweep);
   EXPECT_NE(table.find("H1L1             0.33"), std::string::npos) << table;
-  EXPECT_NE(table.find("0.0% (0/2)"), std::string::npos) << table;
+  EXPECT_NE(table.find("0.0% (0/4)"), std::string::npos) << table;
   const nlohmann::json j = depth_json(sweep);
   EXPECT_EQ(j.size(), depths.size());
   EXPECT_EQ(j[0]["depth"], "H1L1");
