@@ -12,9 +12,13 @@ class Phase {
  public:
   void running() { running_ = true; }
   bool is_running() const { return running_; }
+  // Ranks other than 0 of a job fail silently: rank 0 prints the one message for all of them.
+  void quiet() { quiet_ = true; }
+  bool is_quiet() const { return quiet_; }
 
  private:
   bool running_ = false;
+  bool quiet_ = false;
 };
 
 int guarded(const std::function<int(Phase&)>& body);
