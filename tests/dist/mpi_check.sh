@@ -21,10 +21,10 @@ case $mode in
     ;;
   killed)
     start=$SECONDS
-    timeout 120 "${mpi[@]}" -np 2 "$binary" --gtest_also_run_disabled_tests \
+    timeout 300 "${mpi[@]}" -np 2 "$binary" --gtest_also_run_disabled_tests \
       --gtest_filter=DataParallel.DISABLED_KilledRankEndsTheJob
     rc=$?
-    [ "$rc" -eq 124 ] && fail "the job hung for 120 s after a rank was killed"
+    [ "$rc" -eq 124 ] && fail "the job hung for 300 s after a rank was killed"
     [ "$rc" -eq 0 ] && fail "the job exited 0 although a rank was killed"
     echo "OK: exit status $rc after $((SECONDS - start)) s"
     ;;

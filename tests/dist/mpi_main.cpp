@@ -15,7 +15,7 @@ dist::MpiCommunicator& world() { return *g_world; }
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ponder::dist::MpiCommunicator world(std::chrono::seconds(120));
+  ponder::dist::MpiCommunicator world(std::chrono::seconds(60));
   ponder::testing::g_world = &world;
   const int failed = RUN_ALL_TESTS();
   // Every rank's verdict decides the exit status of each.
