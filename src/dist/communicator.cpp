@@ -27,8 +27,8 @@ WorkHandle LocalCommunicator::all_reduce_async(const Tensor& t, ReduceOp) {
 }
 
 WorkHandle LocalCommunicator::reduce_scatter_async(const Tensor& input, const Tensor& out, ReduceOp) {
-  PONDER_CHECK(input.numel() == out.numel(), ShapeError, "reduce_scatter: output has ", out.numel(),
-               " elements, one rank's share of ", input.numel(), " is ", input.numel());
+  PONDER_CHECK(input.numel() == out.numel(), ShapeError, "reduce_scatter: output has ", out.numel(), " elements, expected ",
+               input.numel(), " (one rank)");
   backend::copy(out, input);
   return done();
 }

@@ -8,12 +8,16 @@
 namespace ponder::dist {
 namespace {
 
-MPI_Datatype mpi_type(const char* op, const Tensor& t) {
+// Reductions need MPI's arithmetic; copies (broadcast, all_gather) also move bf16 as raw 16 bits.
+MPI_Datatype mpi_type(const char* op, const Tensor& t, bool reduces = true) {
   switch (t.dtype()) {
     case DType::f32: return MPI_FLOAT;
     case DType::f64: return MPI_DOUBLE;
     case DType::i32: return MPI_INT32_T;
     case DType::i64: return MPI_INT64_T;
+    case DType::bf16:
+      if (!reduces) return MPI_UINT16_T;
+      [[fallthrough]];
     default: fail<DTypeError>(op, ": MPI reduces f32, f64, i32 and i64 tensors, not ", dtype_name(t.dtype()));
   }
   return MPI_DATATYPE_NULL;
@@ -111,7 +115,7 @@ WorkHandle MpiCommunicator::all_gather_async(const Tensor& input, const Tensor& 
   check_collective("all_gather", out, device());
   PONDER_CHECK(input.numel() * world_ == out.numel() && out.dtype() == input.dtype(), ShapeError, "all_gather: output of ",
                out.numel(), " elements is not ", world_, " × the input's ", input.numel());
-  MPI_Datatype type = mpi_type("all_gather", input);
+  MPI_Datatype type = mpi_type("all_gather", input, /*reduces=*/false);
   MPI_Request r;
   check_mpi(MPI_Iallgather(input.data_ptr(), int(input.numel()), type, out.data_ptr(), int(input.numel()), type, MPI_COMM_WORLD, &r),
             "all_gather");
@@ -122,7 +126,7 @@ WorkHandle MpiCommunicator::broadcast_async(const Tensor& t, int root) {
   check_collective("broadcast", t, device());
   PONDER_CHECK(root >= 0 && root < world_, ValueError, "broadcast: root ", root, " is not a rank of ", world_);
   MPI_Request r;
-  check_mpi(MPI_Ibcast(t.data_ptr(), int(t.numel()), mpi_type("broadcast", t), root, MPI_COMM_WORLD, &r), "broadcast");
+  check_mpi(MPI_Ibcast(t.data_ptr(), int(t.numel()), mpi_type("broadcast", t, /*reduces=*/false), root, MPI_COMM_WORLD, &r), "broadcast");
   return std::make_unique<MpiWork>(r, "broadcast", timeout_);
 }
 

@@ -6,6 +6,7 @@ target_sources(ponder_core PRIVATE
   dist/mpi_communicator.cpp
   dist/rendezvous.cpp
   dist/spawn.cpp
+  dist/zero.cpp
 )
 # Only the MPI communicator sees MPI's headers; everything that links ponder links MPI.
 set_source_files_properties(dist/mpi_communicator.cpp PROPERTIES INCLUDE_DIRECTORIES "${MPI_CXX_INCLUDE_DIRS}")

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "autograd/grad_mode.h"
+#include "io/safetensors.h"
 #include "ops/cast.h"
 #include "ops/elementwise.h"
 #include "ops/inplace.h"
@@ -73,8 +74,7 @@ Trainer::Trainer(TrainContext context)
     log_ = make_run_logger(ctx_.run_dir / "log.txt");
     progress_ = std::make_unique<Progress>(log_, r.train.steps);
   }
-  if (r.distributed.zero == 1 && ctx_.comm->world_size() > 1)
-    message("distributed.zero: 1 asks for ZeRO-1, which is not implemented yet: every rank keeps the whole optimizer state");
+  if (r.distributed.zero == 1) zero_ = std::make_unique<dist::ZeroShards>(grads_->params(), *ctx_.comm);
   flops_per_token_ = model_cost(r.model, r.data.seq_len).train_flops_per_token;
 }
 
@@ -89,7 +89,16 @@ void Trainer::restore(const LoadedCheckpoint& c) {
       copy_(p, it->second);
     }
   }
-  if (!c.optimizer.empty()) optimizer_->load_state(c.optimizer.front());
+  if (!c.optimizer.empty()) {
+    // One file per rank that wrote it; with ZeRO-1 each rank takes its own parameters' entries.
+    std::map<std::string, Tensor> state;
+    if (zero_) {
+      state = zero_->own_state(*optimizer_, c.optimizer);
+    } else {
+      for (const auto& shard : c.optimizer) state.insert(shard.begin(), shard.end());
+    }
+    optimizer_->load_state(state);
+  }
   // The masters hold the exact fp32 weights; the working copies are their rounding.
   {
     NoGrad no_grad;
@@ -134,7 +143,11 @@ Trainer::StepResult Trainer::train_step() {
   res.finite = is_finite(res.loss) && is_finite(res.grad_norm);
   if (res.finite) {
     optimizer_->set_lr(r.optim.lr * schedule_(state_.step));
-    optimizer_->step();
+    if (zero_) {
+      zero_->step(*optimizer_);
+    } else {
+      optimizer_->step();
+    }
     if (ema_) ema_->update();
     state_.consecutive_skips = 0;
   } else {
@@ -202,18 +215,35 @@ void Trainer::evaluate() {
 }
 
 void Trainer::save_checkpoint() {
-  // Without sharding every rank holds the same model and optimizer state; the data cursor is global.
-  if (!leader()) return;
+  // Without ZeRO every rank holds the same model and optimizer state and rank 0 writes it alone;
+  // with ZeRO the masters come from their owners and each rank's optimizer shard reaches rank 0
+  // through a file beside the checkpoints. The data cursor is global.
+  if (!zero_ && !leader()) return;
+  const auto dir = ctx_.run_dir / "checkpoints";
   CheckpointContents c;
-  for (auto& [name, p] : ctx_.model->named_parameters()) c.model.emplace_back(name, optimizer_->master_of(p).to(DType::f32));
-  for (auto& [name, b] : ctx_.model->named_buffers()) c.model.emplace_back(name, b);
+  for (auto& [name, p] : ctx_.model->named_parameters())
+    c.model.emplace_back(name, zero_ ? zero_->master(p, *optimizer_) : optimizer_->master_of(p).to(DType::f32));
+  auto shard_path = [&](int rank) { return dir / (".zero_shard.rank" + std::to_string(rank) + ".safetensors"); };
+  if (zero_) {
+    if (!leader()) {
+      std::filesystem::create_directories(dir);
+      io::save_safetensors(shard_path(ctx_.comm->rank()), optimizer_->state());
+    }
+    ctx_.comm->barrier();
+    if (!leader()) return;
+  }
   c.optimizer.push_back(optimizer_->state());
+  for (int rank = 1; zero_ && rank < ctx_.comm->world_size(); ++rank) {
+    auto shard = io::load_safetensors(shard_path(rank)).tensors;
+    c.optimizer.emplace_back(shard.begin(), shard.end());
+  }
+  for (auto& [name, b] : ctx_.model->named_buffers()) c.model.emplace_back(name, b);
   if (ema_) c.ema = ema_->state();
   state_.data_state = ctx_.train_data->state();
   c.state = state_;
   c.recipe_yaml = ctx_.recipe.resolved_yaml;
-  const auto dir = ctx_.run_dir / "checkpoints";
   auto written = write_checkpoint(dir, c);
+  for (int rank = 1; zero_ && rank < ctx_.comm->world_size(); ++rank) std::filesystem::remove(shard_path(rank));
   prune_checkpoints(dir, ctx_.recipe.checkpoint.keep, ctx_.recipe.checkpoint.keep_every);
   message("checkpoint " + written.filename().string());
 }

@@ -9,6 +9,7 @@
 
 #include "dist/communicator.h"
 #include "dist/grad_sync.h"
+#include "dist/zero.h"
 #include "io/recipe.h"
 #include "models/language_model.h"
 #include "optim/ema.h"
@@ -71,6 +72,7 @@ class Trainer {
   std::unique_ptr<optim::GradBuffer> grads_;
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<dist::GradSync> sync_;
+  std::unique_ptr<dist::ZeroShards> zero_;  // distributed.zero: 1
   std::unique_ptr<optim::Ema> ema_;
   optim::Schedule schedule_;
   std::unique_ptr<MetricsLog> metrics_;

@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -109,7 +110,9 @@ std::vector<Step> steps_of(const fs::path& run) {
   std::string line;
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line);
-    if (j.contains("grad_norm")) out.push_back({j["loss"].get<double>(), j["grad_norm"].get<double>()});
+    if (!j.contains("grad_norm")) continue;
+    EXPECT_GE(j.value("exposed_comm_s", -1.0), 0.0) << line;  // every step reports its exposed communication
+    out.push_back({j["loss"].get<double>(), j["grad_norm"].get<double>()});
   }
   return out;
 }
@@ -125,8 +128,11 @@ void expect_same_steps(const std::vector<Step>& got, const std::vector<Step>& wa
   }
 }
 
-io::Recipe recipe(int world_size, int64_t micro_tokens) {
-  return io::parse_recipe(kRecipe, "dist.yaml", {"batch.micro_tokens=" + std::to_string(micro_tokens)}, world_size);
+io::Recipe recipe(int world_size, int64_t micro_tokens, int zero = 0, const std::string& precision = "f32") {
+  return io::parse_recipe(kRecipe, "dist.yaml",
+                          {"batch.micro_tokens=" + std::to_string(micro_tokens), "distributed.zero=" + std::to_string(zero),
+                           "runtime.precision=" + precision},
+                          world_size);
 }
 
 // The run resumes from `checkpoint` when given, into its own directory.
@@ -149,27 +155,74 @@ void train_together(const io::Recipe& r, const fs::path& dir, const fs::path& ch
 }
 
 // 2 ranks × micro-batch B with 2 micro-steps each = 1 rank × micro-batch 2B with 2 micro-steps,
-// to reduction-order rounding, step by step.
+// to reduction-order rounding, step by step; with and without ZeRO-1.
 TEST(DataParallel, TwoRanksEqualOneRankWithTwiceTheMicroBatch) {
   const fs::path dir = shared_scratch_dir("dp_equal");
-  train_together(recipe(2, 64), dir / "two");
   train_alone(recipe(1, 128), dir / "one");
-  if (world().rank() == 0) expect_same_steps(steps_of(dir / "two"), steps_of(dir / "one"), 1, 20);
+  for (int zero : {0, 1}) {
+    const fs::path two = dir / ("two_zero" + std::to_string(zero));
+    train_together(recipe(2, 64, zero), two);
+    if (world().rank() == 0) expect_same_steps(steps_of(two), steps_of(dir / "one"), 1, 20);
+  }
+}
+
+// Each rank's optimizer file holds part of the state, and together (disjoint but for the global
+// "step") all of it.
+void expect_shards_of(const std::vector<std::map<std::string, Tensor>>& shards, const std::map<std::string, Tensor>& whole) {
+  std::set<std::string> names;
+  size_t entries = 0;
+  for (const auto& shard : shards) {
+    EXPECT_LT(shard.size(), whole.size());
+    entries += shard.size();
+    for (const auto& entry : shard) names.insert(entry.first);
+  }
+  EXPECT_EQ(names.size(), whole.size());
+  EXPECT_EQ(entries, whole.size() + shards.size() - 1);
 }
 
 // A checkpoint written by two ranks resumes on one, and one written by one resumes on two: both
-// continue the uninterrupted run (same data order, same weights and optimizer state).
+// continue the uninterrupted run (same data order, same weights and optimizer state). With ZeRO-1
+// the two ranks' optimizer files are disjoint shards that together hold the whole state.
 TEST(DataParallel, CheckpointsResumeOnAnotherWorldSize) {
   const fs::path dir = shared_scratch_dir("dp_resume");
   const fs::path step8 = fs::path("checkpoints") / train::checkpoint_name(8);
   train_alone(recipe(1, 128), dir / "one");
-  train_together(recipe(2, 64), dir / "two");
-  train_alone(recipe(1, 128), dir / "two_then_one", dir / "two" / step8);
-  train_together(recipe(2, 64), dir / "one_then_two", dir / "one" / step8);
-  if (world().rank() == 0) {
-    const auto reference = steps_of(dir / "one");
-    expect_same_steps(steps_of(dir / "two_then_one"), reference, 9, 12);
-    expect_same_steps(steps_of(dir / "one_then_two"), reference, 9, 12);
+  const auto reference = steps_of(dir / "one");
+  for (int zero : {0, 1}) {
+    const std::string z = "_zero" + std::to_string(zero);
+    train_together(recipe(2, 64, zero), dir / ("two" + z));
+    train_alone(recipe(1, 128, zero), dir / ("two_then_one" + z), dir / ("two" + z) / step8);
+    train_together(recipe(2, 64, zero), dir / ("one_then_two" + z), dir / "one" / step8);
+    if (world().rank() != 0) continue;
+    expect_same_steps(steps_of(dir / ("two_then_one" + z)), reference, 9, 12);
+    expect_same_steps(steps_of(dir / ("one_then_two" + z)), reference, 9, 12);
+    const fs::path step16 = fs::path("checkpoints") / train::checkpoint_name(16);
+    for (const auto& [run, step] : {std::pair{"two" + z, step8}, std::pair{"one_then_two" + z, step16}}) {
+      const auto written = train::read_checkpoint(dir / run / step).optimizer;
+      const auto whole = train::read_checkpoint(dir / "one" / step).optimizer;
+      ASSERT_EQ(written.size(), zero ? 2u : 1u) << run;
+      ASSERT_EQ(whole.size(), 1u);
+      if (zero) expect_shards_of(written, whole[0]);
+    }
+  }
+}
+
+// bf16 parameters with fp32 masters: ZeRO-1 (masters on their owners, parameters broadcast in
+// bf16) trains exactly like the replicated optimizer, and its checkpoint holds the fp32 masters.
+TEST(DataParallel, ZeroOneWithBf16MastersMatchesTheReplicatedOptimizer) {
+  const fs::path dir = shared_scratch_dir("dp_zero_bf16");
+  const fs::path step8 = fs::path("checkpoints") / train::checkpoint_name(8);
+  train_together(recipe(2, 64, 0, "bf16"), dir / "replicated");
+  train_together(recipe(2, 64, 1, "bf16"), dir / "zero");
+  if (world().rank() != 0) return;
+  const auto replicated = steps_of(dir / "replicated");
+  expect_same_steps(steps_of(dir / "zero"), replicated, 1, 20);
+  const auto a = train::read_checkpoint(dir / "replicated" / step8).model;
+  const auto b = train::read_checkpoint(dir / "zero" / step8).model;
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a) {
+    EXPECT_EQ(b.at(name).dtype(), DType::f32) << name;
+    EXPECT_EQ(relative_error(b.at(name), t), 0.0) << name;
   }
 }
 
