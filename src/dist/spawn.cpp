@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -46,6 +47,10 @@ std::vector<std::string> own_command_line() {
   ::_exit(127);
 }
 
+// Interrupts the parent's wait so that it passes a stop on to the ranks (a scheduler may signal
+// only the parent).
+void interrupt_wait(int) {}
+
 int exit_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 1; }
 
 // Stops the ranks still running: SIGTERM lets them save a checkpoint; SIGKILL after the grace period.
@@ -82,10 +87,20 @@ int spawn_local_ranks(int ranks) {
     }
     running.insert(pid);
   }
+  struct sigaction forward{};
+  forward.sa_handler = interrupt_wait;  // no SA_RESTART: waitpid returns to pass the stop on
+  ::sigaction(SIGTERM, &forward, nullptr);
+  ::sigaction(SIGINT, &forward, nullptr);
   int result = 0;
   while (!running.empty()) {
     int status = 0;
     const pid_t p = ::waitpid(-1, &status, 0);
+    if (p < 0 && errno == EINTR) {
+      // SIGTERM, also after a terminal's SIGINT (which the ranks got too): a second SIGINT would
+      // make them exit without saving.
+      for (pid_t child : running) ::kill(child, SIGTERM);
+      continue;
+    }
     if (p < 0) break;
     running.erase(p);
     if (exit_status(status) != 0) {
