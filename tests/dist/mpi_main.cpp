@@ -2,6 +2,8 @@
 // brought up once around all tests.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include "dist_world.h"
 
 namespace ponder::testing {
@@ -10,6 +12,19 @@ dist::MpiCommunicator* g_world = nullptr;
 }
 
 dist::MpiCommunicator& world() { return *g_world; }
+
+std::filesystem::path shared_scratch_dir(const std::string& name) {
+  Tensor pid = Tensor::empty({1}, {DType::i64, Device::cpu()});
+  pid.data<int64_t>()[0] = ::getpid();
+  world().broadcast(pid, 0);
+  const auto dir = std::filesystem::temp_directory_path() / ("ponder_" + name + "_" + std::to_string(pid.item<int64_t>()));
+  if (world().rank() == 0) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+  }
+  world().barrier();
+  return dir;
+}
 
 }  // namespace ponder::testing
 

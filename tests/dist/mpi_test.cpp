@@ -13,25 +13,11 @@
 #include "dist_world.h"
 #include "nn/linear.h"
 #include "ops/ops.h"
-#include "support/python.h"
 #include "support/test_util.h"
 #include "train/session.h"
 #include "train/trainer.h"
 
 namespace ponder::testing {
-
-std::filesystem::path shared_scratch_dir(const std::string& name) {
-  Tensor pid = Tensor::empty({1}, {DType::i64, Device::cpu()});
-  pid.data<int64_t>()[0] = ::getpid();
-  world().broadcast(pid, 0);
-  const auto dir = std::filesystem::temp_directory_path() / ("ponder_" + name + "_" + std::to_string(pid.item<int64_t>()));
-  if (world().rank() == 0) {
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-  }
-  world().barrier();
-  return dir;
-}
 
 namespace {
 namespace fs = std::filesystem;
@@ -164,6 +150,7 @@ TEST(DataParallel, TwoRanksEqualOneRankWithTwiceTheMicroBatch) {
     train_together(recipe(2, 64, zero), two);
     if (world().rank() == 0) expect_same_steps(steps_of(two), steps_of(dir / "one"), 1, 20);
   }
+  if (world().rank() == 0) fs::remove_all(dir);
 }
 
 // Each rank's optimizer file holds part of the state, and together (disjoint but for the global
@@ -205,6 +192,7 @@ TEST(DataParallel, CheckpointsResumeOnAnotherWorldSize) {
       if (zero) expect_shards_of(written, whole[0]);
     }
   }
+  if (world().rank() == 0) fs::remove_all(dir);
 }
 
 // bf16 parameters with fp32 masters: ZeRO-1 (masters on their owners, parameters broadcast in
@@ -224,6 +212,7 @@ TEST(DataParallel, ZeroOneWithBf16MastersMatchesTheReplicatedOptimizer) {
     EXPECT_EQ(b.at(name).dtype(), DType::f32) << name;
     EXPECT_EQ(relative_error(b.at(name), t), 0.0) << name;
   }
+  fs::remove_all(dir);
 }
 
 // Not run with the others: mpi_check.sh runs it alone and expects the job to fail, not hang.
