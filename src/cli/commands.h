@@ -14,12 +14,14 @@ struct TrainArgs {
   std::string run_dir;  // default: runs/<recipe name>
   std::vector<std::string> overrides;
   bool force = false;   // start over in an existing run directory
+  int64_t gpus = 0;     // > 0: one rank per GPU, started by ponder itself unless a launcher did
 };
 int train(const TrainArgs& args);
 
 struct ResumeArgs {
   std::string run_dir;
   std::vector<std::string> overrides;
+  int64_t gpus = 0;
 };
 int resume(const ResumeArgs& args);
 

@@ -14,7 +14,7 @@ int guarded(const std::function<int(Phase&)>& body) {
   try {
     return body(phase);
   } catch (const Error& e) {
-    std::fprintf(stderr, "ponder: %s\n", e.what());
+    if (!phase.is_silent()) std::fprintf(stderr, "ponder: %s\n", e.what());
     return phase.is_running() ? 1 : 2;
   } catch (const std::filesystem::filesystem_error& e) {
     std::fprintf(stderr, "ponder: %s\n", e.what());

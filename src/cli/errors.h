@@ -12,9 +12,14 @@ class Phase {
  public:
   void running() { running_ = true; }
   bool is_running() const { return running_; }
+  // Ranks other than 0 of a job reject bad input silently: rank 0 prints the one message for all
+  // of them. A failure while running is printed by whichever rank meets it.
+  void quiet() { quiet_ = true; }
+  bool is_silent() const { return quiet_ && !running_; }
 
  private:
   bool running_ = false;
+  bool quiet_ = false;
 };
 
 int guarded(const std::function<int(Phase&)>& body);

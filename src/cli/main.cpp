@@ -28,11 +28,15 @@ int main(int argc, char** argv) {
   train_cmd->add_option("-o,--output", train_args.run_dir, "Run directory (default: runs/<recipe name>)");
   add_overrides(train_cmd, train_args.overrides);
   train_cmd->add_flag("--force", train_args.force, "Start over in a run directory that already holds a run");
+  train_cmd->add_option("--gpus", train_args.gpus, "Train on N GPUs of this node, one process each")
+      ->check(CLI::Range(1, 1 << 16));
 
   ResumeArgs resume_args;
   CLI::App* resume_cmd = app.add_subcommand("resume", "Continue a run from its newest complete checkpoint");
   resume_cmd->add_option("run_dir", resume_args.run_dir, "Run directory")->required();
   add_overrides(resume_cmd, resume_args.overrides);
+  resume_cmd->add_option("--gpus", resume_args.gpus, "Continue on N GPUs of this node, one process each")
+      ->check(CLI::Range(1, 1 << 16));
 
   ExportArgs export_args;
   CLI::App* export_cmd = app.add_subcommand("export", "Export weights + config for transformers");

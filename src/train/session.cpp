@@ -8,14 +8,14 @@
 
 namespace ponder::train {
 
-Device resolve_device(const io::Recipe& r) {
+Device resolve_device(const io::Recipe& r, int local_rank) {
   if (r.runtime.device == "cpu") return Device::cpu();
   const int gpus = cuda_device_count();
-  if (r.runtime.device == "cuda") {
-    PONDER_CHECK(gpus > 0, DeviceError, "runtime.device is cuda but no CUDA device is visible");
-    return Device::cuda(0);
-  }
-  return gpus > 0 ? Device::cuda(0) : Device::cpu();
+  if (r.runtime.device == "cuda") PONDER_CHECK(gpus > 0, DeviceError, "runtime.device is cuda but no CUDA device is visible");
+  if (gpus == 0) return Device::cpu();
+  PONDER_CHECK(local_rank < gpus, DeviceError, "local rank ", local_rank, " needs GPU ", local_rank, " but only ", gpus,
+               " are visible");
+  return Device::cuda(local_rank);
 }
 
 DType resolve_precision(const io::Recipe& r, Device device) {
@@ -30,15 +30,19 @@ int64_t vocab_of(const io::ModelConfig& c) {
   return std::visit([](const auto& m) { return m.vocab_size; }, c);
 }
 
+int rank_of(const TrainContext& ctx) { return ctx.comm->rank(); }
+
 void attach_task(TrainContext& ctx, const io::Recipe& r) {
   auto task = std::shared_ptr<const data::Task>(data::make_task(r.data.task));
   auto tokenizer = std::make_shared<data::CharTokenizer>();
   PONDER_CHECK(vocab_of(r.model) >= tokenizer->vocab_size(), io::ConfigError, "model.vocab_size: ", vocab_of(r.model),
                " is smaller than the ", tokenizer->vocab_size(), " tokens of the character tokenizer that data.task uses");
   auto stream = std::make_shared<data::TaskStream>(task, r.runtime.seed, r.data.task_eval_examples);
-  std::filesystem::create_directories(ctx.run_dir / "tokenizer");
-  tokenizer->save(ctx.run_dir / "tokenizer");
-  ctx.train_data = std::make_unique<TaskSource>(stream, tokenizer, r, /*rank=*/0);
+  if (rank_of(ctx) == 0) {
+    std::filesystem::create_directories(ctx.run_dir / "tokenizer");
+    tokenizer->save(ctx.run_dir / "tokenizer");
+  }
+  ctx.train_data = std::make_unique<TaskSource>(stream, tokenizer, r, rank_of(ctx));
   ctx.evaluation = std::make_unique<TaskEvaluation>(stream, tokenizer, r);
 }
 
@@ -53,9 +57,11 @@ void attach_shards(TrainContext& ctx, const io::Recipe& r) {
   auto train = std::make_shared<const data::Dataset>(paths(r.data.train), data::TokenCheck::on_read);
   PONDER_CHECK(vocab_of(r.model) >= train->vocab_size(), io::ConfigError, "model.vocab_size: ", vocab_of(r.model),
                " is smaller than the shards' vocabulary of ", train->vocab_size());
-  std::filesystem::create_directories(ctx.run_dir / "tokenizer");
-  save_shard_tokenizer(r.data.train, ctx.run_dir);
-  ctx.train_data = std::make_unique<ShardSource>(train, r, /*rank=*/0);
+  if (rank_of(ctx) == 0) {
+    std::filesystem::create_directories(ctx.run_dir / "tokenizer");
+    save_shard_tokenizer(r.data.train, ctx.run_dir);
+  }
+  ctx.train_data = std::make_unique<ShardSource>(train, r, rank_of(ctx));
   if (!r.data.eval.empty()) {
     auto eval = std::make_shared<const data::Dataset>(paths(r.data.eval), data::TokenCheck::on_read);
     PONDER_CHECK(eval->tokenizer_id() == train->tokenizer_id(), io::ConfigError, "data.eval: shards were made by tokenizer ",
@@ -66,11 +72,13 @@ void attach_shards(TrainContext& ctx, const io::Recipe& r) {
 
 }  // namespace
 
-TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path& run_dir) {
+TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path& run_dir,
+                          std::shared_ptr<dist::Communicator> comm) {
   TrainContext ctx;
   ctx.recipe = recipe;
   ctx.run_dir = run_dir;
-  ctx.device = resolve_device(recipe);
+  ctx.device = comm && comm->device().is_cuda() ? comm->device() : resolve_device(recipe);
+  ctx.comm = comm ? std::move(comm) : std::make_shared<dist::LocalCommunicator>(ctx.device);
   ctx.param_dtype = resolve_precision(recipe, ctx.device);
   ctx.model = build_model(recipe.model, recipe.runtime.seed);
   if (recipe.data.task.empty()) {

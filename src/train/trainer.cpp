@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "autograd/grad_mode.h"
+#include "io/safetensors.h"
 #include "ops/cast.h"
 #include "ops/elementwise.h"
 #include "ops/inplace.h"
@@ -55,13 +56,25 @@ Trainer::Trainer(TrainContext context)
   ctx_.model->to(ctx_.device);
   ctx_.model->to(ctx_.param_dtype);
   ctx_.model->train(true);
+  if (!ctx_.comm) ctx_.comm = std::make_shared<dist::LocalCommunicator>(ctx_.device);
+  PONDER_CHECK(ctx_.comm->world_size() == r.distributed.world_size, ValueError, "the recipe was read for ",
+               r.distributed.world_size, " ranks but the job has ", ctx_.comm->world_size());
+  {
+    // Every rank starts from rank 0's weights, whatever its own initialisation gave.
+    NoGrad no_grad;
+    for (const Tensor& p : ctx_.model->parameters()) ctx_.comm->broadcast(p, 0);
+  }
   grads_ = std::make_unique<optim::GradBuffer>(ctx_.model->parameters());
+  sync_ = std::make_unique<dist::GradSync>(*grads_, *ctx_.comm, r.distributed.bucket_mb << 20);
   optimizer_ = make_optimizer(r.optim, ctx_.model->named_parameters());
   if (r.optim.ema > 0) ema_ = std::make_unique<optim::Ema>(ctx_.model->named_parameters(), r.optim.ema);
   state_.world_size = r.distributed.world_size;
-  metrics_ = std::make_unique<MetricsLog>(ctx_.run_dir / "metrics.jsonl");
-  log_ = make_run_logger(ctx_.run_dir / "log.txt");
-  progress_ = std::make_unique<Progress>(log_, r.train.steps);
+  if (leader()) {
+    metrics_ = std::make_unique<MetricsLog>(ctx_.run_dir / "metrics.jsonl");
+    log_ = make_run_logger(ctx_.run_dir / "log.txt");
+    progress_ = std::make_unique<Progress>(log_, r.train.steps);
+  }
+  if (r.distributed.zero == 1) zero_ = std::make_unique<dist::ZeroShards>(grads_->params(), *ctx_.comm);
   flops_per_token_ = model_cost(r.model, r.data.seq_len).train_flops_per_token;
 }
 
@@ -76,7 +89,16 @@ void Trainer::restore(const LoadedCheckpoint& c) {
       copy_(p, it->second);
     }
   }
-  if (!c.optimizer.empty()) optimizer_->load_state(c.optimizer.front());
+  if (!c.optimizer.empty()) {
+    // One file per rank that wrote it; with ZeRO-1 each rank takes its own parameters' entries.
+    std::map<std::string, Tensor> state;
+    if (zero_) {
+      state = zero_->own_state(*optimizer_, c.optimizer);
+    } else {
+      for (const auto& shard : c.optimizer) state.insert(shard.begin(), shard.end());
+    }
+    optimizer_->load_state(state);
+  }
   // The masters hold the exact fp32 weights; the working copies are their rounding.
   {
     NoGrad no_grad;
@@ -92,7 +114,7 @@ void Trainer::restore(const LoadedCheckpoint& c) {
   state_ = c.state;
   state_.world_size = ctx_.recipe.distributed.world_size;
   ctx_.train_data->restore(c.state.data_state);
-  progress_->message("resumed from " + c.dir.string() + " at step " + std::to_string(state_.step));
+  message("resumed from " + c.dir.string() + " at step " + std::to_string(state_.step));
 }
 
 Trainer::StepResult Trainer::train_step() {
@@ -106,19 +128,26 @@ Trainer::StepResult Trainer::train_step() {
   StepResult res;
   ctx_.model->begin_step(state_.step, r.train.steps);
   double loss_sum = 0;
-  const double scale = 1.0 / double(std::max<int64_t>(loss_tokens, 1));
-  for (const models::PackedBatch& b : micro) {
-    Tensor l = ctx_.model->loss_sum(models::to_device(b, ctx_.device));
+  // Normalised by the tokens of the global batch, so summing the ranks' gradients gives its mean.
+  const double scale = 1.0 / std::max(sum_over_ranks(double(loss_tokens)), 1.0);
+  for (size_t i = 0; i < micro.size(); ++i) {
+    Tensor l = ctx_.model->loss_sum(models::to_device(micro[i], ctx_.device));
+    if (i + 1 == micro.size()) sync_->arm();  // the gradients are complete after this backward
     (l * scale).backward();
     loss_sum += l.item<double>();
   }
-  res.loss = loss_sum * scale;
+  res.exposed_comm_s = sync_->finish();
+  res.loss = sum_over_ranks(loss_sum) * scale;
   const double max_norm = r.optim.clip_grad_norm > 0 ? r.optim.clip_grad_norm : std::numeric_limits<double>::infinity();
   res.grad_norm = optim::clip_grad_norm(grads_->params(), max_norm);
   res.finite = is_finite(res.loss) && is_finite(res.grad_norm);
   if (res.finite) {
     optimizer_->set_lr(r.optim.lr * schedule_(state_.step));
-    optimizer_->step();
+    if (zero_) {
+      zero_->step(*optimizer_);
+    } else {
+      optimizer_->step();
+    }
     if (ema_) ema_->update();
     state_.consecutive_skips = 0;
   } else {
@@ -132,6 +161,18 @@ Trainer::StepResult Trainer::train_step() {
   return res;
 }
 
+double Trainer::sum_over_ranks(double value) {
+  if (ctx_.comm->world_size() == 1) return value;
+  Tensor t = Tensor::empty({1}, {DType::f64, ctx_.comm->device()});
+  fill_(t, value);
+  ctx_.comm->all_reduce(t);
+  return t.item<double>();
+}
+
+void Trainer::message(const std::string& text) {
+  if (progress_) progress_->message(text);
+}
+
 std::string Trainer::first_non_finite_gradient() const {
   for (const auto& [name, p] : ctx_.model->named_parameters()) {
     if (p.grad().defined() && !std::isfinite(norm(p.grad().to(DType::f32)).item<float>())) return "the gradient of " + name;
@@ -140,6 +181,7 @@ std::string Trainer::first_non_finite_gradient() const {
 }
 
 void Trainer::log_step(const StepResult& res, double seconds) {
+  if (!leader()) return;
   const io::Recipe& r = ctx_.recipe;
   nlohmann::json rec = {{"step", state_.step},
                         {"tokens", state_.tokens},
@@ -148,6 +190,7 @@ void Trainer::log_step(const StepResult& res, double seconds) {
                         {"grad_norm", res.grad_norm},
                         {"tokens_per_s", double(r.batch.global_tokens) / std::max(seconds, 1e-9)},
                         {"skipped_steps", state_.skipped_steps},
+                        {"exposed_comm_s", res.exposed_comm_s},
                         {"first_step", first_step_}};
   if (ctx_.device.is_cuda()) {
     rec["mfu"] = flops_per_token_ * rec["tokens_per_s"].get<double>() / (kPeakBf16Flops * double(r.distributed.world_size));
@@ -160,7 +203,7 @@ void Trainer::log_step(const StepResult& res, double seconds) {
 }
 
 void Trainer::evaluate() {
-  if (!ctx_.evaluation) return;
+  if (!ctx_.evaluation || !leader()) return;
   const bool swap = ema_ && ctx_.recipe.eval.use_ema;
   if (swap) ema_->swap();
   nlohmann::json rec = ctx_.evaluation->run(*ctx_.model, ctx_.device);
@@ -172,18 +215,37 @@ void Trainer::evaluate() {
 }
 
 void Trainer::save_checkpoint() {
+  // Without ZeRO every rank holds the same model and optimizer state and rank 0 writes it alone;
+  // with ZeRO the masters come from their owners and each rank's optimizer shard reaches rank 0
+  // through a file beside the checkpoints. The data cursor is global.
+  if (!zero_ && !leader()) return;
+  const auto dir = ctx_.run_dir / "checkpoints";
   CheckpointContents c;
-  for (auto& [name, p] : ctx_.model->named_parameters()) c.model.emplace_back(name, optimizer_->master_of(p).to(DType::f32));
-  for (auto& [name, b] : ctx_.model->named_buffers()) c.model.emplace_back(name, b);
+  for (auto& [name, p] : ctx_.model->named_parameters())
+    c.model.emplace_back(name, zero_ ? zero_->master(p, *optimizer_) : optimizer_->master_of(p).to(DType::f32));
+  auto shard_path = [&](int rank) { return dir / (".zero_shard.rank" + std::to_string(rank) + ".safetensors"); };
+  if (zero_) {
+    if (!leader()) {
+      std::filesystem::create_directories(dir);
+      io::save_safetensors(shard_path(ctx_.comm->rank()), optimizer_->state());
+    }
+    ctx_.comm->barrier();
+    if (!leader()) return;
+  }
   c.optimizer.push_back(optimizer_->state());
+  for (int rank = 1; zero_ && rank < ctx_.comm->world_size(); ++rank) {
+    auto shard = io::load_safetensors(shard_path(rank)).tensors;
+    c.optimizer.emplace_back(shard.begin(), shard.end());
+  }
+  for (auto& [name, b] : ctx_.model->named_buffers()) c.model.emplace_back(name, b);
   if (ema_) c.ema = ema_->state();
   state_.data_state = ctx_.train_data->state();
   c.state = state_;
   c.recipe_yaml = ctx_.recipe.resolved_yaml;
-  const auto dir = ctx_.run_dir / "checkpoints";
   auto written = write_checkpoint(dir, c);
+  for (int rank = 1; zero_ && rank < ctx_.comm->world_size(); ++rank) std::filesystem::remove(shard_path(rank));
   prune_checkpoints(dir, ctx_.recipe.checkpoint.keep, ctx_.recipe.checkpoint.keep_every);
-  progress_->message("checkpoint " + written.filename().string());
+  message("checkpoint " + written.filename().string());
 }
 
 RunEnd Trainer::run() {
@@ -197,9 +259,10 @@ RunEnd Trainer::run() {
     last = train_step();
     ++since_log;
     if (!last.finite) {
-      progress_->message("step " + std::to_string(state_.step) + " skipped: non-finite values in " + last.first_non_finite);
+      message("step " + std::to_string(state_.step) + " skipped: non-finite values in " + last.first_non_finite);
       if (state_.consecutive_skips >= r.train.max_consecutive_skips) {
         save_checkpoint();
+        if (!leader()) return RunEnd::diverged;
         progress_->finish();
         log_->error("stopping: {} consecutive non-finite steps (first non-finite: {}); the last good state is saved",
                     state_.consecutive_skips, last.first_non_finite);
@@ -215,15 +278,16 @@ RunEnd Trainer::run() {
     }
     if (r.eval.every > 0 && state_.step % r.eval.every == 0 && !last_step) evaluate();
     if (r.checkpoint.every > 0 && state_.step % r.checkpoint.every == 0 && !last_step) save_checkpoint();
-    if (stop_requested()) {
-      progress_->message("stop requested: saving a checkpoint at step " + std::to_string(state_.step));
+    if (dist::any_rank(*ctx_.comm, stop_requested())) {  // all ranks stop at the same step
+      message("stop requested: saving a checkpoint at step " + std::to_string(state_.step));
       save_checkpoint();
-      progress_->finish();
+      if (progress_) progress_->finish();
       return RunEnd::stopped;
     }
   }
   evaluate();
   save_checkpoint();
+  if (!leader()) return RunEnd::finished;
   if (ctx_.evaluation && !ctx_.evaluation->report().empty()) {
     progress_->message("held-out examples:\n" + ctx_.evaluation->report());
   }

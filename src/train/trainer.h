@@ -7,6 +7,9 @@
 #include <filesystem>
 #include <memory>
 
+#include "dist/communicator.h"
+#include "dist/grad_sync.h"
+#include "dist/zero.h"
 #include "io/recipe.h"
 #include "models/language_model.h"
 #include "optim/ema.h"
@@ -28,9 +31,11 @@ struct TrainContext {
   std::shared_ptr<models::LanguageModel> model;
   std::unique_ptr<BatchSource> train_data;
   std::unique_ptr<Evaluation> evaluation;  // may be null
+  // The job's ranks (Local for one process). Only rank 0 logs, evaluates and writes checkpoints.
+  std::shared_ptr<dist::Communicator> comm;
 };
 
-// How a run ended, and the process exit status it implies.
+// How a run ended (the same on every rank), and the process exit status it implies.
 enum class RunEnd { finished, stopped, diverged };
 
 class Trainer {
@@ -50,6 +55,7 @@ class Trainer {
     double grad_norm = 0;
     bool finite = true;
     std::string first_non_finite;
+    double exposed_comm_s = 0;  // waiting for the gradient all-reduce after backward
   };
 
   StepResult train_step();
@@ -57,16 +63,21 @@ class Trainer {
   void evaluate();
   void save_checkpoint();
   std::string first_non_finite_gradient() const;
+  double sum_over_ranks(double value);
+  void message(const std::string& text);
+  bool leader() const { return ctx_.comm->rank() == 0; }
 
   TrainContext ctx_;
   TrainerState state_;
   std::unique_ptr<optim::GradBuffer> grads_;
   std::unique_ptr<optim::Optimizer> optimizer_;
+  std::unique_ptr<dist::GradSync> sync_;
+  std::unique_ptr<dist::ZeroShards> zero_;  // distributed.zero: 1
   std::unique_ptr<optim::Ema> ema_;
   optim::Schedule schedule_;
   std::unique_ptr<MetricsLog> metrics_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<Progress> progress_;
+  std::unique_ptr<Progress> progress_;  // rank 0 only, like metrics_ and log_
   double flops_per_token_ = 0;
   int64_t first_step_ = 0;
 };

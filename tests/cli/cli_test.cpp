@@ -14,6 +14,7 @@
 
 #include "data/dataset.h"
 #include "support/python.h"
+#include "tensor/device.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -85,6 +86,24 @@ TEST(Cli, BadRecipesGiveOneLineAndExitTwo) {
   EXPECT_EQ(r.status, 0) << r.output;
   r = ponder("check " + write_recipe(dir, kTiny).string());
   EXPECT_EQ(r.status, 0) << r.output;
+  fs::remove_all(dir);
+}
+
+// --gpus asks for more GPUs than are visible (none here, or fewer than 4096 anywhere), or for
+// GPUs with a CPU recipe: one line, exit 2, no run directory.
+TEST(Cli, GpusBeyondTheVisibleDevicesAreRefused) {
+  fs::path dir = ponder::testing::scratch_dir("cli_gpus");
+  const std::string train = "train " + write_recipe(dir, kTiny).string() + " -o " + (dir / "run").string();
+  Result r = ponder(train + " --gpus 4096");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(first_line(r.output).find("ponder: --gpus 4096: only "), std::string::npos) << r.output;
+  EXPECT_NE(first_line(r.output).find(" visible"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "run"));
+  if (ponder::cuda_device_count() > 0) {
+    r = ponder(train + " --gpus 1");
+    EXPECT_EQ(r.status, 2);
+    EXPECT_EQ(first_line(r.output), "ponder: --gpus 1: the recipe trains on the CPU (runtime.device: cpu)");
+  }
   fs::remove_all(dir);
 }
 

@@ -1,0 +1,10 @@
+target_sources(unit_tests PRIVATE dist/communicator_test.cpp)
+
+# Two ranks over MPI: dist_tests runs under mpirun -np 2 (mpi_check.sh skips without mpirun).
+add_executable(dist_tests dist/mpi_main.cpp dist/mpi_test.cpp)
+target_link_libraries(dist_tests PRIVATE ponder_test_support GTest::gtest)
+add_test(NAME Dist.TwoRanksOverMpi COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist/mpi_check.sh gtest $<TARGET_FILE:dist_tests>)
+add_test(NAME Dist.KilledRankEndsTheJob COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist/mpi_check.sh killed $<TARGET_FILE:dist_tests>)
+add_test(NAME Dist.CliRejectsBadJobs COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist/mpi_check.sh cli $<TARGET_FILE:ponder>)
+set_tests_properties(Dist.TwoRanksOverMpi Dist.KilledRankEndsTheJob Dist.CliRejectsBadJobs PROPERTIES
+                     LABELS unit SKIP_RETURN_CODE 77 PROCESSORS 2)
