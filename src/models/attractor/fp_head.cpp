@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "autograd/grad_mode.h"
 #include "ops/creation.h"
 #include "ops/elementwise.h"
 
