@@ -5,7 +5,8 @@
 namespace ponder::io {
 namespace {
 
-const std::vector<std::string> kFamilies = {"transformer", "hrm_text"};
+const std::vector<std::string> kFamilies = {"transformer", "hrm_text", "attractor"};
+const std::vector<std::string> kMasks = {"prefix_lm", "causal", "bidirectional"};
 
 models::TransformerConfig read_transformer(Section& m) {
   models::TransformerConfig c;
@@ -53,15 +54,73 @@ models::HrmTextConfig read_hrm_text(Section& m) {
   return c;
 }
 
+Check<double> in_half_open_unit() {
+  return {"a number in (0, 1]", [](const double& v) { return v > 0 && v <= 1; }};
+}
+
+AttentionMask parse_mask(const std::string& mask) {
+  if (mask == "causal") return AttentionMask::causal;
+  return mask == "bidirectional" ? AttentionMask::bidirectional : AttentionMask::prefix_lm;
+}
+
+std::string mask_name(AttentionMask mask) {
+  if (mask == AttentionMask::causal) return "causal";
+  return mask == AttentionMask::bidirectional ? "bidirectional" : "prefix_lm";
+}
+
+// The solve knobs: the forward solver's, then the backward mode's (the adjoint solve reuses m,
+// lam and beta).
+void read_attractor_solver(Section& m, models::AttractorConfig& c) {
+  solvers::FixedPointOptions& s = c.solver;
+  s.kind = solvers::parse_solver_kind(m.get<std::string>("solver", "anderson", one_of({"picard", "anderson"})));
+  s.m = static_cast<int>(m.get<int64_t>("m", s.m, positive_int()));
+  s.lam = m.get<double>("lam", s.lam, non_negative());
+  s.beta = m.get<double>("beta", s.beta, in_half_open_unit());
+  s.tol = m.get<double>("tol", s.tol, positive());
+  s.min_iter = static_cast<int>(m.get<int64_t>("min_iter", s.min_iter, non_negative_int()));
+  s.max_iter = static_cast<int>(m.get<int64_t>("max_iter", s.max_iter, positive_int()));
+  solvers::BackwardOptions& b = c.backward;
+  b.mode = solvers::parse_backward_mode(
+      m.get<std::string>("backward", "onestep", one_of({"onestep", "picard", "anderson", "jfb", "phantom"})));
+  b.adjoint_clip = m.get<double>("adjoint_clip", b.adjoint_clip, non_negative());
+  b.adjoint.tol = m.get<double>("backward_tol", s.tol, positive());
+  b.adjoint.min_iter = static_cast<int>(m.get<int64_t>("backward_min_iter", 0, non_negative_int()));
+  b.adjoint.max_iter = static_cast<int>(m.get<int64_t>("backward_max_iter", s.max_iter, positive_int()));
+  b.phantom_steps = static_cast<int>(m.get<int64_t>("phantom_steps", b.phantom_steps, positive_int()));
+  b.phantom_damping = m.get<double>("phantom_damping", b.phantom_damping, in_half_open_unit());
+}
+
+models::AttractorConfig read_attractor(Section& m) {
+  models::AttractorConfig c;
+  c.vocab_size = m.require<int64_t>("vocab_size", positive_int());
+  c.dim = m.get<int64_t>("dim", c.dim, positive_int());
+  c.heads = m.get<int64_t>("heads", c.heads, positive_int());
+  c.ffn_hidden = m.get<int64_t>("ffn_hidden", c.resolved_ffn_hidden(), positive_int());
+  c.n_backbone_layers = m.get<int64_t>("n_backbone_layers", c.n_backbone_layers, positive_int());
+  c.n_fp_blocks = m.get<int64_t>("n_fp_blocks", c.n_fp_blocks, positive_int());
+  c.norm_eps = m.get<double>("norm_eps", c.norm_eps, positive());
+  c.rope_theta = m.get<double>("rope_theta", c.rope_theta, non_negative());
+  c.attention = parse_mask(m.get<std::string>("attention", "causal", one_of(kMasks)));
+  c.gamma_init = m.get<double>("gamma_init", c.gamma_init);
+  c.gamma_max = m.get<double>("gamma_max", c.gamma_max, positive());
+  c.logit_scale = m.get<double>("logit_scale", c.logit_scale, positive());
+  read_attractor_solver(m, c);
+  if (auto problem = models::find_problem(c)) m.fail(problem->key, problem->message);
+  return c;
+}
+
 void read_model(Section root, Recipe& r) {
   Section m = root.section("model");
   r.family = m.require<std::string>("family", one_of(kFamilies));
   if (r.family == "transformer") r.model = read_transformer(m);
   if (r.family == "hrm_text") r.model = read_hrm_text(m);
+  if (r.family == "attractor") r.model = read_attractor(m);
 }
 
-// The attention mask a model family expects by default; HRM-Text's follows model.prefix_lm.
+// The attention mask a model family expects by default; HRM-Text's follows model.prefix_lm, an
+// attractor's model.attention.
 std::string default_mask(const Recipe& r) {
+  if (const auto* attractor = std::get_if<models::AttractorConfig>(&r.model)) return mask_name(attractor->attention);
   const auto* hrm = std::get_if<models::HrmTextConfig>(&r.model);
   return hrm && !hrm->prefix_lm ? "causal" : "prefix_lm";
 }
@@ -77,10 +136,13 @@ void read_data(Section root, Recipe& r) {
   c.seq_len = d.get<int64_t>("seq_len", c.seq_len, positive_int());
   c.packing = d.get<std::string>("packing", c.packing, one_of({"greedy", "longest_first"}));
   c.loss = d.get<std::string>("loss", c.loss, one_of({"response", "all"}));
-  c.mask = d.get<std::string>("mask", default_mask(r), one_of({"prefix_lm", "causal", "bidirectional"}));
+  c.mask = d.get<std::string>("mask", default_mask(r), one_of(kMasks));
   if (std::holds_alternative<models::HrmTextConfig>(r.model) && c.mask != default_mask(r)) {
     d.fail("mask", c.mask + " does not match model.prefix_lm (HRM-Text uses prefix_lm with prefix_lm: true, "
                             "causal with prefix_lm: false)");
+  }
+  if (std::holds_alternative<models::AttractorConfig>(r.model) && c.mask != default_mask(r)) {
+    d.fail("mask", c.mask + " does not match model.attention " + default_mask(r));
   }
   c.prefetch = d.get<int64_t>("prefetch", c.prefetch, positive_int());
   if (c.train.empty() == c.task.empty()) {
@@ -199,10 +261,7 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   return read(reader, overrides, world_size);
 }
 
-AttentionMask DataRecipe::attention_mask() const {
-  if (mask == "causal") return AttentionMask::causal;
-  return mask == "bidirectional" ? AttentionMask::bidirectional : AttentionMask::prefix_lm;
-}
+AttentionMask DataRecipe::attention_mask() const { return parse_mask(mask); }
 
 Recipe parse_recipe(const std::string& yaml, const std::string& origin, const std::vector<std::string>& overrides,
                     int64_t world_size) {

@@ -11,13 +11,14 @@
 
 #include "backend/attention_spec.h"
 #include "io/config_reader.h"
+#include "models/attractor/attractor.h"
 #include "models/hrm_text/hrm_text.h"
 #include "models/transformer/transformer.h"
 
 namespace ponder::io {
 
 // Model section: `family` plus that family's hyperparameters.
-using ModelConfig = std::variant<models::TransformerConfig, models::HrmTextConfig>;
+using ModelConfig = std::variant<models::TransformerConfig, models::HrmTextConfig, models::AttractorConfig>;
 
 struct DataRecipe {
   std::vector<std::string> train;  // HDF5 shards (files or directories)

@@ -22,6 +22,10 @@ struct DecodeCache {
   AttentionMask prompt_mask;
   int64_t length = 0;
   std::vector<nn::KVCache> attention;
+  // Families without a KV cache re-run the whole sequence instead (attractor): every token so far,
+  // and how many of them are the prompt.
+  Tensor tokens;
+  int64_t prompt_length = 0;
 };
 
 // A depth a model can be evaluated at besides the one it was trained at (test-time compute):

@@ -1,4 +1,6 @@
 target_sources(ponder_core PRIVATE
+  models/attractor/attractor.cpp
+  models/attractor/fp_head.cpp
   models/batch.cpp
   models/decode.cpp
   models/generate.cpp

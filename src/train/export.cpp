@@ -62,6 +62,35 @@ struct HfConfig {
             {"mlp_bias", false},
             {"torch_dtype", dtype == DType::bf16 ? "bfloat16" : "float32"}};
   }
+
+  // No transformers architecture exists for attractor models: ponder's own layout, with every
+  // setting the forward needs (DESIGN.md §5). The weights keep their ponder parameter names.
+  nlohmann::json operator()(const models::AttractorConfig& c) const {
+    const char* solvers[] = {"picard", "anderson"};
+    return {{"architectures", {"PonderAttractor"}},
+            {"model_type", "ponder_attractor"},
+            {"vocab_size", c.vocab_size},
+            {"hidden_size", c.dim},
+            {"num_attention_heads", c.heads},
+            {"intermediate_size", c.resolved_ffn_hidden()},
+            {"hidden_act", "relu2"},
+            {"qk_norm", true},
+            {"n_backbone_layers", c.n_backbone_layers},
+            {"n_fp_blocks", c.n_fp_blocks},
+            {"rms_norm_eps", c.norm_eps},
+            {"rope_theta", c.rope_theta},
+            {"gamma_max", c.gamma_max},
+            {"logit_scale", c.logit_scale},
+            {"solver", solvers[static_cast<int>(c.solver.kind)]},
+            {"tol", c.solver.tol},
+            {"min_iter", c.solver.min_iter},
+            {"max_iter", c.solver.max_iter},
+            {"anderson_m", c.solver.m},
+            {"anderson_lam", c.solver.lam},
+            {"anderson_beta", c.solver.beta},
+            {"tie_word_embeddings", true},
+            {"torch_dtype", dtype == DType::bf16 ? "bfloat16" : "float32"}};
+  }
 };
 
 void write_json(const fs::path& path, const nlohmann::json& j) {

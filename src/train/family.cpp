@@ -1,5 +1,6 @@
 #include "train/family.h"
 
+#include "models/attractor/attractor.h"
 #include "models/hrm_text/hrm_text.h"
 #include "models/transformer/transformer.h"
 
@@ -12,7 +13,8 @@ struct Builder {
   std::shared_ptr<models::LanguageModel> operator()(Config c) const {
     c.seed = seed;
     if constexpr (std::is_same_v<Config, models::TransformerConfig>) return std::make_shared<models::Transformer>(c);
-    else return std::make_shared<models::HrmText>(c);
+    else if constexpr (std::is_same_v<Config, models::HrmTextConfig>) return std::make_shared<models::HrmText>(c);
+    else return std::make_shared<models::Attractor>(c);
   }
 };
 
@@ -33,7 +35,8 @@ struct BlockCost {
     const double mlp_matrices = b.mlp.activation == nn::Activation::swiglu ? 3 : 2;
     matmul_parameters = d * head_dim * (2 * heads + 2 * kv) + (b.attn.output_gate ? d * heads * head_dim : 0) +
                         mlp_matrices * d * ffn;
-    parameters = matmul_parameters + (b.norm.weighted ? 2 * d : 0);
+    parameters = matmul_parameters + (b.norm.weighted ? 2 * d : 0) +
+                 (b.attn.qk_norm && b.attn.qk_norm_weighted ? 2 * head_dim : 0);
     attention_flops = 4.0 * double(seq_len) * heads * head_dim;
     activation_bytes = 2.0 * (12 * d + 4 * ffn);
   }
@@ -66,6 +69,35 @@ struct Coster {
     cost.forward_flops_per_token = double(c.recurrent_calls()) * stack_call + head;
     cost.train_flops_per_token = cost.forward_flops_per_token + 2 * bp * stack_call + 2 * head;
     cost.activation_bytes_per_token = bp * layers * block.activation_bytes + logits_chunk_bytes(c.vocab_size);
+    return cost;
+  }
+
+  // The forward runs the backbone, the head once per solver evaluation (max_iter at most) and once
+  // more with grad; backward (twice the forward) covers the backbone, the retained application and
+  // one vector-Jacobian product per adjoint iteration (phantom: its unrolled steps, recomputed).
+  // Only the backbone and one head application keep activations, whatever the iteration count.
+  ModelCost operator()(const models::AttractorConfig& c) const {
+    const BlockCost block(models::block_config(c), seq_len);
+    const double backbone = double(c.n_backbone_layers) * block.forward_flops();
+    const double fp = double(c.n_fp_blocks) * block.forward_flops();
+    const double d = double(c.dim), vocab = double(c.vocab_size), head = 2 * vocab * d;
+    double adjoint_products = 0, retained = 1;
+    switch (c.backward.mode) {
+      case solvers::BackwardMode::onestep: adjoint_products = 1; break;
+      case solvers::BackwardMode::picard:
+      case solvers::BackwardMode::anderson: adjoint_products = c.backward.adjoint.max_iter; break;
+      case solvers::BackwardMode::jfb: break;
+      case solvers::BackwardMode::phantom: retained = c.backward.phantom_steps; break;
+    }
+    ModelCost cost;
+    cost.parameters = static_cast<int64_t>(double(c.n_backbone_layers + c.n_fp_blocks) * block.parameters +
+                                           2 * d * double(c.n_fp_blocks) + d + vocab * d);
+    cost.forward_flops_per_token = backbone + double(c.solver.max_iter + 1) * fp + head;
+    cost.train_flops_per_token = cost.forward_flops_per_token + 2 * backbone + (retained - 1) * fp +
+                                 2 * (retained + adjoint_products) * fp + 2 * head;
+    cost.activation_bytes_per_token =
+        (double(c.n_backbone_layers) + retained * double(c.n_fp_blocks)) * block.activation_bytes +
+        logits_chunk_bytes(c.vocab_size);
     return cost;
   }
 

@@ -77,6 +77,38 @@ models::HrmTextConfig hrm_text_config(const ConfigFields& f) {
           .bp = {.bp_min = 2, .bp_max = 2}};  // the training schedule means nothing here
 }
 
+// ponder's own attractor layout (train/export.cpp); the gates' γ_init and the backward settings
+// only matter for training.
+models::AttractorConfig attractor_config(const ConfigFields& f) {
+  f.expect("hidden_act", "relu2");
+  f.expect("qk_norm", true);
+  f.expect("tie_word_embeddings", true);
+  models::AttractorConfig c{.vocab_size = f.get<int64_t>("vocab_size"),
+                            .dim = f.get<int64_t>("hidden_size"),
+                            .heads = f.get<int64_t>("num_attention_heads"),
+                            .ffn_hidden = f.get<int64_t>("intermediate_size"),
+                            .n_backbone_layers = f.get<int64_t>("n_backbone_layers"),
+                            .n_fp_blocks = f.get<int64_t>("n_fp_blocks"),
+                            .norm_eps = f.get<double>("rms_norm_eps"),
+                            .rope_theta = f.get<double>("rope_theta"),
+                            .attention = f.get<bool>("prefix_lm") ? AttentionMask::prefix_lm : AttentionMask::causal,
+                            .gamma_init = f.get<double>("gamma_max"),
+                            .gamma_max = f.get<double>("gamma_max"),
+                            .logit_scale = f.get<double>("logit_scale")};
+  try {
+    c.solver.kind = solvers::parse_solver_kind(f.get<std::string>("solver"));
+  } catch (const ValueError& e) {
+    fail<io::FormatError>(f.origin, ": ", e.what());
+  }
+  c.solver.tol = f.get<double>("tol");
+  c.solver.min_iter = f.get<int>("min_iter");
+  c.solver.max_iter = f.get<int>("max_iter");
+  c.solver.m = f.get<int>("anderson_m");
+  c.solver.lam = f.get<double>("anderson_lam");
+  c.solver.beta = f.get<double>("anderson_beta");
+  return c;
+}
+
 json read_json(const fs::path& path) {
   std::ifstream in(path);
   PONDER_CHECK(in.good(), io::IoError, path.string(), ": missing (not an export directory?)");
@@ -178,7 +210,9 @@ io::ModelConfig model_config_from_hf(const json& config, const std::string& orig
   const std::string type = fields.get<std::string>("model_type");
   if (type == "llama") return llama_config(fields);
   if (type == "hrm_text") return hrm_text_config(fields);
-  fail<io::FormatError>(origin, ": model_type \"", type, "\" is not a family ponder builds (llama, hrm_text)");
+  if (type == "ponder_attractor") return attractor_config(fields);
+  fail<io::FormatError>(origin, ": model_type \"", type,
+                        "\" is not a family ponder builds (llama, hrm_text, ponder_attractor)");
 }
 
 InferenceModel load_for_inference(const fs::path& dir, const InferenceOptions& o) {

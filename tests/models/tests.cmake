@@ -1,4 +1,5 @@
 target_sources(unit_tests PRIVATE
+  models/attractor_test.cpp
   models/generate_test.cpp
   models/hrm_text_test.cpp
   models/learning.cpp

@@ -33,6 +33,13 @@ batch: {global_tokens: 80}
 runtime: {device: cpu}
 )";
 
+const char* kAttractor = R"(model: {family: attractor, vocab_size: 100, dim: 32, heads: 2, ffn_hidden: 64, n_backbone_layers: 1, n_fp_blocks: 1, attention: prefix_lm, gamma_init: 0.25, gamma_max: 0.5, solver: picard, tol: 1.0e-4, max_iter: 12}
+data: {task: reverse, seq_len: 40}
+train: {steps: 1}
+batch: {global_tokens: 80}
+runtime: {device: cpu}
+)";
+
 // A run directory holding one checkpoint of a freshly initialised model and the character tokenizer.
 struct TrainedRun {
   fs::path dir;
@@ -74,7 +81,9 @@ TEST(Inference, ExportsAndRunsLoadTheModelTheyHold) {
   };
   const Case cases[] = {{kBaseline, {}, AttentionMask::prefix_lm},
                         {kBaseline, {"data.mask=causal"}, AttentionMask::causal},
-                        {kHrmText, {}, AttentionMask::prefix_lm}};
+                        {kHrmText, {}, AttentionMask::prefix_lm},
+                        {kAttractor, {}, AttentionMask::prefix_lm},
+                        {kAttractor, {"model.attention=causal"}, AttentionMask::causal}};
   int n = 0;
   for (const Case& c : cases) {
     const fs::path dir = scratch / std::to_string(n++);
