@@ -12,12 +12,13 @@
 #include "backend/attention_spec.h"
 #include "io/config_reader.h"
 #include "models/hrm_text/hrm_text.h"
+#include "models/sst/sst.h"
 #include "models/transformer/transformer.h"
 
 namespace ponder::io {
 
 // Model section: `family` plus that family's hyperparameters.
-using ModelConfig = std::variant<models::TransformerConfig, models::HrmTextConfig>;
+using ModelConfig = std::variant<models::TransformerConfig, models::HrmTextConfig, models::SstConfig>;
 
 struct DataRecipe {
   std::vector<std::string> train;  // HDF5 shards (files or directories)

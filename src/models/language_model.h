@@ -22,6 +22,8 @@ struct DecodeCache {
   AttentionMask prompt_mask;
   int64_t length = 0;
   std::vector<nn::KVCache> attention;
+  // Recurrent per-layer states carried from one token to the next (SST), sized on the prompt.
+  std::vector<Tensor> states;
 };
 
 // A depth a model can be evaluated at besides the one it was trained at (test-time compute):

@@ -2,6 +2,7 @@
 
 #include "data/tokenizer.h"
 #include "io/errors.h"
+#include "train/backbone.h"
 #include "train/family.h"
 #include "train/shard_source.h"
 #include "train/task_source.h"
@@ -73,6 +74,7 @@ TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path&
   ctx.device = resolve_device(recipe);
   ctx.param_dtype = resolve_precision(recipe, ctx.device);
   ctx.model = build_model(recipe.model, recipe.runtime.seed);
+  init_backbone(*ctx.model, recipe);  // a resumed run's checkpoint then overwrites it
   if (recipe.data.task.empty()) {
     attach_shards(ctx, recipe);
   } else {
