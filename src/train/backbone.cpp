@@ -25,6 +25,8 @@ Backbone read_backbone(const fs::path& dir) {
     return {model_config_from_hf(config, (dir / "config.json").string()), export_weights(dir)};
   }
   PONDER_CHECK(fs::is_directory(dir), io::IoError, "model.backbone: ", dir.string(), " does not exist");
+  PONDER_CHECK(fs::exists(dir / "checkpoints") || fs::exists(dir / "COMPLETE"), io::IoError, "model.backbone: ",
+               dir.string(), " is neither a ponder run or checkpoint nor an export directory (config.json)");
   LoadedCheckpoint c = read_checkpoint(resolve_checkpoint(dir));
   return {io::parse_recipe(c.recipe_yaml, (c.dir / "recipe.yaml").string()).model, std::move(c.model)};
 }
