@@ -1,6 +1,7 @@
 #include "ops/scan.h"
 
 #include "backend/cpu/scan.h"
+#include "backend/cuda/scan.h"
 #include "backend/kernels.h"
 #include "ops/cast.h"
 #include "ops/op_support.h"
@@ -17,7 +18,7 @@ struct LinearScanBackward final : Node {
     Tensor g = backend::contiguous(grads[0]);
     Tensor grad_x = Tensor::empty(x_saved.shape(), x_saved.options());
     Tensor grad_alpha = Tensor::empty(alpha.get(name()).shape(), x_saved.options());
-    PONDER_DISPATCH_CPU(g.device(), linear_scan_backward, grad_x, grad_alpha, g, out.get(name()), x_saved,
+    PONDER_DISPATCH(g.device(), linear_scan_backward, grad_x, grad_alpha, g, out.get(name()), x_saved,
                         alpha.get(name()), starts.get(name()));
     return {needs_input_grad(0) ? grad_x : Tensor(), needs_input_grad(1) ? grad_alpha : Tensor()};
   }
@@ -50,7 +51,7 @@ Tensor linear_scan(const Tensor& x, const Tensor& alpha, const Tensor& starts) {
   Tensor xc = backend::contiguous(x), ac = backend::contiguous(alpha);
   Tensor flags = backend::contiguous(to_dtype(starts, DType::u8));
   Tensor out = Tensor::empty(x.shape(), x.options());
-  PONDER_DISPATCH_CPU(x.device(), linear_scan, out, xc, ac, flags);
+  PONDER_DISPATCH(x.device(), linear_scan, out, xc, ac, flags);
   if (auto node = make_node<LinearScanBackward>({&x, &alpha})) {
     node->x = xc;
     node->alpha = ac;

@@ -8,7 +8,7 @@ namespace ponder {
 
 // x [N, D] (floating), alpha [D] of x's dtype, starts [N] (u8 or i64; non-zero marks the first
 // position of a sample, where the scan restarts from zero) -> [N, D]. Differentiable in x and
-// alpha. CPU only for now (a CUDA tensor is a DeviceError).
+// alpha. CUDA: f32 and bf16.
 Tensor linear_scan(const Tensor& x, const Tensor& alpha, const Tensor& starts);
 
 }  // namespace ponder
