@@ -5,7 +5,7 @@
 namespace ponder::io {
 namespace {
 
-const std::vector<std::string> kFamilies = {"transformer", "hrm_text", "attractor"};
+const std::vector<std::string> kFamilies = {"transformer", "hrm_text", "attractor", "sst"};
 const std::vector<std::string> kMasks = {"prefix_lm", "causal", "bidirectional"};
 
 models::TransformerConfig read_transformer(Section& m) {
@@ -109,12 +109,38 @@ models::AttractorConfig read_attractor(Section& m) {
   return c;
 }
 
+// The baseline's keys describe the backbone; the rest configure the state stream and co-training.
+models::SstConfig read_sst(Section& m) {
+  models::SstConfig c;
+  static_cast<models::TransformerConfig&>(c) = read_transformer(m);
+  c.alpha_min = m.get<double>("alpha_min", c.alpha_min);
+  c.alpha_max = m.get<double>("alpha_max", c.alpha_max);
+  c.state_is_output = m.get<std::string>("state", "ffn", one_of({"ffn", "output"})) == "output";
+  const std::string mode = m.get<std::string>("mode", "two_pass", one_of({"two_pass", "sequential"}));
+  c.mode = mode == "sequential" ? models::SstMode::sequential : models::SstMode::two_pass;
+  c.deliberation = m.get<int64_t>("deliberation", c.deliberation, in_range_int(1, 4));
+  c.deliberation_tol = m.get<double>("deliberation_tol", c.deliberation_tol, non_negative());
+  c.freeze_backbone = m.get<bool>("freeze_backbone", c.freeze_backbone);
+  c.backbone = m.get<std::string>("backbone", c.backbone);
+  Section lora = m.section("lora");
+  c.lora_rank = lora.get<int64_t>("rank", c.lora_rank, non_negative_int());
+  c.lora_alpha = lora.get<double>("alpha", c.lora_alpha, positive());
+  c.lora_targets = lora.get<std::vector<std::string>>("targets", c.lora_targets);
+  c.lora_layers = lora.get<std::vector<int64_t>>("layers", c.lora_layers);
+  if (auto problem = models::find_problem(c)) {
+    const bool in_lora = problem->key.rfind("lora_", 0) == 0;
+    (in_lora ? lora : m).fail(in_lora ? problem->key.substr(5) : problem->key, problem->message);
+  }
+  return c;
+}
+
 void read_model(Section root, Recipe& r) {
   Section m = root.section("model");
   r.family = m.require<std::string>("family", one_of(kFamilies));
   if (r.family == "transformer") r.model = read_transformer(m);
   if (r.family == "hrm_text") r.model = read_hrm_text(m);
   if (r.family == "attractor") r.model = read_attractor(m);
+  if (r.family == "sst") r.model = read_sst(m);
 }
 
 // The attention mask a model family expects by default; HRM-Text's follows model.prefix_lm, an

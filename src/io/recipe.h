@@ -13,12 +13,14 @@
 #include "io/config_reader.h"
 #include "models/attractor/attractor.h"
 #include "models/hrm_text/hrm_text.h"
+#include "models/sst/sst.h"
 #include "models/transformer/transformer.h"
 
 namespace ponder::io {
 
 // Model section: `family` plus that family's hyperparameters.
-using ModelConfig = std::variant<models::TransformerConfig, models::HrmTextConfig, models::AttractorConfig>;
+using ModelConfig = std::variant<models::TransformerConfig, models::HrmTextConfig, models::AttractorConfig,
+                                 models::SstConfig>;
 
 struct DataRecipe {
   std::vector<std::string> train;  // HDF5 shards (files or directories)

@@ -26,6 +26,8 @@ struct DecodeCache {
   // and how many of them are the prompt.
   Tensor tokens;
   int64_t prompt_length = 0;
+  // Recurrent per-layer states carried from one token to the next (SST), sized on the prompt.
+  std::vector<Tensor> states;
 };
 
 // A depth a model can be evaluated at besides the one it was trained at (test-time compute):

@@ -7,5 +7,6 @@ target_sources(ponder_core PRIVATE
   models/hrm_text/hrm_text.cpp
   models/language_model.cpp
   models/sampling.cpp
+  models/sst/sst.cpp
   models/transformer/transformer.cpp
 )

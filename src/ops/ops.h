@@ -22,5 +22,6 @@
 #include "ops/norm.h"
 #include "ops/reduce.h"
 #include "ops/rope.h"
+#include "ops/scan.h"
 #include "ops/softmax.h"
 #include "ops/view.h"

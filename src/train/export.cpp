@@ -38,6 +38,10 @@ struct HfConfig {
             {"torch_dtype", dtype == DType::bf16 ? "bfloat16" : "float32"}};
   }
 
+  nlohmann::json operator()(const models::SstConfig&) const {
+    fail<ValueError>("export: the sst family has no transformers layout yet; its checkpoints load with ponder only");
+  }
+
   // transformers' HrmTextConfig keeps num_hidden_layers as one KV-cache slot per attention call
   // of the recurrence and the real depth of each stack in num_layers_per_stack.
   nlohmann::json operator()(const models::HrmTextConfig& c) const {

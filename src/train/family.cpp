@@ -2,6 +2,7 @@
 
 #include "models/attractor/attractor.h"
 #include "models/hrm_text/hrm_text.h"
+#include "models/sst/sst.h"
 #include "models/transformer/transformer.h"
 
 namespace ponder::train {
@@ -14,6 +15,7 @@ struct Builder {
     c.seed = seed;
     if constexpr (std::is_same_v<Config, models::TransformerConfig>) return std::make_shared<models::Transformer>(c);
     else if constexpr (std::is_same_v<Config, models::HrmTextConfig>) return std::make_shared<models::HrmText>(c);
+    else if constexpr (std::is_same_v<Config, models::SstConfig>) return std::make_shared<models::Sst>(c);
     else return std::make_shared<models::Attractor>(c);
   }
 };
@@ -99,6 +101,34 @@ struct Coster {
         (double(c.n_backbone_layers) + retained * double(c.n_fp_blocks)) * block.activation_bytes +
         logits_chunk_bytes(c.vocab_size);
     return cost;
+  }
+
+  // The baseline plus blend_theta and the adapters. Two-pass training adds pass 1's FFN forward
+  // (no backward) per layer; the scan and the blend are elementwise. Parameters count every
+  // tensor; a frozen backbone still runs its full backward for the activations' gradients.
+  ModelCost operator()(const models::SstConfig& c) const {
+    const nn::BlockConfig b = models::block_config(c);
+    ModelCost cost = (*this)(static_cast<const models::TransformerConfig&>(c));
+    const double layers = double(c.layers), d = double(c.dim), ffn_flops = 2 * 3 * d * double(b.mlp.hidden);
+    cost.parameters += static_cast<int64_t>(layers * d + lora_parameters(c, b));
+    if (c.mode == models::SstMode::two_pass) cost.train_flops_per_token += layers * ffn_flops;
+    return cost;
+  }
+
+  static double lora_parameters(const models::SstConfig& c, const nn::BlockConfig& b) {
+    if (c.lora_rank == 0) return 0;
+    const double d = double(b.attn.dim), hidden = double(b.mlp.hidden);
+    const double heads = double(b.attn.heads), kv = double(b.attn.kv_heads ? b.attn.kv_heads : b.attn.heads);
+    const double q = heads * double(b.attn.head_dim ? b.attn.head_dim : b.attn.dim / b.attn.heads);
+    const double k = q / heads * kv;
+    double per_layer = 0;
+    for (const std::string& t : c.lora_targets) {
+      const double in = t == "o_proj" ? q : t == "down_proj" ? hidden : d;
+      const double out = t == "q_proj" ? q : t == "k_proj" || t == "v_proj" ? k : t == "o_proj" ? d
+                         : t == "down_proj" ? d : hidden;
+      per_layer += double(c.lora_rank) * (in + out);
+    }
+    return per_layer * double(c.lora_layers.empty() ? c.layers : int64_t(c.lora_layers.size()));
   }
 
   // The fused loss keeps f32 logits of one chunk of rows: about vocab/8 floats per token.

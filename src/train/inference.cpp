@@ -117,24 +117,6 @@ json read_json(const fs::path& path) {
   return j;
 }
 
-// model.safetensors, or the shards model.safetensors.index.json lists.
-std::map<std::string, Tensor> export_weights(const fs::path& dir) {
-  if (fs::exists(dir / "model.safetensors")) return io::load_safetensors(dir / "model.safetensors").tensors;
-  const fs::path index_path = dir / "model.safetensors.index.json";
-  PONDER_CHECK(fs::exists(index_path), io::IoError, dir.string(), ": no model.safetensors (nor a sharded index)");
-  const json index = read_json(index_path);
-  PONDER_CHECK(index.contains("weight_map") && index["weight_map"].is_object(), io::FormatError, index_path.string(),
-               ": no weight_map object");
-  std::set<std::string> shards;
-  for (const auto& [name, shard] : index["weight_map"].items()) {
-    PONDER_CHECK(shard.is_string(), io::FormatError, index_path.string(), ": the shard of ", name, " is not a file name");
-    shards.insert(shard.get<std::string>());
-  }
-  std::map<std::string, Tensor> weights;
-  for (const std::string& shard : shards) weights.merge(io::load_safetensors(dir / shard).tensors);
-  return weights;
-}
-
 std::unique_ptr<data::Tokenizer> required_tokenizer(std::unique_ptr<data::Tokenizer> tokenizer, const fs::path& where) {
   PONDER_CHECK(tokenizer != nullptr, io::IoError, where.string(),
                ": no tokenizer (tokenizer.model or char_tokenizer.json); generation needs the one the model was trained with");
@@ -184,6 +166,23 @@ bool is_run_or_checkpoint(const fs::path& dir) {
 }
 
 }  // namespace
+
+std::map<std::string, Tensor> export_weights(const fs::path& dir) {
+  if (fs::exists(dir / "model.safetensors")) return io::load_safetensors(dir / "model.safetensors").tensors;
+  const fs::path index_path = dir / "model.safetensors.index.json";
+  PONDER_CHECK(fs::exists(index_path), io::IoError, dir.string(), ": no model.safetensors (nor a sharded index)");
+  const json index = read_json(index_path);
+  PONDER_CHECK(index.contains("weight_map") && index["weight_map"].is_object(), io::FormatError, index_path.string(),
+               ": no weight_map object");
+  std::set<std::string> shards;
+  for (const auto& [name, shard] : index["weight_map"].items()) {
+    PONDER_CHECK(shard.is_string(), io::FormatError, index_path.string(), ": the shard of ", name, " is not a file name");
+    shards.insert(shard.get<std::string>());
+  }
+  std::map<std::string, Tensor> weights;
+  for (const std::string& shard : shards) weights.merge(io::load_safetensors(dir / shard).tensors);
+  return weights;
+}
 
 std::vector<int32_t> encode_prompt(const InferenceModel& m, const std::string& instruction, int64_t max_new_tokens,
                                    bool truncate) {

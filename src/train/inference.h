@@ -7,6 +7,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,9 @@ struct InferenceModel {
   DType dtype = DType::f32;       // f32 on the CPU; on a GPU the export's or the recipe's precision
   std::filesystem::path weights;  // the file or checkpoint the weights came from
 };
+
+// The weights of an export directory: model.safetensors, or the shards its index lists.
+std::map<std::string, Tensor> export_weights(const std::filesystem::path& dir);
 
 InferenceModel load_for_inference(const std::filesystem::path& dir, const InferenceOptions& options);
 

@@ -2,6 +2,7 @@
 
 #include "data/tokenizer.h"
 #include "io/errors.h"
+#include "train/backbone.h"
 #include "train/family.h"
 #include "train/shard_source.h"
 #include "train/task_source.h"
@@ -81,6 +82,7 @@ TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path&
   ctx.comm = comm ? std::move(comm) : std::make_shared<dist::LocalCommunicator>(ctx.device);
   ctx.param_dtype = resolve_precision(recipe, ctx.device);
   ctx.model = build_model(recipe.model, recipe.runtime.seed);
+  init_backbone(*ctx.model, recipe);  // a resumed run's checkpoint then overwrites it
   if (recipe.data.task.empty()) {
     attach_shards(ctx, recipe);
   } else {

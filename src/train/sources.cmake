@@ -1,4 +1,5 @@
 target_sources(ponder_core PRIVATE
+  train/backbone.cpp
   train/checkpoint.cpp
   train/export.cpp
   train/family.cpp

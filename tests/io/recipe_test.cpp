@@ -80,7 +80,7 @@ TEST(Recipe, BadRecipesAreRejectedWithTheKeyAndLine) {
       {"  lr: 3.0e-3", "  lr: -1", "optim.lr: expected a positive number, got \"-1\" (line 12)"},
       {"  heads: 4", "  hedas: 4", "unknown key model.hedas (line 6); did you mean \"heads\"?"},
       {"optim:", "optimizer:", "unknown key optimizer (line 10); did you mean \"optim\"?"},
-      {"  family: transformer", "  family: gpt", "model.family: expected one of transformer, hrm_text, attractor, got \"gpt\" (line 2)"},
+      {"  family: transformer", "  family: gpt", "model.family: expected one of transformer, hrm_text, attractor, sst, got \"gpt\" (line 2)"},
       {"  heads: 4", "  heads: 5", "model.heads: 5 heads do not divide dim 64 (line 6)"},
       {"  layers: 2", "  layers: two", "model.layers: expected a positive integer, got \"two\" (line 5)"},
       {"  layers: 2", "  layers: [1, 2]", "model.layers: expected a positive integer, got a list (line 5)"},

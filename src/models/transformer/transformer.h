@@ -46,9 +46,10 @@ class Transformer : public LanguageModel {
   std::shared_ptr<TransformerBody> model;
   std::shared_ptr<nn::Linear> lm_head;  // null when the embeddings are tied
 
- private:
+ protected:
   Tensor head(const Tensor& x) const;  // the LM head, tied or not
 
+ private:
   TransformerConfig config_;
 };
 
