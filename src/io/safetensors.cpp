@@ -101,6 +101,7 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
   for (const auto& [name, t] : tensors) {
     PONDER_CHECK(!header.contains(name) && name != "__metadata__", ValueError,
                  "save_safetensors: duplicate or reserved tensor name \"", name, "\"");
+    PONDER_CHECK(t.defined(), ValueError, "save_safetensors: tensor \"", name, "\" is undefined");
     Tensor c = contiguous(t.detach().to(Device::cpu()));
     uint64_t bytes = static_cast<uint64_t>(c.numel()) * element_size(c.dtype());
     header[name] = {{"dtype", dtype_code(c.dtype())}, {"shape", c.shape().vec()}, {"data_offsets", {offset, offset + bytes}}};

@@ -43,8 +43,9 @@ int64_t vocab_size(const io::ModelConfig& model) {
 
 // Logits transformers computes from `export_dir`; empty when the script skips (no transformers).
 Tensor hf_logits(const fs::path& export_dir, const models::PackedBatch& batch, const fs::path& scratch) {
-  io::save_safetensors(scratch / "inputs.safetensors", {{"tokens", batch.tokens.reshape({kRows, kRowLen})},
-                                                         {"prefix_len", batch.attn.prefix_len}});
+  io::NamedTensors inputs = {{"tokens", batch.tokens.reshape({kRows, kRowLen})}};
+  if (batch.attn.prefix_len.defined()) inputs.emplace_back("prefix_len", batch.attn.prefix_len);  // prefix_lm only
+  io::save_safetensors(scratch / "inputs.safetensors", inputs);
   std::string log;
   const int status = testing::run_python("hf_logits.py", export_dir.string() + " " + (scratch / "inputs.safetensors").string() +
                                                              " " + (scratch / "logits.safetensors").string(), log);

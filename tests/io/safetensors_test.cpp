@@ -1,5 +1,6 @@
 #include "io/safetensors.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -108,6 +109,10 @@ TEST(Safetensors, AFailedSaveLeavesThePreviousFileIntact) {
   save_safetensors(p, {{"a", ones({4})}});
   std::string before = file_bytes(p);
   EXPECT_THROW(save_safetensors(p, {{"a", ones({1})}, {"a", ones({1})}}), ValueError);
+  EXPECT_EQ(file_bytes(p), before);
+  // An undefined tensor (an optional batch field, say) is named, not dereferenced.
+  EXPECT_THAT([&] { save_safetensors(p, {{"a", ones({1})}, {"prefix_len", Tensor()}}); },
+              ::testing::ThrowsMessage<ValueError>(::testing::HasSubstr("\"prefix_len\" is undefined")));
   EXPECT_EQ(file_bytes(p), before);
 }
 

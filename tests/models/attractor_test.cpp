@@ -217,7 +217,7 @@ TEST(Attractor, ImplicitGradientMatchesFiniteDifferencesOfTheConvergedModel) {
                              "model.fp_head.blocks.layers.0.self_attn.v_proj.weight", "model.fp_head.attn_gates.0.raw",
                              "model.backbone.layers.0.self_attn.q_proj.weight", "model.embed_tokens.weight"}) {
       const Tensor p = parameter(m, name);
-      for (int64_t i : {int64_t(3), int64_t(40)}) {
+      for (int64_t i : {int64_t(3), p.numel() - 1}) {  // the gates have only dim entries
         double* value = p.data<double>() + i;
         const double saved = *value, eps = 1e-5;
         *value = saved + eps;
