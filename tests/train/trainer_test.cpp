@@ -7,9 +7,9 @@
 #include "ops/ops.h"
 #include "optim/muon.h"
 #include "support/python.h"
+#include "support/resume_check.h"
 #include "support/test_util.h"
 #include "train/session.h"
-#include "train/stop_signal.h"
 
 namespace ponder::train {
 namespace {
@@ -27,61 +27,8 @@ eval: {exact_match: 4}
 checkpoint: {every: 0}
 )";
 
-// Stops the run (as SIGTERM would) once the given number of steps' batches have been drawn.
-class StopAfter : public BatchSource {
- public:
-  StopAfter(std::unique_ptr<BatchSource> inner, int64_t micro_batches) : inner_(std::move(inner)), left_(micro_batches) {}
-  models::PackedBatch next() override {
-    if (--left_ == 0) request_stop();
-    return inner_->next();
-  }
-  std::string state() const override { return inner_->state(); }
-  void restore(const std::string& s) override { inner_->restore(s); }
-
- private:
-  std::unique_ptr<BatchSource> inner_;
-  int64_t left_;
-};
-
-std::vector<double> losses(const fs::path& run) {
-  std::vector<double> out;
-  std::ifstream in(run / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out.push_back(j["loss"].get<double>());
-  }
-  return out;
-}
-
 void expect_resume_reproduces_the_run(const std::vector<std::string>& overrides) {
-  io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml", overrides);
-  fs::path a = testing::scratch_dir("resume_a"), b = testing::scratch_dir("resume_b");
-  TensorList final_a;
-  {
-    Trainer t(make_context(recipe, a));
-    EXPECT_EQ(t.run(), RunEnd::finished);
-    final_a = t.model().parameters();
-  }
-  {
-    TrainContext ctx = make_context(recipe, b);
-    ctx.train_data = std::make_unique<StopAfter>(std::move(ctx.train_data), 3 * recipe.accumulation());
-    Trainer t(std::move(ctx));
-    EXPECT_EQ(t.run(), RunEnd::stopped);
-    clear_stop();
-    EXPECT_EQ(t.state().step, 3);
-  }
-  auto checkpoint = newest_complete_checkpoint(b / "checkpoints");
-  ASSERT_TRUE(checkpoint.has_value());
-  Trainer resumed(make_context(recipe, b));
-  resumed.restore(read_checkpoint(*checkpoint));
-  EXPECT_EQ(resumed.run(), RunEnd::finished);
-  EXPECT_EQ(losses(a), losses(b));  // every step's loss, bit for bit (3 before the stop, 5 after)
-  TensorList final_b = resumed.model().parameters();
-  ASSERT_EQ(final_a.size(), final_b.size());
-  for (size_t i = 0; i < final_a.size(); ++i) EXPECT_EQ(final_a[i].to_vector<float>(), final_b[i].to_vector<float>());
-  fs::remove_all(a);
-  fs::remove_all(b);
+  testing::expect_resume_reproduces_the_run(io::parse_recipe(kRecipe, "r.yaml", overrides), 3);
 }
 
 TEST(Trainer, ResumeReproducesAnUninterruptedRunBitForBit) { expect_resume_reproduces_the_run({}); }

@@ -30,6 +30,7 @@ constexpr int kMaxDevices = 64;
 constexpr uint32_t kMaxAlignment = 256;  // the most any cuBLASLt kernel asks of a pointer
 
 std::atomic<bool> tf32_allowed{false};
+std::atomic<bool> deterministic_gemms{false};
 
 // ---- one cuBLASLt call, described in its own (column-major) terms ----
 
@@ -119,7 +120,7 @@ uint32_t alignment(const void* data, int64_t ld, int64_t batch_stride, DType t) 
 // Everything cuBLASLt's heuristic sees.
 struct AlgoKey {
   int device, dtype, compute, epilogue;
-  bool transpose_a, transpose_b;
+  bool transpose_a, transpose_b, deterministic;
   int64_t m, n, k, batch, lda, ldb, ldd, stride_a, stride_b, stride_d;
   uint32_t align_a, align_b, align_d, align_vector;
   auto operator<=>(const AlgoKey&) const = default;
@@ -128,7 +129,7 @@ struct AlgoKey {
 AlgoKey key_of(const Gemm& g, int device, const Types& types) {
   auto align_vector = g.epilogue_vector ? alignment(g.epilogue_vector, 0, 0, g.dtype) : 0u;
   return {device, static_cast<int>(g.dtype), static_cast<int>(types.compute), static_cast<int>(g.epilogue),
-          g.a.transpose, g.b.transpose, g.m, g.n, g.k, g.batch, g.a.ld, g.b.ld, g.ldd, g.a.batch_stride,
+          g.a.transpose, g.b.transpose, deterministic_gemms.load(), g.m, g.n, g.k, g.batch, g.a.ld, g.b.ld, g.ldd, g.a.batch_stride,
           g.b.batch_stride, g.d_batch_stride, alignment(g.a.data, g.a.ld, g.a.batch_stride, g.dtype),
           alignment(g.b.data, g.b.ld, g.b.batch_stride, g.dtype),
           alignment(g.d, g.ldd, g.d_batch_stride, g.dtype), align_vector};
@@ -188,7 +189,9 @@ std::optional<cublasLtMatmulAlgo_t> best_algorithm(const Gemm& g, cublasLtHandle
   set(g, pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align_b);
   set(g, pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align_d);
   set(g, pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align_d);
-  if (g.dtype == DType::bf16) {
+  if (key.deterministic) {
+    set(g, pref.get(), CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, uint32_t{CUBLASLT_REDUCTION_SCHEME_NONE});
+  } else if (g.dtype == DType::bf16) {
     // Split-K partial sums only in fp32: partials rounded to bf16 would undo the fp32 accumulation.
     set(g, pref.get(), CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, uint32_t{CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE});
   }
@@ -355,6 +358,7 @@ void column_sums(const Tensor& sums, const Tensor& grad) {
 }  // namespace
 
 void set_allow_tf32(bool allow) { tf32_allowed.store(allow); }
+void set_deterministic_gemms(bool on) { deterministic_gemms.store(on); }
 bool allow_tf32() { return tf32_allowed.load(); }
 
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b) { product(out, a, b, {}, false); }

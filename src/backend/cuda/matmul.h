@@ -16,4 +16,10 @@ void linear_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tens
 void set_allow_tf32(bool allow);
 bool allow_tf32();
 
+// Process-wide (runtime.deterministic): GEMMs use only algorithms without split-K reduction, so a
+// product's summation order along K is the kernel's one-pass order whatever split the heuristic
+// would pick for this GPU's SM count. Every other ponder kernel is deterministic already (fixed
+// reduction orders, no atomics), so with this on, runs repeat bit for bit. Off by default.
+void set_deterministic_gemms(bool on);
+
 }  // namespace ponder::backend::cuda
