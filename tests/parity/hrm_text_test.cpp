@@ -4,11 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "data/packing.h"
-#include "io/safetensors.h"
 #include "models/hrm_text/hrm_text.h"
-#include "ops/ops.h"
-#include "support/python.h"
-#include "support/test_util.h"
+#include "support/model_parity.h"
 
 namespace ponder {
 namespace {
@@ -31,41 +28,11 @@ std::vector<std::string> expect_parity(const models::HrmTextConfig& c, int64_t b
   auto batch = data::pack_rows({{sample({1, 2, 3, 4}, {5, 6, 7}), sample({8, 9}, {10, 11, 12, 13})},
                                 {sample({3}, {1, 4, 1, 5, 9, 2, 6}), sample({7, 7, 7}, {7, 2})}},
                                {.row_len = 12});
-  Tensor loss = model.loss_sum(batch);
-  loss.backward();
-
-  auto dir = testing::scratch_dir("hrm_text_bp" + std::to_string(bp));
-  io::NamedTensors inputs = {{"tokens", batch.tokens},           {"positions", batch.positions},
-                             {"labels", batch.labels},           {"cu_seqlens", batch.attn.cu_seqlens},
-                             {"prefix_len", batch.attn.prefix_len}, {"model.z_L_init", model.model->z_L_init}};
-  for (auto& [n, p] : model.named_parameters()) inputs.emplace_back(n, p);
-  io::save_safetensors(dir / "inputs.safetensors", inputs, reference_metadata(c, bp));
-  std::string log;
-  EXPECT_EQ(testing::run_python("hrm_text.py", (dir / "inputs.safetensors").string() + " " +
-                                                   (dir / "reference.safetensors").string(), log), 0) << log;
-  auto ref = io::load_safetensors(dir / "reference.safetensors").tensors;
-  constexpr double kTolerance = 1e-5;
-  double worst = testing::relative_error(model.logits(batch), ref.at("logits"));
-  EXPECT_LT(worst, kTolerance) << "logits";
-  EXPECT_LT(testing::relative_error(loss.reshape({1}), ref.at("loss")), kTolerance) << "loss";
-  std::vector<std::string> without_gradient;
-  for (auto& [n, p] : model.named_parameters()) {
-    const Tensor& expected = ref.at("grad." + n);
-    if (amax(abs(expected)).item<double>() == 0.0) {
-      without_gradient.push_back(n);
-      EXPECT_TRUE(!p.grad().defined() || amax(abs(p.grad())).item<double>() == 0.0) << n << " should get no gradient";
-      continue;
-    }
-    EXPECT_TRUE(p.grad().defined()) << n;
-    if (!p.grad().defined()) continue;
-    const double err = testing::relative_error(p.grad(), expected);
-    EXPECT_LT(err, kTolerance) << "grad of " << n;
-    worst = std::max(worst, err);
-  }
-  std::printf("bp %lld: largest relative error over logits and gradients: %.2e; %zu parameters without gradient\n",
-              static_cast<long long>(bp), worst, without_gradient.size());
-  std::filesystem::remove_all(dir);
-  return without_gradient;
+  return testing::expect_model_parity(model, batch,
+                                      {.script = "hrm_text.py",
+                                       .name = "hrm_text_bp" + std::to_string(bp),
+                                       .metadata = reference_metadata(c, bp),
+                                       .extra_inputs = {{"model.z_L_init", model.model->z_L_init}}});
 }
 
 models::HrmTextConfig tiny_config() {
