@@ -127,17 +127,19 @@ Trainer::StepResult Trainer::train_step() {
   }
   StepResult res;
   ctx_.model->begin_step(state_.step, r.train.steps);
-  double loss_sum = 0;
+  // Summed on the device: reading each micro-batch's loss would stall the host on every backward.
+  Tensor loss_sum;
   // Normalised by the tokens of the global batch, so summing the ranks' gradients gives its mean.
   const double scale = 1.0 / std::max(sum_over_ranks(double(loss_tokens)), 1.0);
   for (size_t i = 0; i < micro.size(); ++i) {
     Tensor l = ctx_.model->loss_sum(models::to_device(micro[i], ctx_.device));
     if (i + 1 == micro.size()) sync_->arm();  // the gradients are complete after this backward
     (l * scale).backward();
-    loss_sum += l.item<double>();
+    Tensor l64 = l.detach().to(DType::f64);
+    loss_sum = loss_sum.defined() ? loss_sum + l64 : l64;
   }
   res.exposed_comm_s = sync_->finish();
-  res.loss = sum_over_ranks(loss_sum) * scale;
+  res.loss = sum_over_ranks(loss_sum.item<double>()) * scale;
   const double max_norm = r.optim.clip_grad_norm > 0 ? r.optim.clip_grad_norm : std::numeric_limits<double>::infinity();
   res.grad_norm = optim::clip_grad_norm(grads_->params(), max_norm);
   res.finite = is_finite(res.loss) && is_finite(res.grad_norm);
