@@ -11,11 +11,6 @@
 namespace ponder::dist {
 namespace {
 
-int64_t aligned(int64_t n) {
-  constexpr int64_t a = optim::GradBuffer::kAlignment;
-  return (n + a - 1) / a * a;
-}
-
 // `param`'s elements at `offset` of a flat buffer.
 Tensor view_of(const Tensor& flat, const Tensor& param, int64_t offset) {
   return flat.as_strided(param.shape(), contiguous_strides(param.shape()), flat.offset() + offset);
@@ -32,7 +27,7 @@ ZeroShards::ZeroShards(const TensorList& params, Communicator& comm)
   std::vector<int> owners;
   std::vector<int64_t> load(size_t(world), 0);
   for (size_t i = 0; i < trainable.size(); ++i) {
-    const int64_t size = aligned(trainable[i].numel());
+    const int64_t size = optim::GradBuffer::aligned(trainable[i].numel());
     owners.push_back(total == 0 ? 0 : int(std::min(world - 1, (2 * layout_.offsets[i] + size) * world / (2 * total))));
     load[size_t(owners.back())] += size;
     owner_[trainable[i].impl()] = owners.back();
@@ -43,7 +38,7 @@ ZeroShards::ZeroShards(const TensorList& params, Communicator& comm)
   for (int64_t r = 0; r < world; ++r) next[size_t(r)] = r * region_;
   for (size_t i = 0; i < trainable.size(); ++i) {
     layout_.offsets[i] = next[size_t(owners[i])];
-    next[size_t(owners[i])] += aligned(trainable[i].numel());
+    next[size_t(owners[i])] += optim::GradBuffer::aligned(trainable[i].numel());
   }
   layout_.numel = world * region_;
   if (trainable.empty()) return;

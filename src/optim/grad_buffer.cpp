@@ -5,15 +5,6 @@
 #include "backend/kernels.h"
 
 namespace ponder::optim {
-namespace {
-
-int64_t aligned(int64_t n) {
-  constexpr int64_t a = GradBuffer::kAlignment;
-  return (n + a - 1) / a * a;
-}
-
-}  // namespace
-
 FlatLayout GradBuffer::packed_layout(const TensorList& params) {
   FlatLayout layout;
   std::set<TensorImpl*> seen;

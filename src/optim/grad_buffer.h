@@ -41,6 +41,8 @@ class GradBuffer {
 
   // Alignment of each view, in elements (64 bytes of fp32 for vector loads).
   static constexpr int64_t kAlignment = 16;
+  // n rounded up to a multiple of kAlignment: the room a view of n elements takes.
+  static int64_t aligned(int64_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
 
  private:
   void attach() const;
