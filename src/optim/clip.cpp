@@ -8,7 +8,7 @@
 
 namespace ponder::optim {
 
-double clip_grad_norm(const TensorList& params, double max_norm) {
+double clip_grad_norm(const TensorList& params, double max_norm, const std::function<double(double)>& sum_shards) {
   PONDER_CHECK(max_norm > 0, ValueError, "clip_grad_norm: max_norm must be positive, got ", max_norm);
   TensorList grads;
   for (const Tensor& p : params) {
@@ -18,11 +18,14 @@ double clip_grad_norm(const TensorList& params, double max_norm) {
                  describe(g), " is not on ", grads.front().device(), " like the first one");
     grads.push_back(g);
   }
-  if (grads.empty()) return 0.0;
-  // One reduction over every gradient, combined in an order fixed by their shapes.
-  Tensor total = Tensor::empty({1}, {DType::f64, grads.front().device()});
-  PONDER_DISPATCH(total.device(), sum_of_squares_list, total, grads);
-  const double sum_squares = total.to_vector<double>().front();
+  double sum_squares = 0.0;
+  if (!grads.empty()) {
+    // One reduction over every gradient, combined in an order fixed by their shapes.
+    Tensor total = Tensor::empty({1}, {DType::f64, grads.front().device()});
+    PONDER_DISPATCH(total.device(), sum_of_squares_list, total, grads);
+    sum_squares = total.to_vector<double>().front();
+  }
+  if (sum_shards) sum_squares = sum_shards(sum_squares);
   const double norm = std::sqrt(sum_squares);
   if (!std::isfinite(norm) || norm <= max_norm) return norm;
   const double factor = max_norm / (norm + 1e-6);  // torch's epsilon keeps the result just below max_norm

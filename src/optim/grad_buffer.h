@@ -11,11 +11,24 @@
 
 namespace ponder::optim {
 
+// Where each parameter's gradient lives in the flat buffer.
+struct FlatLayout {
+  TensorList params;             // those that require grad, in order
+  std::vector<int64_t> offsets;  // where each one's view starts (a multiple of kAlignment)
+  int64_t numel = 0;             // the buffer's length
+};
+
 class GradBuffer {
  public:
-  // Parameters that require grad get a view (frozen ones are left out). A gradient they already
-  // have is copied in. All parameters must be on one device.
+  // Parameters that require grad get a view (frozen ones are left out), back to back in order
+  // (packed_layout). A gradient they already have is copied in. All parameters must be on one device.
   explicit GradBuffer(const TensorList& params, DType dtype = DType::f32);
+  // The views where `layout` puts them (data-parallel code lays gradients out for its
+  // collectives); the gaps stay zero.
+  explicit GradBuffer(FlatLayout layout, DType dtype = DType::f32);
+
+  // The default layout of `params`: those that require grad, back to back, each view aligned.
+  static FlatLayout packed_layout(const TensorList& params);
 
   // Every gradient; views start at multiples of kAlignment elements, the gaps stay zero.
   const Tensor& flat() const { return flat_; }
@@ -28,6 +41,8 @@ class GradBuffer {
 
   // Alignment of each view, in elements (64 bytes of fp32 for vector loads).
   static constexpr int64_t kAlignment = 16;
+  // n rounded up to a multiple of kAlignment: the room a view of n elements takes.
+  static int64_t aligned(int64_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
 
  private:
   void attach() const;

@@ -64,8 +64,14 @@ Trainer::Trainer(TrainContext context)
     NoGrad no_grad;
     for (const Tensor& p : ctx_.model->parameters()) ctx_.comm->broadcast(p, 0);
   }
-  grads_ = std::make_unique<optim::GradBuffer>(ctx_.model->parameters());
-  sync_ = std::make_unique<dist::GradSync>(*grads_, *ctx_.comm, r.distributed.bucket_mb << 20);
+  // ZeRO-1 lays the gradients out for its reduce-scatter and sends nothing during backward.
+  if (r.distributed.zero == 1) {
+    zero_ = std::make_unique<dist::ZeroShards>(ctx_.model->parameters(), *ctx_.comm);
+    grads_ = std::make_unique<optim::GradBuffer>(zero_->layout());
+  } else {
+    grads_ = std::make_unique<optim::GradBuffer>(ctx_.model->parameters());
+    sync_ = std::make_unique<dist::GradSync>(*grads_, *ctx_.comm, r.distributed.bucket_mb << 20);
+  }
   optimizer_ = make_optimizer(r.optim, ctx_.model->named_parameters());
   if (r.optim.ema > 0) ema_ = std::make_unique<optim::Ema>(ctx_.model->named_parameters(), r.optim.ema);
   state_.world_size = r.distributed.world_size;
@@ -74,7 +80,6 @@ Trainer::Trainer(TrainContext context)
     log_ = make_run_logger(ctx_.run_dir / "log.txt");
     progress_ = std::make_unique<Progress>(log_, r.train.steps);
   }
-  if (r.distributed.zero == 1) zero_ = std::make_unique<dist::ZeroShards>(grads_->params(), *ctx_.comm);
   flops_per_token_ = model_cost(r.model, r.data.seq_len).train_flops_per_token;
 }
 
@@ -133,15 +138,17 @@ Trainer::StepResult Trainer::train_step() {
   const double scale = 1.0 / std::max(sum_over_ranks(double(loss_tokens)), 1.0);
   for (size_t i = 0; i < micro.size(); ++i) {
     Tensor l = ctx_.model->loss_sum(models::to_device(micro[i], ctx_.device));
-    if (i + 1 == micro.size()) sync_->arm();  // the gradients are complete after this backward
+    if (i + 1 == micro.size() && sync_) sync_->arm();  // the gradients are complete after this backward
     (l * scale).backward();
     Tensor l64 = l.detach().to(DType::f64);
     loss_sum = loss_sum.defined() ? loss_sum + l64 : l64;
   }
-  res.exposed_comm_s = sync_->finish();
+  res.exposed_comm_s = zero_ ? zero_->reduce_gradients(*grads_) : sync_->finish();
   res.loss = sum_over_ranks(loss_sum.item<double>()) * scale;
   const double max_norm = r.optim.clip_grad_norm > 0 ? r.optim.clip_grad_norm : std::numeric_limits<double>::infinity();
-  res.grad_norm = optim::clip_grad_norm(grads_->params(), max_norm);
+  // With ZeRO-1 only the owned gradients are summed: the norm combines every rank's share.
+  res.grad_norm = zero_ ? optim::clip_grad_norm(zero_->owned(), max_norm, [&](double s) { return sum_over_ranks(s); })
+                        : optim::clip_grad_norm(grads_->params(), max_norm);
   res.finite = is_finite(res.loss) && is_finite(res.grad_norm);
   if (res.finite) {
     optimizer_->set_lr(r.optim.lr * schedule_(state_.step));

@@ -55,7 +55,7 @@ class Trainer {
     double grad_norm = 0;
     bool finite = true;
     std::string first_non_finite;
-    double exposed_comm_s = 0;  // waiting for the gradient all-reduce after backward
+    double exposed_comm_s = 0;  // waiting for the gradient all-reduce (or reduce-scatter) after backward
   };
 
   StepResult train_step();
@@ -71,7 +71,7 @@ class Trainer {
   TrainerState state_;
   std::unique_ptr<optim::GradBuffer> grads_;
   std::unique_ptr<optim::Optimizer> optimizer_;
-  std::unique_ptr<dist::GradSync> sync_;
+  std::unique_ptr<dist::GradSync> sync_;    // without ZeRO-1
   std::unique_ptr<dist::ZeroShards> zero_;  // distributed.zero: 1
   std::unique_ptr<optim::Ema> ema_;
   optim::Schedule schedule_;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <thread>
 
@@ -9,7 +10,9 @@
 #include "dist/launch.h"
 #include "dist/launch_env.h"
 #include "dist/rendezvous.h"
+#include "dist/zero.h"
 #include "nn/linear.h"
+#include "optim/sgd.h"
 #include "ops/ops.h"
 #include "support/test_util.h"
 
@@ -108,6 +111,87 @@ TEST(GradSync, OneRankKeepsTheAccumulatedGradients) {
   sum(y).backward({}, /*retain_graph=*/true);
   EXPECT_NE(testing::error_message<Error>([&] { sum(y).backward(); }).find("grew after its bucket was sent"), std::string::npos);
   sync.finish();
+}
+
+// Rank `rank` of `world`, for code that only asks which rank it is: every collective is refused.
+class Bystander : public LocalCommunicator {
+ public:
+  Bystander(int rank, int world) : rank_(rank), world_(world) {}
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_; }
+  WorkHandle all_reduce_async(const Tensor&, ReduceOp) override { fail<CommError>("all_reduce: a bystander"); }
+  WorkHandle reduce_scatter_async(const Tensor&, const Tensor&, ReduceOp) override { fail<CommError>("reduce_scatter: a bystander"); }
+  WorkHandle all_gather_async(const Tensor&, const Tensor&) override { fail<CommError>("all_gather: a bystander"); }
+  WorkHandle broadcast_async(const Tensor&, int) override { fail<CommError>("broadcast: a bystander"); }
+
+ private:
+  int rank_, world_;
+};
+
+// Whole parameters in contiguous groups, one per rank, balanced by elements; each group in its own
+// region of the gradient buffer, every region padded to the largest; frozen parameters left out.
+TEST(ZeroShards, LaysOutContiguousGroupsInEqualRegions) {
+  const std::vector<int64_t> sizes = {37, 300, 5, 120, 120, 64, 1, 200, 90};
+  TensorList params;
+  for (int64_t n : sizes) params.push_back(zeros({n}, {.requires_grad = true}));
+  Tensor frozen = zeros({50});
+  params.insert(params.begin() + 3, frozen);
+  constexpr int kWorld = 3;
+  constexpr int64_t kAlign = optim::GradBuffer::kAlignment;
+  for (int rank = 0; rank < kWorld; ++rank) {
+    Bystander comm(rank, kWorld);
+    ZeroShards shards(params, comm);
+    const optim::FlatLayout& layout = shards.layout();
+    const int64_t region = shards.region();
+    ASSERT_EQ(layout.params.size(), sizes.size());
+    EXPECT_EQ(layout.numel, kWorld * region);
+    EXPECT_EQ(region % kAlign, 0);
+    std::vector<int64_t> load(kWorld, 0);
+    int previous = 0;
+    TensorList mine;
+    for (size_t i = 0; i < layout.params.size(); ++i) {
+      const Tensor& p = layout.params[i];
+      const int owner = shards.owner(p);
+      EXPECT_GE(owner, previous) << "parameter " << i << ": groups are not contiguous";
+      previous = owner;
+      if (owner == rank) mine.push_back(p);
+      // Packed in order inside its owner's region.
+      EXPECT_EQ(layout.offsets[i], owner * region + load[size_t(owner)]) << "parameter " << i;
+      load[size_t(owner)] += (p.numel() + kAlign - 1) / kAlign * kAlign;
+    }
+    EXPECT_EQ(region, *std::max_element(load.begin(), load.end()));
+    // Balanced: no region exceeds an equal share by more than its largest parameter.
+    EXPECT_LE(region, 1008 / kWorld + 304);
+    for (int64_t l : load) EXPECT_GT(l, 0);
+    ASSERT_EQ(shards.owned().size(), mine.size());
+    for (size_t i = 0; i < mine.size(); ++i) EXPECT_TRUE(shards.owned()[i].is_same(mine[i]));
+    EXPECT_NE(testing::error_message<Error>([&] { shards.owner(frozen); }).find("not a sharded parameter"), std::string::npos);
+    // The gradient buffer takes the layout: each gradient a view at its offset.
+    optim::GradBuffer grads(layout);
+    EXPECT_EQ(grads.flat().numel(), layout.numel);
+    for (size_t i = 0; i < layout.params.size(); ++i) EXPECT_EQ(layout.params[i].grad().offset(), layout.offsets[i]);
+  }
+}
+
+// One process: the reduce-scatter and all-gather are copies, and the step updates every parameter.
+TEST(ZeroShards, OneRankOwnsAndUpdatesEverything) {
+  LocalCommunicator comm;
+  Generator gen(5);
+  nn::Linear layer(4, 3, gen, /*bias=*/true);
+  ZeroShards shards(layer.parameters(), comm);
+  EXPECT_EQ(shards.owned().size(), 2u);
+  optim::GradBuffer grads(shards.layout());
+  sum(layer.forward(testing::random_tensor({2, 4}, 1, DType::f32))).backward();
+  Tensor before = grads.flat().clone();
+  EXPECT_GE(shards.reduce_gradients(grads), 0.0);
+  EXPECT_EQ(testing::relative_error(grads.flat(), before), 0.0);
+  optim::Sgd sgd({{.name = "all", .params = layer.parameters()}}, {.lr = 1.0});
+  Tensor expected = layer.weight.detach() - layer.weight.grad();
+  shards.step(sgd);
+  EXPECT_LT(testing::relative_error(layer.weight, expected), 1e-7);
+  EXPECT_NE(testing::error_message<Error>([&] { shards.reduce_gradients(optim::GradBuffer(layer.parameters(), DType::f64)); })
+                .find("not laid out for sharding"),
+            std::string::npos);
 }
 
 RendezvousOptions meeting(int port, int rank, int world, const std::string& job, int timeout_ms) {

@@ -10,9 +10,12 @@
 #include <nlohmann/json.hpp>
 
 #include "dist/grad_sync.h"
+#include "dist/zero.h"
 #include "dist_world.h"
 #include "nn/linear.h"
 #include "ops/ops.h"
+#include "optim/adam.h"
+#include "optim/clip.h"
 #include "support/test_util.h"
 #include "train/session.h"
 #include "train/trainer.h"
@@ -73,6 +76,99 @@ TEST(GradSync, BucketsDuringBackwardSumBothRanks) {
   grads.zero();
   for (uint64_t seed : {10, 11, 12, 13}) micro_step(seed);
   EXPECT_LT(relative_error(reduced, grads.flat()), 1e-6);
+}
+
+// Forwards to another communicator and counts the bytes handed to each kind of collective (the
+// input of all_reduce, reduce_scatter and broadcast, the output of all_gather).
+class RecordingCommunicator : public dist::Communicator {
+ public:
+  explicit RecordingCommunicator(dist::Communicator& inner) : inner_(inner) {}
+  int rank() const override { return inner_.rank(); }
+  int world_size() const override { return inner_.world_size(); }
+  std::string name() const override { return inner_.name(); }
+  Device device() const override { return inner_.device(); }
+  dist::WorkHandle all_reduce_async(const Tensor& t, ReduceOp op) override {
+    bytes["all_reduce"] += nbytes(t);
+    return inner_.all_reduce_async(t, op);
+  }
+  dist::WorkHandle reduce_scatter_async(const Tensor& input, const Tensor& out, ReduceOp op) override {
+    bytes["reduce_scatter"] += nbytes(input);
+    return inner_.reduce_scatter_async(input, out, op);
+  }
+  dist::WorkHandle all_gather_async(const Tensor& input, const Tensor& out) override {
+    bytes["all_gather"] += nbytes(out);
+    return inner_.all_gather_async(input, out);
+  }
+  dist::WorkHandle broadcast_async(const Tensor& t, int root) override {
+    bytes["broadcast"] += nbytes(t);
+    return inner_.broadcast_async(t, root);
+  }
+  void barrier() override { inner_.barrier(); }
+
+  std::map<std::string, int64_t> bytes;
+
+ private:
+  static int64_t nbytes(const Tensor& t) { return t.numel() * int64_t(element_size(t.dtype())); }
+  dist::Communicator& inner_;
+};
+
+TensorList parameters_of(const nn::Linear& a, const nn::Linear& b) {
+  TensorList out = a.parameters();
+  for (const Tensor& p : b.parameters()) out.push_back(p);
+  return out;
+}
+
+nn::NamedTensors named_parameters_of(const nn::Linear& a, const nn::Linear& b) {
+  nn::NamedTensors out;
+  for (const auto& [name, p] : a.named_parameters()) out.emplace_back("first." + name, p);
+  for (const auto& [name, p] : b.named_parameters()) out.emplace_back("second." + name, p);
+  return out;
+}
+
+// The padded layout, the reduce-scatter, the owners' updates and the all-gather give exactly the
+// parameters of the replicated path (all-reduce, every rank updates everything), with clipping.
+TEST(ZeroShards, ShardedStepsGiveTheReplicatedParameters) {
+  dist::Communicator& comm = world();
+  Generator gen_a(7), gen_b(7);
+  nn::Linear a1(6, 5, gen_a, /*bias=*/true), a2(5, 3, gen_a, /*bias=*/true);  // replicated
+  nn::Linear b1(6, 5, gen_b, /*bias=*/true), b2(5, 3, gen_b, /*bias=*/true);  // sharded
+  const TensorList pa = parameters_of(a1, a2), pb = parameters_of(b1, b2);
+  optim::GradBuffer grads_a(pa);
+  dist::GradSync sync(grads_a, comm, /*bucket_bytes=*/64);
+  optim::AdamW opt_a(optim::decay_groups(named_parameters_of(a1, a2), 0.1), {.lr = 0.05});
+  dist::ZeroShards shards(pb, comm);
+  ASSERT_FALSE(shards.owned().empty()) << "rank " << comm.rank() << " owns nothing: the test would not shard";
+  optim::GradBuffer grads_b(shards.layout());
+  optim::AdamW opt_b(optim::decay_groups(named_parameters_of(b1, b2), 0.1), {.lr = 0.05});
+  auto sum_over_ranks = [&](double v) {
+    Tensor t = tensor({v}, {1}, {.dtype = DType::f64});
+    comm.all_reduce(t);
+    return t.item<double>();
+  };
+  constexpr double kMaxNorm = 0.1;  // below the gradients' norm: clipping is engaged
+  for (uint64_t step = 0; step < 3; ++step) {
+    Tensor x = random_tensor({4, 6}, 100 + 10 * step + uint64_t(comm.rank()), DType::f32);
+    sync.arm();
+    sum(a2.forward(a1.forward(x))).backward();
+    sync.finish();
+    const double norm_a = optim::clip_grad_norm(pa, kMaxNorm);
+    opt_a.step();
+    grads_a.zero();
+    sum(b2.forward(b1.forward(x))).backward();
+    shards.reduce_gradients(grads_b);
+    const double norm_b = optim::clip_grad_norm(shards.owned(), kMaxNorm, sum_over_ranks);
+    shards.step(opt_b);
+    grads_b.zero();
+    EXPECT_GT(norm_a, kMaxNorm);
+    EXPECT_NEAR(norm_b, norm_a, 1e-12 * norm_a) << "step " << step;
+    for (size_t i = 0; i < pa.size(); ++i) EXPECT_EQ(relative_error(pb[i], pa[i]), 0.0) << "step " << step << ", parameter " << i;
+  }
+  // Only owners keep optimizer state.
+  std::set<std::string> names;
+  for (const auto& entry : opt_b.state()) names.insert(entry.first);
+  for (const optim::ParamGroup& g : opt_b.groups())
+    for (size_t i = 0; i < g.params.size(); ++i)
+      EXPECT_EQ(names.count(g.name + "." + std::to_string(i) + ".step"), shards.owns(g.params[i]) ? 1u : 0u) << g.name << " " << i;
 }
 
 const char* kRecipe = R"(model: {family: transformer, vocab_size: 100, dim: 32, layers: 2, heads: 2, ffn_hidden: 64}
@@ -213,6 +309,35 @@ TEST(DataParallel, ZeroOneWithBf16MastersMatchesTheReplicatedOptimizer) {
     EXPECT_EQ(relative_error(b.at(name), t), 0.0) << name;
   }
   fs::remove_all(dir);
+}
+
+// With ZeRO-1 the gradients are reduce-scattered and the parameters all-gathered, once per step;
+// only scalars are all-reduced. Without it every step all-reduces every gradient.
+TEST(DataParallel, ZeroOneReduceScattersInsteadOfAllReducing) {
+  const fs::path dir = shared_scratch_dir("dp_bytes");
+  constexpr int64_t kSteps = 3;
+  for (int zero : {0, 1}) {
+    auto comm = std::make_shared<RecordingCommunicator>(world());
+    const io::Recipe r = io::parse_recipe(kRecipe, "dist.yaml",
+                                          {"batch.micro_tokens=64", "distributed.zero=" + std::to_string(zero),
+                                           "train.steps=" + std::to_string(kSteps)},
+                                          2);
+    train(r, dir / ("zero" + std::to_string(zero)), comm);
+    // The trainer's only broadcast: every (f32) parameter from rank 0 at the start.
+    const int64_t params = comm->bytes["broadcast"];
+    ASSERT_GT(params, 0);
+    if (zero) {
+      EXPECT_LT(comm->bytes["all_reduce"], params / 100);
+      EXPECT_GE(comm->bytes["reduce_scatter"], kSteps * params);
+      EXPECT_LE(comm->bytes["reduce_scatter"], kSteps * params * 5 / 4) << "the regions' padding is too large";
+      EXPECT_EQ(comm->bytes["all_gather"], comm->bytes["reduce_scatter"]);
+    } else {
+      EXPECT_GE(comm->bytes["all_reduce"], kSteps * params);
+      EXPECT_EQ(comm->bytes["reduce_scatter"] + comm->bytes["all_gather"], 0);
+    }
+  }
+  world().barrier();
+  if (world().rank() == 0) fs::remove_all(dir);
 }
 
 // Not run with the others: mpi_check.sh runs it alone and expects the job to fail, not hang.

@@ -64,6 +64,21 @@ TEST(GradBuffer, KeepsAGradientThatAlreadyExists) {
   EXPECT_TRUE(all_close(p.grad(), g, 0, 0));
 }
 
+// A layout from the caller places each view (gaps stay zero); one whose views overlap is refused.
+TEST(GradBuffer, PutsViewsWhereTheLayoutSays) {
+  Tensor a = random_tensor({3}, 1, DType::f32, true), b = random_tensor({20}, 2, DType::f32, true);
+  GradBuffer buffer(FlatLayout{.params = {a, b}, .offsets = {32, 64}, .numel = 96});
+  EXPECT_EQ(buffer.flat().numel(), 96);
+  EXPECT_EQ(a.grad().offset(), 32);
+  EXPECT_EQ(b.grad().offset(), 64);
+  EXPECT_NE(testing::error_message<Error>([&] { GradBuffer(FlatLayout{.params = {a, b}, .offsets = {0, 0}, .numel = 32}); })
+                .find("overlapping"),
+            std::string::npos);
+  EXPECT_NE(testing::error_message<Error>([&] { GradBuffer(FlatLayout{.params = {a, b}, .offsets = {0, 16}, .numel = 32}); })
+                .find("past the end"),
+            std::string::npos);
+}
+
 // The master of a bf16 parameter follows exactly the trajectory of an f32 parameter that starts at
 // the same values, and the bf16 parameter is that master rounded after every step.
 template <class Opt, class Options>
