@@ -436,7 +436,7 @@ TEST(Cli, BenchTimesTrainingStepsOfEveryFamily) {
   // quickstart.yaml is the transformer baseline's.
   for (const char* recipe : {"hrm_text/tiny.yaml", "quickstart.yaml", "attractor/tiny.yaml", "sst/tiny.yaml"}) {
     const std::string path = std::string(PONDER_SOURCE_DIR) + "/recipes/" + recipe;
-    Result r = ponder("bench " + path + " --set runtime.device=cpu --set batch.global_tokens=128 --warmup 1 --steps 1 "
+    Result r = ponder("bench " + path + " --set runtime.device=cpu --set batch.global_tokens=128 --warmup 0 --steps 1 "
                       "--profile-steps 1 --json", /*with_stderr=*/false);
     ASSERT_EQ(r.status, 0) << recipe << ": " << r.output;
     const nlohmann::json j = nlohmann::json::parse(r.output);
