@@ -11,24 +11,22 @@
 // Options: --rows N --row-len N --heads N --kv-heads N --dim 64|128 --mask causal|bidirectional|prefix_lm
 //          --dtype bf16|f32 --seed N --reps N
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "backend/cuda/attention.h"
+#include "bench_support.h"
 #include "ops/ops.h"
 #include "tensor/cuda_context.h"
 
 namespace {
 
 using namespace ponder;
-using Clock = std::chrono::steady_clock;
 
 struct Options {
   int rows = 2, row_len = 4096, heads = 12, kv_heads = 12, dim = 128, reps = 20;
@@ -118,21 +116,6 @@ void print_list(const char* name, const std::vector<int>& values) {
   std::printf("]\n");
 }
 
-// Median seconds per call over `reps` calls after 3 warm-up calls, synchronising around each.
-double median_seconds(const std::function<void()>& fn, int reps) {
-  for (int i = 0; i < 3; ++i) fn();
-  cuda::synchronize(0);
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const auto start = Clock::now();
-    fn();
-    cuda::synchronize(0);
-    t.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
-  return t[t.size() / 2];
-}
-
 const char* mask_name(AttentionMask mask) {
   switch (mask) {
     case AttentionMask::causal: return "causal";
@@ -164,10 +147,14 @@ int main(int argc, char** argv) {
   const Tensor lse = Tensor::empty({o.heads, tokens}, {.dtype = DType::f32, .device = Device::cuda(0)});
   const double scale = 1.0 / std::sqrt(double(o.dim));
 
-  const double forward = median_seconds(
-      [&] { backend::cuda::attention_forward(out, lse, q, k, v, spec, scale); }, o.reps);
-  const double backward = median_seconds(
-      [&] { backend::cuda::attention_backward(dq, dk, dv, grad_out, q, k, v, out, lse, spec, scale); }, o.reps);
+  // Compute-bound: the operands are not rotated (each K/V tile is read by many query blocks anyway).
+  const double forward =
+      bench::median_ms([&](int) { backend::cuda::attention_forward(out, lse, q, k, v, spec, scale); }, 3, o.reps) / 1e3;
+  const double backward =
+      bench::median_ms(
+          [&](int) { backend::cuda::attention_backward(dq, dk, dv, grad_out, q, k, v, out, lse, spec, scale); }, 3,
+          o.reps) /
+      1e3;
 
   const double pairs = visible_pairs(packing, o.mask) * o.heads;
   const double forward_flop = 4.0 * o.dim * pairs, backward_flop = 2.5 * forward_flop;

@@ -1,30 +1,26 @@
 // GPU GEMM benchmark: bf16 TFLOP/s of ponder's linear/matmul against a raw cuBLASLt call on the same
 // shapes: the HRM-Text 1B projections (8192 tokens: two rows of 4096), the LM head, their backward
-// products, and 8192^3 as the ceiling check. Each time is the median over many reps (CUDA events
-// on ponder's compute stream) after warm-up; inputs rotate through copies totalling more than the
-// 50 MB L2, so no rep finds its operands cached. Target: ponder within 5% of raw cuBLASLt.
+// products, and 8192^3 as the ceiling check, timed as bench_support.h describes. Target: ponder
+// within 5% of raw cuBLASLt.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <vector>
 
-#include "backend/kernels.h"
+#include "bench_support.h"
 #include "ops/ops.h"
 #include "tensor/cuda_context.h"
 
 namespace {
 using namespace ponder;
+using bench::check;
 
-constexpr double kCeilingTflops = 796.0;  // H100 dense bf16 as measured in GPU.md
 constexpr int kWarmup = 10;
 constexpr int kReps = 60;
-constexpr int64_t kRotationBytes = 256ll << 20;
 constexpr uint64_t kWorkspaceBytes = 32u << 20;  // as ponder's
 
-void check(cudaError_t status, const char* what) { cuda::check(status, what); }
 void check(cublasStatus_t status, const char* what) {
   PONDER_CHECK(status == CUBLAS_STATUS_SUCCESS, DeviceError, what, ": ", cublasLtGetStatusString(status));
 }
@@ -55,20 +51,6 @@ std::vector<Problem> layer(int64_t tokens, int64_t in, int64_t out) {
 Problem square(int64_t n) {
   return {"C = A B", {n, n}, {n, n}, [](const Tensor& a, const Tensor& b) { return matmul(a, b); }, CUBLAS_OP_N,
           CUBLAS_OP_N, n, n, n};
-}
-
-// bf16 normal values on the GPU; a block drawn on the CPU is tiled over the rows (values need only
-// look like training data to the tensor cores, not be independent).
-Tensor random_device(const Shape& shape, Generator& gen) {
-  const int64_t rows = shape[0], cols = shape[1];
-  const int64_t block_rows = std::clamp<int64_t>((1 << 22) / cols, 1, rows);
-  Tensor block = randn({block_rows, cols}, gen).to(DType::bf16).to(Device::cuda(0));
-  Tensor out = Tensor::empty(shape, {DType::bf16, Device::cuda(0)});
-  for (int64_t r = 0; r < rows; r += block_rows) {
-    int64_t n = std::min(block_rows, rows - r);
-    backend::copy(out.slice(0, r, r + n), block.slice(0, 0, n));
-  }
-  return out;
 }
 
 // cuBLASLt driven directly, with the heuristic's first choice, as a user of the library would.
@@ -124,51 +106,27 @@ class RawGemm {
   Tensor workspace_;
 };
 
-// Median milliseconds of launch(rep) on `stream`, each rep between its own pair of events.
-double median_ms(const std::function<void(int)>& launch, cudaStream_t stream) {
-  for (int i = 0; i < kWarmup; ++i) launch(i);
-  std::vector<cudaEvent_t> start(kReps), stop(kReps);
-  for (int i = 0; i < kReps; ++i) {
-    check(cudaEventCreate(&start[i]), "cudaEventCreate");
-    check(cudaEventCreate(&stop[i]), "cudaEventCreate");
-  }
-  for (int i = 0; i < kReps; ++i) {
-    check(cudaEventRecord(start[i], stream), "cudaEventRecord");
-    launch(kWarmup + i);
-    check(cudaEventRecord(stop[i], stream), "cudaEventRecord");
-  }
-  check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-  std::vector<float> ms(kReps);
-  for (int i = 0; i < kReps; ++i) {
-    check(cudaEventElapsedTime(&ms[i], start[i], stop[i]), "cudaEventElapsedTime");
-    cudaEventDestroy(start[i]);
-    cudaEventDestroy(stop[i]);
-  }
-  std::nth_element(ms.begin(), ms.begin() + kReps / 2, ms.end());
-  return ms[kReps / 2];
-}
-
-void bench(const char* shape, const Problem& problem, cublasLtHandle_t handle, cudaStream_t stream) {
+void measure(const char* shape, const Problem& problem, cublasLtHandle_t handle, cudaStream_t stream) {
   Generator gen(1);
   const int64_t bytes = (problem.p.product() + problem.q.product()) * 2;
-  const int sets = static_cast<int>(std::clamp<int64_t>((kRotationBytes + bytes - 1) / bytes, 2, 16));
+  const int sets = bench::rotation_copies(bytes);
   std::vector<Tensor> ps, qs;
-  ps.push_back(random_device(problem.p, gen));
-  qs.push_back(random_device(problem.q, gen));
+  ps.push_back(bench::random_device(problem.p, DType::bf16, gen));
+  qs.push_back(bench::random_device(problem.q, DType::bf16, gen));
   for (int i = 1; i < sets; ++i) {
     ps.push_back(ps[0].clone());
     qs.push_back(qs[0].clone());
   }
   RawGemm raw(problem, handle);
   Tensor out = problem.ponder(ps[0], qs[0]);
-  double ponder_ms = median_ms([&](int i) { problem.ponder(ps[i % sets], qs[i % sets]); }, stream);
-  double raw_ms = median_ms([&](int i) { raw(ps[i % sets], qs[i % sets], out, stream); }, stream);
+  double ponder_ms = bench::median_ms([&](int i) { problem.ponder(ps[i % sets], qs[i % sets]); }, kWarmup, kReps);
+  double raw_ms = bench::median_ms([&](int i) { raw(ps[i % sets], qs[i % sets], out, stream); }, kWarmup, kReps);
   const double tflop = 2.0 * problem.m * problem.n * problem.k / 1e12;
   const double ponder_tflops = tflop / (ponder_ms / 1e3), raw_tflops = tflop / (raw_ms / 1e3);
   std::printf("%-24s %-12s %6lld %6lld %6lld %12.1f %10.1f %8.3f %9.1f%%\n", shape, problem.kind,
               static_cast<long long>(out.size(0)), static_cast<long long>(out.size(1)),
               static_cast<long long>(problem.k), ponder_tflops, raw_tflops, ponder_tflops / raw_tflops,
-              100.0 * ponder_tflops / kCeilingTflops);
+              100.0 * ponder_tflops / bench::kGemmCeilingTflops);
 }
 
 }  // namespace
@@ -191,9 +149,9 @@ int main() {
   };
   for (Layer l : {Layer{"q/k/v/o  1536->1536", d, d}, Layer{"gate/up  1536->4096", d, ffn},
                   Layer{"down     4096->1536", ffn, d}, Layer{"lm head  1536->65536", d, vocab}}) {
-    for (const Problem& p : layer(tokens, l.in, l.out)) bench(l.name, p, handle, stream);
+    for (const Problem& p : layer(tokens, l.in, l.out)) measure(l.name, p, handle, stream);
   }
-  bench("ceiling  8192^3", square(8192), handle, stream);
+  measure("ceiling  8192^3", square(8192), handle, stream);
   cublasLtDestroy(handle);
   return 0;
 }

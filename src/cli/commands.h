@@ -41,6 +41,17 @@ struct PlanArgs {
   double tokens_per_s = 0;
 };
 int plan(const PlanArgs& args);
+
+// Training throughput of a recipe on random resident data (train/benchmark.h).
+struct BenchArgs {
+  std::string recipe;
+  std::vector<std::string> overrides;
+  int64_t warmup = 2;
+  int64_t steps = 5;
+  int64_t profile_steps = 2;
+  bool json = false;  // one JSON object on stdout instead of the table
+};
+int bench(const BenchArgs& args);
 int check(const std::string& recipe, const std::vector<std::string>& overrides);
 
 struct GenerateArgs {

@@ -91,6 +91,17 @@ int main(int argc, char** argv) {
   plan_cmd->add_option("--tokens-per-s", plan_args.tokens_per_s, "Measured tokens/s per GPU")->check(CLI::NonNegativeNumber);
   add_overrides(plan_cmd, plan_args.overrides);
 
+  BenchArgs bench_args;
+  CLI::App* bench_cmd = app.add_subcommand("bench", "Time training steps of a recipe on random data: tokens/s, TFLOP/s, "
+                                           "peak memory, time by phase");
+  bench_cmd->add_option("recipe", bench_args.recipe, "Recipe YAML file")->required()->check(CLI::ExistingFile);
+  add_overrides(bench_cmd, bench_args.overrides);
+  bench_cmd->add_option("--warmup", bench_args.warmup, "Untimed steps first")->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+  bench_cmd->add_option("--steps", bench_args.steps, "Timed steps")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  bench_cmd->add_option("--profile-steps", bench_args.profile_steps, "Steps timed op by op for the breakdown (0 = none)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+  bench_cmd->add_flag("--json", bench_args.json, "Print one JSON object instead of the table");
+
   std::string check_recipe;
   std::vector<std::string> check_overrides;
   CLI::App* check_cmd = app.add_subcommand("check", "Validate a recipe without running it");
@@ -145,6 +156,7 @@ int main(int argc, char** argv) {
   if (*generate_cmd) return generate(generate_args);
   if (*eval_cmd) return eval(eval_args);
   if (*plan_cmd) return plan(plan_args);
+  if (*bench_cmd) return bench(bench_args);
   if (*check_cmd) return check(check_recipe, check_overrides);
   if (*prepare_cmd) return data_prepare(prepare_args);
   if (*inspect_cmd) return data_inspect(inspect_args);

@@ -1,9 +1,10 @@
-// ponder export / plan / check.
+// ponder export / plan / bench / check.
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "cli/errors.h"
 #include "data/tasks/task.h"
+#include "train/benchmark.h"
 #include "train/export.h"
 #include "train/plan.h"
 
@@ -31,6 +32,18 @@ int plan(const PlanArgs& args) {
     o.tokens_per_s_per_gpu = args.tokens_per_s;
     o.gpu_hour_price = args.gpu_hour_price;
     std::fputs(train::format_plan(recipe, o, train::make_plan(recipe, o)).c_str(), stdout);
+    return 0;
+  });
+}
+
+int bench(const BenchArgs& args) {
+  return guarded([&](Phase& phase) {
+    io::Recipe recipe = io::load_recipe(args.recipe, args.overrides);
+    phase.running();
+    const train::BenchOptions options{.warmup_steps = args.warmup, .steps = args.steps, .profile_steps = args.profile_steps};
+    const train::BenchResult result = train::benchmark_training(recipe, options);
+    const std::string report = args.json ? train::bench_json(result, options).dump(2) + "\n" : train::format_bench(result, options);
+    std::fputs(report.c_str(), stdout);
     return 0;
   });
 }

@@ -141,6 +141,10 @@ std::shared_ptr<models::LanguageModel> build_model(const io::ModelConfig& config
   return std::visit(Builder{seed}, config);
 }
 
+int64_t vocab_size(const io::ModelConfig& config) {
+  return std::visit([](const auto& c) { return c.vocab_size; }, config);
+}
+
 ModelCost model_cost(const io::ModelConfig& config, int64_t seq_len) { return std::visit(Coster{seq_len}, config); }
 
 }  // namespace ponder::train

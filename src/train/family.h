@@ -12,6 +12,8 @@ namespace ponder::train {
 
 std::shared_ptr<models::LanguageModel> build_model(const io::ModelConfig& config, uint64_t seed);
 
+int64_t vocab_size(const io::ModelConfig& config);
+
 struct ModelCost {
   int64_t parameters = 0;
   // Model FLOPs per token with rows of seq_len tokens: every matmul of the forward pass, the LM

@@ -31,16 +31,12 @@ DType resolve_precision(const io::Recipe& r, Device device) {
 
 namespace {
 
-int64_t vocab_of(const io::ModelConfig& c) {
-  return std::visit([](const auto& m) { return m.vocab_size; }, c);
-}
-
 int rank_of(const TrainContext& ctx) { return ctx.comm->rank(); }
 
 void attach_task(TrainContext& ctx, const io::Recipe& r) {
   auto task = std::shared_ptr<const data::Task>(data::make_task(r.data.task));
   auto tokenizer = std::make_shared<data::CharTokenizer>();
-  PONDER_CHECK(vocab_of(r.model) >= tokenizer->vocab_size(), io::ConfigError, "model.vocab_size: ", vocab_of(r.model),
+  PONDER_CHECK(vocab_size(r.model) >= tokenizer->vocab_size(), io::ConfigError, "model.vocab_size: ", vocab_size(r.model),
                " is smaller than the ", tokenizer->vocab_size(), " tokens of the character tokenizer that data.task uses");
   auto stream = std::make_shared<data::TaskStream>(task, r.runtime.seed, r.data.task_eval_examples);
   if (rank_of(ctx) == 0) {
@@ -60,7 +56,7 @@ void save_shard_tokenizer(const std::vector<std::string>& sources, const std::fi
 
 void attach_shards(TrainContext& ctx, const io::Recipe& r) {
   auto train = std::make_shared<const data::Dataset>(paths(r.data.train), data::TokenCheck::on_read);
-  PONDER_CHECK(vocab_of(r.model) >= train->vocab_size(), io::ConfigError, "model.vocab_size: ", vocab_of(r.model),
+  PONDER_CHECK(vocab_size(r.model) >= train->vocab_size(), io::ConfigError, "model.vocab_size: ", vocab_size(r.model),
                " is smaller than the shards' vocabulary of ", train->vocab_size());
   if (rank_of(ctx) == 0) {
     std::filesystem::create_directories(ctx.run_dir / "tokenizer");

@@ -1,5 +1,6 @@
 target_sources(ponder_core PRIVATE
   train/backbone.cpp
+  train/benchmark.cpp
   train/checkpoint.cpp
   train/export.cpp
   train/family.cpp

@@ -49,7 +49,6 @@ class Trainer {
   const TrainerState& state() const { return state_; }
   models::LanguageModel& model() { return *ctx_.model; }
 
- private:
   struct StepResult {
     double loss = 0;
     double grad_norm = 0;
@@ -57,8 +56,11 @@ class Trainer {
     std::string first_non_finite;
     double exposed_comm_s = 0;  // waiting for the gradient all-reduce (or reduce-scatter) after backward
   };
-
+  // One optimizer step without logging, evaluation or checkpoints (run() calls it; so does the
+  // training benchmark, which times it).
   StepResult train_step();
+
+ private:
   void log_step(const StepResult& r, double seconds);
   void evaluate();
   void save_checkpoint();

@@ -427,4 +427,45 @@ TEST(Cli, PlanPrintsTheBudget) {
   EXPECT_NE(r.output.find("cost"), std::string::npos);
 }
 
+// ponder bench on CPU with tiny shapes, for every family: the numbers exist, add up (the phases'
+// kernel times and the idle time fill the profiled step, never more) and HRM-Text runs at bp 5.
+TEST(Cli, BenchTimesTrainingStepsOfEveryFamily) {
+  const char* keys[] = {"family", "device", "dtype", "parameters", "tokens_per_step", "backprop_depth", "step_s",
+                        "tokens_per_s", "flops_per_token", "tflops", "mfu", "peak_bytes", "breakdown"};
+  const char* phases[] = {"gemm_s", "attention_s", "norm_elementwise_s", "loss_s", "optimizer_s"};
+  // quickstart.yaml is the transformer baseline's.
+  for (const char* recipe : {"hrm_text/tiny.yaml", "quickstart.yaml", "attractor/tiny.yaml", "sst/tiny.yaml"}) {
+    const std::string path = std::string(PONDER_SOURCE_DIR) + "/recipes/" + recipe;
+    Result r = ponder("bench " + path + " --set runtime.device=cpu --set batch.global_tokens=128 --warmup 0 --steps 1 "
+                      "--profile-steps 1 --json", /*with_stderr=*/false);
+    ASSERT_EQ(r.status, 0) << recipe << ": " << r.output;
+    const nlohmann::json j = nlohmann::json::parse(r.output);
+    for (const char* key : keys) EXPECT_TRUE(j.contains(key)) << recipe << " lacks " << key;
+    EXPECT_GT(j["tokens_per_s"].get<double>(), 0) << recipe;
+    EXPECT_GT(j["tflops"].get<double>(), 0) << recipe;
+    EXPECT_EQ(j["tokens_per_step"], 128) << recipe;
+    const nlohmann::json& b = j["breakdown"];
+    double kernels = 0;
+    for (const char* phase : phases) {
+      ASSERT_TRUE(b.contains(phase)) << recipe << " lacks breakdown." << phase;
+      kernels += b[phase].get<double>();
+    }
+    EXPECT_GT(b["gemm_s"].get<double>(), 0) << recipe;
+    EXPECT_GT(b["loss_s"].get<double>(), 0) << recipe;
+    EXPECT_GT(b["optimizer_s"].get<double>(), 0) << recipe;
+    EXPECT_LE(kernels, b["step_s"].get<double>()) << recipe;
+    EXPECT_NEAR(kernels + b["idle_s"].get<double>(), b["step_s"].get<double>(), 1e-9) << recipe;
+    EXPECT_EQ(j["backprop_depth"], std::string(recipe) == "hrm_text/tiny.yaml" ? 5 : 0) << recipe;
+  }
+  Result table = ponder(std::string("bench ") + PONDER_SOURCE_DIR + "/recipes/hrm_text/tiny.yaml --set runtime.device=cpu "
+                        "--set batch.global_tokens=128 --warmup 0 --steps 1 --profile-steps 1");
+  ASSERT_EQ(table.status, 0) << table.output;
+  for (const char* label : {"tokens/s", "model TFLOP/s", "MFU", "peak memory", "gemm", "optimizer", "idle"})
+    EXPECT_NE(table.output.find(label), std::string::npos) << label << " missing from\n" << table.output;
+  EXPECT_EQ(ponder(std::string("bench ") + PONDER_SOURCE_DIR + "/recipes/hrm_text/tiny.yaml --steps 0").status, 2);
+  Result bad = ponder(std::string("bench ") + PONDER_SOURCE_DIR + "/recipes/hrm_text/tiny.yaml --set optim.lr=fast");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_EQ(first_line(bad.output).rfind("ponder: optim.lr:", 0), 0u) << bad.output;
+}
+
 }  // namespace

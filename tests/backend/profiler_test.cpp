@@ -1,0 +1,69 @@
+// The op profiler behind `ponder bench`: CPU dispatches timed and summed by phase, nothing
+// counted outside a profiler's life, a dispatch inside another counted once.
+#include "backend/profiler.h"
+
+#include <gtest/gtest.h>
+
+#include "ops/ops.h"
+#include "tensor/error.h"
+
+namespace ponder {
+namespace {
+
+using backend::OpPhase;
+using backend::OpProfiler;
+
+double seconds(const backend::PhaseSeconds& s, OpPhase phase) { return s[static_cast<int>(phase)]; }
+
+TEST(OpProfiler, ClassifiesKernelsByName) {
+  EXPECT_EQ(backend::op_phase_of("linear"), OpPhase::gemm);
+  EXPECT_EQ(backend::op_phase_of("linear_backward"), OpPhase::gemm);
+  EXPECT_EQ(backend::op_phase_of("matmul"), OpPhase::gemm);
+  EXPECT_EQ(backend::op_phase_of("attention_backward"), OpPhase::attention);
+  EXPECT_EQ(backend::op_phase_of("cross_entropy_forward"), OpPhase::loss);
+  EXPECT_EQ(backend::op_phase_of("adam_atan2_update_list"), OpPhase::optimizer);
+  EXPECT_EQ(backend::op_phase_of("ema_update"), OpPhase::optimizer);
+  EXPECT_EQ(backend::op_phase_of("sum_of_squares_list"), OpPhase::optimizer);
+  EXPECT_EQ(backend::op_phase_of("add_rms_norm_forward"), OpPhase::norm_elementwise);
+  EXPECT_EQ(backend::op_phase_of("binary"), OpPhase::norm_elementwise);
+}
+
+TEST(OpProfiler, SumsCpuDispatchesByPhaseUntilCollected) {
+  Generator gen(1);
+  Tensor a = randn({256, 256}, gen), b = randn({256, 256}, gen);
+  matmul(a, b);  // before any profiler: not counted anywhere
+  OpProfiler profiler(Device::cpu());
+  matmul(a, b);
+  Tensor c = a + b;
+  const backend::PhaseSeconds s = profiler.collect();
+  EXPECT_GT(seconds(s, OpPhase::gemm), 0);
+  EXPECT_GT(seconds(s, OpPhase::norm_elementwise), 0);
+  EXPECT_EQ(seconds(s, OpPhase::attention), 0);
+  EXPECT_EQ(seconds(s, OpPhase::loss), 0);
+  EXPECT_EQ(seconds(s, OpPhase::optimizer), 0);
+  for (double t : profiler.collect()) EXPECT_EQ(t, 0);  // collect() starts over
+}
+
+TEST(OpProfiler, CountsANestedDispatchOnceAsTheOuterOne) {
+  Generator gen(1);
+  Tensor a = randn({256, 256}, gen), b = randn({256, 256}, gen);
+  OpProfiler profiler(Device::cpu());
+  profiler.begin("matmul");
+  Tensor c = a + b;  // dispatched inside the "matmul" bracket
+  profiler.end();
+  const backend::PhaseSeconds s = profiler.collect();
+  EXPECT_GT(seconds(s, OpPhase::gemm), 0);
+  EXPECT_EQ(seconds(s, OpPhase::norm_elementwise), 0);
+}
+
+TEST(OpProfiler, OnePerThreadAtATime) {
+  {
+    OpProfiler profiler(Device::cpu());
+    EXPECT_THROW(OpProfiler second(Device::cpu()), ValueError);
+  }
+  OpProfiler again(Device::cpu());  // the first one's end made room
+  for (double t : again.collect()) EXPECT_EQ(t, 0);
+}
+
+}  // namespace
+}  // namespace ponder
