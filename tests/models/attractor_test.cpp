@@ -180,7 +180,9 @@ int64_t step_peak_bytes(int max_iter, solvers::BackwardMode backward) {
   const int64_t peak = memory_stats(Device::cpu()).peak_bytes - before;
   const std::map<std::string, double> metrics = m.take_step_metrics();
   EXPECT_EQ(metrics.at("fp_fwd_iters"), max_iter);
-  if (backward == solvers::BackwardMode::anderson) EXPECT_EQ(metrics.at("fp_bwd_iters"), max_iter);
+  if (backward == solvers::BackwardMode::anderson) {
+    EXPECT_EQ(metrics.at("fp_bwd_iters"), max_iter);
+  }
   return peak;
 }
 
