@@ -205,8 +205,10 @@ Tensor Sst::deliberate(const Tensor& x, const Tensor& positions, const Attention
     }
   }
   for (size_t l = 0; l < states.size(); ++l) states[l] = narrow(produced[l], 0, n - 1, 1);  // committed
-  ++deliberated_blocks_;
-  deliberation_iterations_ += iteration;
+  if (iterations_ > 1) {  // depth 1 is plain decoding, not deliberation
+    ++deliberated_blocks_;
+    deliberation_iterations_ += iteration;
+  }
   return h;
 }
 

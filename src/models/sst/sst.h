@@ -114,7 +114,7 @@ class Sst : public Transformer {
   std::vector<EvalDepth> eval_depths() const override;
   void set_eval_depth(const std::string& label) override;
   // "sst_deliberation_iters": the mean iterations a block ran since the last call (early stops
-  // show as less than the depth); empty when nothing deliberated.
+  // show as less than the depth); empty when nothing deliberated (depth 1).
   std::map<std::string, double> take_step_metrics() override;
   const SstConfig& sst_config() const { return config_; }
 
