@@ -279,6 +279,16 @@ TEST(Sst, DeliberationStopsEarlyWhenStatesSettleAndReportsTheIterations) {
   never.logits(two_samples());
   EXPECT_EQ(never.take_step_metrics(), (std::map<std::string, double>{{"sst_deliberation_iters", 4.0}}));
   EXPECT_TRUE(never.take_step_metrics().empty());  // taking resets the count
+  for (const std::string depth : {"1", "4"}) {  // generation too, where depth 1 is plain decoding
+    settles.set_eval_depth(depth);
+    DecodeCache cache;
+    settles.next_token_logits(tensor({1, 2, 3}, {3}, {.dtype = DType::i64}), cache);
+    settles.next_token_logits(tensor({4}, {1}, {.dtype = DType::i64}), cache);
+    const std::map<std::string, double> metrics = settles.take_step_metrics();
+    EXPECT_EQ(metrics, (depth == "1" ? std::map<std::string, double>{}
+                                     : std::map<std::string, double>{{"sst_deliberation_iters", 2.0}}))
+        << depth;
+  }
 }
 
 TEST(Sst, LearnsToReverseASequenceOnTheCpu) {
