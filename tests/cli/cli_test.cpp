@@ -288,13 +288,15 @@ TEST(Cli, SstExportGeneratesAndEvaluatesLikeItsRun) {
   EXPECT_EQ(ponder("generate " + out + greedy, false).output, from_run.output);
   write_lines(dir / "pairs.jsonl", {R"({"instruction": "reverse:123", "response": "321", "task": "reverse"})"});
   const std::string json_out = (dir / "eval.json").string();
-  r = ponder("eval " + out + " --data " + (dir / "pairs.jsonl").string() + " --depths --json " + json_out, false);
+  r = ponder("eval " + out + " --data " + (dir / "pairs.jsonl").string() + " --depths --examples 1 --json " + json_out, false);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("sst_deliberation_iters=4"), std::string::npos) << r.output;
   const nlohmann::json j = nlohmann::json::parse(std::ifstream(json_out));
   EXPECT_EQ(j["family"], "sst");
   ASSERT_EQ(j["depths"].size(), 3u);
   EXPECT_EQ(j["depths"][1]["depth"], "2");
+  EXPECT_EQ(j["depths"][1]["compute"], 1.0);  // the recipe's depth
+  EXPECT_NE(r.output.find("examples at depth 2:"), std::string::npos) << r.output;
   EXPECT_EQ(j["depths"][1]["model_metrics"]["sst_deliberation_iters"], 2.0);
   fs::remove_all(dir);
 }

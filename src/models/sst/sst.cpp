@@ -255,7 +255,10 @@ Tensor Sst::next_token_logits(const Tensor& tokens, DecodeCache& cache) {
 }
 
 std::vector<EvalDepth> Sst::eval_depths() const {
-  return {{"1", 1.0}, {"2", 2.0}, {"4", 4.0}};  // each iteration runs the whole stack once more
+  // Each iteration runs the whole stack once more: the cost scales with the iterations (at most,
+  // with an early stop).
+  const double trained = double(config_.deliberation);
+  return {{"1", 1 / trained}, {"2", 2 / trained}, {"4", 4 / trained}};
 }
 
 void Sst::set_eval_depth(const std::string& label) {

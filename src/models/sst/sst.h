@@ -110,7 +110,7 @@ class Sst : public Transformer {
   // The prompt is one block (a causal prompt deliberating above depth 1: one block per token);
   // every later token continues each layer's state from cache.states (sized on the prompt).
   Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache) override;
-  // Deliberation depths "1", "2", "4"; compute counts the stack passes against one.
+  // Deliberation depths "1", "2", "4"; compute is their stack passes over the trained depth's.
   std::vector<EvalDepth> eval_depths() const override;
   void set_eval_depth(const std::string& label) override;
   // "sst_deliberation_iters": the mean iterations a block ran since the last call (early stops
