@@ -25,6 +25,11 @@ void KVCache::append(const Tensor& k, const Tensor& v) {
   length_ += n;
 }
 
+void KVCache::truncate(int64_t length) {
+  PONDER_CHECK(length >= 0 && length <= length_, ValueError, "KVCache: cannot truncate ", length_, " tokens to ", length);
+  length_ = length;
+}
+
 void KVCache::grow(int64_t needed, const Tensor& like) {
   const int64_t capacity = std::max(needed, k_.defined() ? 2 * k_.size(0) : int64_t(0));
   const Shape shape{capacity, like.size(1), like.size(2)};

@@ -13,6 +13,9 @@ class KVCache {
   // when full, so appending one token at a time copies each entry a constant number of times on
   // average instead of once per step.
   void append(const Tensor& k, const Tensor& v);
+  // Keeps only the first `length` tokens, so the next append overwrites the rest in place (SST's
+  // deliberation recomputes the newest tokens' keys and values).
+  void truncate(int64_t length);
   // Every cached key or value: views [length, kv_heads, head_dim].
   Tensor keys() const;
   Tensor values() const;

@@ -7,6 +7,7 @@
 #include "io/errors.h"
 #include "io/safetensors.h"
 #include "ops/cast.h"
+#include "models/sst/sst.h"
 #include "train/checkpoint.h"
 
 namespace ponder::train {
@@ -38,8 +39,16 @@ struct HfConfig {
             {"torch_dtype", dtype == DType::bf16 ? "bfloat16" : "float32"}};
   }
 
-  nlohmann::json operator()(const models::SstConfig&) const {
-    fail<ValueError>("export: the sst family has no transformers layout yet; its checkpoints load with ponder only");
+  // The backbone as LlamaForCausalLM (the adapters merged) and what the state stream needs in
+  // "sst": transformers runs the backbone alone and ignores blend_theta; the recurrence needs ponder.
+  nlohmann::json operator()(const models::SstConfig& c) const {
+    nlohmann::json config = (*this)(static_cast<const models::TransformerConfig&>(c));
+    config["sst"] = {{"alpha_min", c.alpha_min},
+                     {"alpha_max", c.alpha_max},
+                     {"state", c.state_is_output ? "output" : "ffn"},
+                     {"deliberation", c.deliberation},
+                     {"deliberation_tol", c.deliberation_tol}};
+    return config;
   }
 
   // transformers' HrmTextConfig keeps num_hidden_layers as one KV-cache slot per attention call
@@ -97,6 +106,23 @@ struct HfConfig {
   }
 };
 
+// The weights to export: the checkpoint's, its EMA ones where asked for, and an SST's LoRA
+// adapters folded into their projections.
+std::map<std::string, Tensor> weights_to_export(const LoadedCheckpoint& c, const io::Recipe& recipe, bool ema) {
+  std::map<std::string, Tensor> weights = c.model;
+  if (ema) {
+    for (const auto& [name, t] : c.ema) weights[name] = t;
+  }
+  const auto* sst = std::get_if<models::SstConfig>(&recipe.model);
+  if (!sst || sst->lora_rank == 0) return weights;
+  models::Sst model(*sst);
+  model.load_state_dict(weights);
+  model.merge_adapters();
+  weights.clear();
+  for (auto& [name, t] : model.state_dict()) weights[name] = t;
+  return weights;
+}
+
 void write_json(const fs::path& path, const nlohmann::json& j) {
   std::string text = j.dump(2) + "\n";
   io::AtomicFile f(path);
@@ -131,7 +157,6 @@ ExportResult export_model(const fs::path& source, const fs::path& out_dir, const
   nlohmann::json config = hf_config(recipe, o.dtype);  // refuses unexportable models before writing
   PONDER_CHECK(!o.ema || !c.ema.empty(), ValueError, "export: --ema asked for, but ", result.checkpoint.string(),
                " has no EMA weights (the recipe kept none)");
-  const auto& weights = o.ema ? c.ema : c.model;
   // The tokenizer is described before anything is written, so one transformers cannot load is refused.
   std::unique_ptr<data::Tokenizer> tokenizer = run_tokenizer(result.checkpoint);
   nlohmann::json hf_tokenizer;
@@ -148,9 +173,8 @@ ExportResult export_model(const fs::path& source, const fs::path& out_dir, const
   // Shards of at most shard_bytes, in name order; one shard is written as model.safetensors.
   std::vector<io::NamedTensors> shards(1);
   int64_t bytes = 0;
-  for (const auto& [name, t] : c.model) {
-    auto it = weights.find(name);
-    Tensor w = (it != weights.end() ? it->second : t).to(o.dtype);
+  for (const auto& [name, t] : weights_to_export(c, recipe, o.ema)) {
+    Tensor w = t.to(o.dtype);
     const int64_t size = w.numel() * int64_t(element_size(o.dtype));
     if (bytes > 0 && bytes + size > o.shard_bytes) {
       shards.emplace_back();

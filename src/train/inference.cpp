@@ -55,6 +55,26 @@ models::TransformerConfig llama_config(const ConfigFields& f) {
           .tie_embeddings = f.get<bool>("tie_word_embeddings")};
 }
 
+// An SST export (train/export.cpp): the merged LlamaForCausalLM backbone, no adapters, and the
+// state stream's settings from the "sst" section.
+models::SstConfig sst_config(const ConfigFields& f) {
+  models::SstConfig c;
+  static_cast<models::TransformerConfig&>(c) = llama_config(f);
+  const json section = f.get<json>("sst");
+  const std::string origin = f.origin + " (sst)";
+  const ConfigFields sst{section, origin};
+  const std::string state = sst.get<std::string>("state");
+  PONDER_CHECK(state == "ffn" || state == "output", io::FormatError, origin, ": \"state\" is \"", state,
+               "\"; ponder builds \"ffn\" or \"output\"");
+  c.alpha_min = sst.get<double>("alpha_min");
+  c.alpha_max = sst.get<double>("alpha_max");
+  c.state_is_output = state == "output";
+  c.deliberation = sst.get<int64_t>("deliberation");
+  c.deliberation_tol = sst.get<double>("deliberation_tol");
+  if (auto problem = models::find_problem(c)) fail<io::FormatError>(origin, ": \"", problem->key, "\": ", problem->message);
+  return c;
+}
+
 models::HrmTextConfig hrm_text_config(const ConfigFields& f) {
   f.expect("hidden_act", "silu");
   f.expect("attention_bias", false);
@@ -207,6 +227,7 @@ std::vector<int32_t> encode_prompt(const InferenceModel& m, const std::string& i
 io::ModelConfig model_config_from_hf(const json& config, const std::string& origin) {
   const ConfigFields fields{config, origin};
   const std::string type = fields.get<std::string>("model_type");
+  if (type == "llama" && config.contains("sst")) return sst_config(fields);
   if (type == "llama") return llama_config(fields);
   if (type == "hrm_text") return hrm_text_config(fields);
   if (type == "ponder_attractor") return attractor_config(fields);

@@ -139,6 +139,7 @@ std::vector<DepthScore> evaluate_depths(InferenceModel& m, const EvalSet& set, b
   for (const models::EvalDepth& d : depths) {
     DepthScope scope(*m.model, d.label);
     DepthScore s = score(m, set, device);
+    s.model_metrics = m.model->take_step_metrics();
     s.depth = d.label.empty() ? "trained" : d.label;
     s.compute = d.compute;
     scores.push_back(s);
@@ -155,9 +156,14 @@ std::string depth_table(const std::vector<DepthScore>& scores) {
       std::snprintf(em, sizeof em, "%5.1f%% (%lld/%lld)", 100 * *s.exact_match, static_cast<long long>(s.correct),
                     static_cast<long long>(s.answered));
     }
-    std::snprintf(line, sizeof line, "%-12s %8.2f %9.4f %11.3f  %s\n", s.depth.c_str(), s.compute, s.loss,
+    std::snprintf(line, sizeof line, "%-12s %8.2f %9.4f %11.3f  %s", s.depth.c_str(), s.compute, s.loss,
                   s.perplexity, em);
     out += line;
+    for (const auto& [name, value] : s.model_metrics) {
+      std::snprintf(line, sizeof line, "  %s=%.4g", name.c_str(), value);
+      out += line;
+    }
+    out += "\n";
   }
   return out;
 }
@@ -177,7 +183,7 @@ json depth_json(const std::vector<DepthScore>& scores) {
   for (const DepthScore& s : scores) {
     depths.push_back({{"depth", s.depth}, {"compute", s.compute}, {"loss", s.loss}, {"perplexity", s.perplexity},
                       {"exact_match", s.exact_match ? json(*s.exact_match) : json(nullptr)},
-                      {"correct", s.correct}, {"answered", s.answered}});
+                      {"correct", s.correct}, {"answered", s.answered}, {"model_metrics", s.model_metrics}});
   }
   return depths;
 }

@@ -50,13 +50,17 @@ struct DepthScore {
     bool correct;
   };
   std::vector<Answer> answers;  // of every instruction pair, in order (pointing into the EvalSet)
+  // What the family counted while scoring (take_step_metrics), e.g. SST's mean deliberation
+  // iterations, which fall below the depth when its early stop settles.
+  std::map<std::string, double> model_metrics;
 };
 
 // The trained depth only, or with `sweep` every depth of model.eval_depths() (the trained one
 // alone when the family has none). The model is left at its trained depth.
 std::vector<DepthScore> evaluate_depths(InferenceModel& model, const EvalSet& set, bool sweep, Device device);
 
-// The table `ponder eval` prints: depth, relative compute, loss, perplexity, exact match.
+// The table `ponder eval` prints: depth, relative compute, loss, perplexity, exact match, then
+// the model's metrics as name=value.
 std::string depth_table(const std::vector<DepthScore>& scores);
 nlohmann::json depth_json(const std::vector<DepthScore>& scores);
 // The first `count` answers of a score beside their references, one line each.

@@ -272,6 +272,35 @@ TEST(Cli, DataPrepareThenInspect) {
   fs::remove_all(dir);
 }
 
+// An SST run with adapters exports as a Llama backbone plus its blends; generate and eval run the
+// export as the SST it was, deliberation depths included.
+TEST(Cli, SstExportGeneratesAndEvaluatesLikeItsRun) {
+  fs::path dir = ponder::testing::scratch_dir("cli_sst");
+  std::string recipe = kTiny;
+  recipe.replace(recipe.find("family: transformer"), 19, "family: sst, deliberation: 2, lora: {rank: 2}");
+  const std::string run = (dir / "run").string(), out = (dir / "out").string();
+  ASSERT_EQ(ponder("train " + write_recipe(dir, recipe).string() + " -o " + run).status, 0);
+  Result r = ponder("export " + run + " -o " + out + " --dtype f32");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string greedy = " --prompt reverse:1234 --max-new-tokens 8";
+  const Result from_run = ponder("generate " + run + greedy, false);
+  ASSERT_EQ(from_run.status, 0) << from_run.output;
+  EXPECT_EQ(ponder("generate " + out + greedy, false).output, from_run.output);
+  write_lines(dir / "pairs.jsonl", {R"({"instruction": "reverse:123", "response": "321", "task": "reverse"})"});
+  const std::string json_out = (dir / "eval.json").string();
+  r = ponder("eval " + out + " --data " + (dir / "pairs.jsonl").string() + " --depths --examples 1 --json " + json_out, false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("sst_deliberation_iters=4"), std::string::npos) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(std::ifstream(json_out));
+  EXPECT_EQ(j["family"], "sst");
+  ASSERT_EQ(j["depths"].size(), 3u);
+  EXPECT_EQ(j["depths"][1]["depth"], "2");
+  EXPECT_EQ(j["depths"][1]["compute"], 1.0);  // the recipe's depth
+  EXPECT_NE(r.output.find("examples at depth 2:"), std::string::npos) << r.output;
+  EXPECT_EQ(j["depths"][1]["model_metrics"]["sst_deliberation_iters"], 2.0);
+  fs::remove_all(dir);
+}
+
 TEST(Cli, GenerateFromARunAndItsExport) {
   fs::path dir = ponder::testing::scratch_dir("cli_generate");
   const std::string run = (dir / "run").string(), out = (dir / "out").string();

@@ -74,16 +74,12 @@ TEST(Sst, SequentialModeGradcheck) {
   const Tensor a = random_tensor({5, 3}, 1, DType::f64, true), theta = random_tensor({3}, 2, DType::f64, true);
   const Tensor w = random_tensor({3, 3}, 3, DType::f64, true);
   for (bool state_is_output : {false, true}) {
-    for (int64_t iterations : {1, 2}) {
-      EXPECT_TRUE(gradcheck(
-          [&](const TensorList& in) {
-            Tensor state;
-            return stream_sequential(in[0], alpha_of(in[1]), kStarts, tanh_ffn(in[2]),
-                                     {.state_is_output = state_is_output, .iterations = iterations}, state);
-          },
-          {a, theta, w}))
-          << state_is_output << " " << iterations;
-    }
+    EXPECT_TRUE(gradcheck(
+        [&](const TensorList& in) {
+          return stream_sequential(in[0], alpha_of(in[1]), kStarts, tanh_ffn(in[2]), state_is_output).output;
+        },
+        {a, theta, w}))
+        << state_is_output;
   }
 }
 
@@ -140,10 +136,11 @@ TEST(Sst, NoStateLeaksAcrossPackedSamples) {
   m.to(DType::f64);  // so that only a leak, not float rounding, separates the two
   NoGrad no_grad;
   const PackedBatch alone = data::pack_rows({{{{6}, {7, 8, 9}}}}, {.row_len = 3});
-  for (bool training : {true, false}) {
-    m.train(training);
+  for (const std::string depth : {"train", "1", "2"}) {  // training, then evaluation without and with deliberation
+    m.train(depth == "train");
+    if (depth != "train") m.set_eval_depth(depth);
     const Tensor packed = narrow(m.logits(two_samples()), 0, 4, 3);  // after the first sample's 4 inputs
-    EXPECT_TRUE(testing::all_close(packed, m.logits(alone), 1e-10, 1e-12)) << "training " << training;
+    EXPECT_TRUE(testing::all_close(packed, m.logits(alone), 1e-10, 1e-12)) << "depth " << depth;
   }
 }
 
@@ -195,16 +192,103 @@ TEST(Sst, DeliberationDepthOneIsPlainSequentialDecoding) {
   EXPECT_EQ(labels, (std::vector<std::string>{"1", "2", "4"}));
 }
 
-TEST(Sst, DeliberationStopsEarlyWhenStatesSettle) {
-  SstConfig c = tiny(0.3, 0.9);
-  c.deliberation_tol = 1e9;  // every second iteration counts as settled
-  Sst m(c);
+// Deliberation written out for one sequence with a PrefixLM prompt of `prompt` tokens: the prompt
+// as one block, then each token alone; a block runs the stack `depth` times, iteration 1 blending
+// with the states the previous block committed, later ones with the block's own states from the
+// iteration before. No KV cache: each attention runs over the committed layer inputs of the earlier
+// blocks and the block's current ones.
+Tensor deliberation_loop(const Sst& m, const std::vector<int32_t>& ids, int64_t prompt, int64_t depth) {
+  const int64_t layers = 2, n = int64_t(ids.size());
+  const PackedBatch whole = whole_sequence(ids, prompt);
+  std::vector<Tensor> committed_inputs(layers), committed_states(layers, zeros({1, 16}, {.dtype = DType::f64}));
+  TensorList rows;
+  for (int64_t first = 0, size = prompt; first < n; first += size, size = 1) {
+    const PackedBatch so_far = whole_sequence(std::vector<int32_t>(ids.begin(), ids.begin() + first + size), prompt);
+    const Tensor x = m.model->embed_tokens->forward(narrow(whole.tokens, 0, first, size));
+    std::vector<Tensor> own(layers), inputs(layers);
+    Tensor h;
+    for (int64_t i = 0; i < depth; ++i) {
+      h = x;
+      std::vector<Tensor> produced(layers);
+      for (int64_t l = 0; l < layers; ++l) {
+        const nn::TransformerBlock& block = (*m.model->layers)[size_t(l)];
+        inputs[size_t(l)] = h;
+        const Tensor seen = first == 0 ? h : cat({committed_inputs[size_t(l)], h}, 0);
+        const Tensor attended =
+            seen + block.self_attn->forward(block.input_layernorm->forward(seen), so_far.positions, so_far.attn);
+        const Tensor a = narrow(attended, 0, first, size), alpha = m.alpha(l);
+        TensorList outputs, states;
+        Tensor previous = committed_states[size_t(l)];
+        for (int64_t t = 0; t < size; ++t) {
+          if (i > 0) previous = narrow(own[size_t(l)], 0, t, 1);
+          const Tensor b = (1.0 - alpha) * narrow(a, 0, t, 1) + alpha * previous;
+          const Tensor f = block.mlp->forward(block.post_attention_layernorm->forward(b));
+          outputs.push_back(b + f);
+          states.push_back(f);
+          previous = f;
+        }
+        h = cat(outputs, 0);
+        produced[size_t(l)] = cat(states, 0);
+      }
+      own = produced;
+    }
+    for (int64_t l = 0; l < layers; ++l) {
+      const Tensor& in = inputs[size_t(l)];
+      committed_inputs[size_t(l)] = first == 0 ? in : cat({committed_inputs[size_t(l)], in}, 0);
+      committed_states[size_t(l)] = narrow(own[size_t(l)], 0, size - 1, 1);
+    }
+    rows.push_back(h);
+  }
+  return m.lm_head->forward(m.model->norm->forward(cat(rows, 0)));
+}
+
+TEST(Sst, DeliberationEqualsAWholeStackLoopWrittenHere) {
+  Sst m(tiny(0.3, 0.9));
+  m.to(DType::f64);
   m.train(false);
   NoGrad no_grad;
-  m.set_eval_depth("2");
-  const std::vector<float> two = m.logits(two_samples()).to_vector<float>();
-  m.set_eval_depth("4");
-  EXPECT_EQ(m.logits(two_samples()).to_vector<float>(), two);
+  copy_(m.blend_theta, random_tensor({2, 16}, 9));
+  const std::vector<int32_t> ids = {1, 2, 3, 4, 5, 6};
+  for (int64_t prompt : {1, 3}) {  // a prompt of one token: every position is its own block
+    for (int64_t depth : {1, 2, 4}) {
+      m.set_eval_depth(std::to_string(depth));
+      const Tensor expected = deliberation_loop(m, ids, prompt, depth);
+      EXPECT_TRUE(testing::all_close(m.logits(whole_sequence(ids, prompt)), expected, 1e-10, 1e-12))
+          << "prompt " << prompt << ", depth " << depth;
+    }
+  }
+}
+
+TEST(Sst, DeliberationStopsEarlyWhenStatesSettleAndReportsTheIterations) {
+  SstConfig c = tiny(0.3, 0.9);
+  Sst never(c);  // no tolerance: every block runs all its iterations
+  c.deliberation_tol = 1e9;  // every second iteration counts as settled
+  Sst settles(c);
+  NoGrad no_grad;
+  for (Sst* m : {&never, &settles}) {
+    m->train(false);
+    EXPECT_TRUE(m->take_step_metrics().empty());  // nothing deliberated yet
+  }
+  settles.set_eval_depth("2");
+  const std::vector<float> two = settles.logits(two_samples()).to_vector<float>();
+  settles.take_step_metrics();
+  settles.set_eval_depth("4");
+  EXPECT_EQ(settles.logits(two_samples()).to_vector<float>(), two);
+  EXPECT_EQ(settles.take_step_metrics(), (std::map<std::string, double>{{"sst_deliberation_iters", 2.0}}));
+  never.set_eval_depth("4");
+  never.logits(two_samples());
+  EXPECT_EQ(never.take_step_metrics(), (std::map<std::string, double>{{"sst_deliberation_iters", 4.0}}));
+  EXPECT_TRUE(never.take_step_metrics().empty());  // taking resets the count
+  for (const std::string depth : {"1", "4"}) {  // generation too, where depth 1 is plain decoding
+    settles.set_eval_depth(depth);
+    DecodeCache cache;
+    settles.next_token_logits(tensor({1, 2, 3}, {3}, {.dtype = DType::i64}), cache);
+    settles.next_token_logits(tensor({4}, {1}, {.dtype = DType::i64}), cache);
+    const std::map<std::string, double> metrics = settles.take_step_metrics();
+    EXPECT_EQ(metrics, (depth == "1" ? std::map<std::string, double>{}
+                                     : std::map<std::string, double>{{"sst_deliberation_iters", 2.0}}))
+        << depth;
+  }
 }
 
 TEST(Sst, LearnsToReverseASequenceOnTheCpu) {

@@ -31,6 +31,19 @@ TEST(KVCache, AppendsAcrossGrowthAndKeepsEveryToken) {
   EXPECT_THROW(KVCache().keys(), ValueError);
 }
 
+TEST(KVCache, TruncatingLetsTheNextAppendOverwrite) {
+  const Tensor k = random_tensor({4, 2, 4}, 1), v = random_tensor({4, 2, 4}, 2);
+  KVCache cache;
+  cache.append(narrow(k, 0, 0, 3), narrow(v, 0, 0, 3));
+  cache.truncate(2);
+  EXPECT_EQ(cache.length(), 2);
+  cache.append(narrow(k, 0, 3, 1), narrow(v, 0, 3, 1));  // takes the third slot
+  EXPECT_TRUE(all_close(cache.keys(), cat({narrow(k, 0, 0, 2), narrow(k, 0, 3, 1)}, 0), 0, 0));
+  EXPECT_TRUE(all_close(cache.values(), cat({narrow(v, 0, 0, 2), narrow(v, 0, 3, 1)}, 0), 0, 0));
+  EXPECT_THROW(cache.truncate(4), ValueError);
+  EXPECT_THROW(cache.truncate(-1), ValueError);
+}
+
 // The newest token's attention over the cache is the last row of causal attention over the whole
 // sequence, with query heads sharing kv heads.
 TEST(KVCache, AttentionOfTheNewestTokenIsTheLastRowOfCausalAttention) {

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 
 #include "io/errors.h"
+#include "io/safetensors.h"
+#include "models/sst/sst.h"
 #include "ops/ops.h"
 #include "support/python.h"
 #include "support/test_util.h"
@@ -40,6 +43,13 @@ batch: {global_tokens: 80}
 runtime: {device: cpu}
 )";
 
+const char* kSst = R"(model: {family: sst, vocab_size: 100, dim: 32, layers: 2, heads: 2, ffn_hidden: 64, alpha_min: 0.2, alpha_max: 0.6, deliberation: 2, lora: {rank: 2, targets: [q_proj, down_proj]}}
+data: {task: reverse, seq_len: 40}
+train: {steps: 1}
+batch: {global_tokens: 80}
+runtime: {device: cpu}
+)";
+
 // A run directory holding one checkpoint of a freshly initialised model and the character tokenizer.
 struct TrainedRun {
   fs::path dir;
@@ -47,10 +57,12 @@ struct TrainedRun {
   std::shared_ptr<models::LanguageModel> model;
 };
 
+// `adjust` may change the weights first (stand in for training).
 TrainedRun make_run(const fs::path& dir, const char* recipe_text, const std::vector<std::string>& overrides = {},
-             bool ema = false) {
+             bool ema = false, const std::function<void(models::LanguageModel&)>& adjust = nullptr) {
   TrainedRun run{dir, io::parse_recipe(recipe_text, "r.yaml", overrides), nullptr};
   run.model = build_model(run.recipe.model, 7);
+  if (adjust) adjust(*run.model);
   CheckpointContents contents;
   for (auto& [name, t] : run.model->state_dict()) {
     contents.model.emplace_back(name, t);
@@ -103,6 +115,46 @@ TEST(Inference, ExportsAndRunsLoadTheModelTheyHold) {
     }
   }
   fs::remove_all(scratch);
+}
+
+// The export is a LlamaForCausalLM (the adapters merged, which transformers needs) plus
+// blend_theta and the "sst" section, and ponder runs it as the SST it was, deliberation included.
+TEST(Inference, AnSstExportIsALlamaWithMergedAdaptersThatPonderRunsAsTheSst) {
+  const fs::path dir = ponder::testing::scratch_dir("inference_sst");
+  uint64_t seed = 20;
+  const TrainedRun run = make_run(dir / "run", kSst, {}, false, [&](models::LanguageModel& m) {
+    NoGrad no_grad;  // trained-looking blends and adapters: fresh ones (lora_B = 0) would hide a lost merge
+    for (auto& [name, p] : m.named_parameters()) {
+      if (models::Sst::is_sst_parameter(name)) copy_(p, ponder::testing::random_tensor(p.shape(), seed++) * 0.5);
+    }
+  });
+  export_model(dir / "run", dir / "export", {.dtype = DType::f32});
+  std::ifstream in(dir / "export" / "config.json");
+  const nlohmann::json config = nlohmann::json::parse(in);
+  EXPECT_EQ(config["architectures"][0], "LlamaForCausalLM");
+  EXPECT_EQ(config["sst"], (nlohmann::json{{"alpha_min", 0.2}, {"alpha_max", 0.6}, {"state", "ffn"},
+                                           {"deliberation", 2}, {"deliberation_tol", 0.0}}));
+  const auto weights = io::load_safetensors(dir / "export" / "model.safetensors").tensors;
+  std::map<std::string, Tensor> trained;
+  for (auto& [name, t] : run.model->state_dict()) trained[name] = t;
+  for (const auto& [name, t] : weights) EXPECT_EQ(name.find("lora"), std::string::npos) << name;
+  EXPECT_TRUE(all_close(weights.at("blend_theta"), trained.at("blend_theta"), 0, 0));
+  for (const std::string proj : {"model.layers.1.self_attn.q_proj", "model.layers.0.mlp.down_proj"}) {
+    // W + (alpha / rank) B A, with recipe's default lora alpha 16 over rank 2.
+    const Tensor merged = trained.at(proj + ".weight") +
+                          matmul(trained.at(proj + ".lora_B.weight"), trained.at(proj + ".lora_A.weight")) * 8.0;
+    EXPECT_TRUE(all_close(weights.at(proj + ".weight"), merged, 1e-5, 1e-6)) << proj;
+  }
+  EXPECT_TRUE(all_close(weights.at("model.layers.1.self_attn.k_proj.weight"),
+                        trained.at("model.layers.1.self_attn.k_proj.weight"), 0, 0));  // not adapted
+  const InferenceModel m = load_for_inference(dir / "export", {});
+  ASSERT_EQ(m.model->family(), "sst");
+  EXPECT_EQ(static_cast<const models::Sst&>(*m.model).sst_config().deliberation, 2);
+  const Tensor expected = logits_after(*run.model, kIds, AttentionMask::prefix_lm);  // deliberating twice
+  EXPECT_TRUE(all_close(logits_after(*m.model, kIds, m.prompt_mask), expected, 1e-4, 1e-5));
+  m.model->set_eval_depth("1");
+  EXPECT_FALSE(all_close(logits_after(*m.model, kIds, m.prompt_mask), expected, 1e-4, 1e-5));  // depth matters here
+  fs::remove_all(dir);
 }
 
 TEST(Inference, ABf16ExportLoadsIntoAnF32ModelOnTheCpu) {

@@ -33,6 +33,9 @@ const char* kBaseline = "{family: transformer, vocab_size: 100, dim: 32, layers:
 const char* kHrmText =
     "{family: hrm_text, vocab_size: 100, dim: 32, layers_per_stack: 1, heads: 2, ffn_hidden: 64, H_cycles: 2, L_cycles: 2}";
 
+const char* kSst = "{family: sst, vocab_size: 100, dim: 32, layers: 2, heads: 2, ffn_hidden: 64, alpha_min: 0.3, "
+                   "alpha_max: 0.9, deliberation_tol: 1.0e9}";
+
 fs::path write_file(const fs::path& path, const std::string& text) {
   std::ofstream(path) << text;
   return path;
@@ -132,6 +135,24 @@ TEST(ModelEval, ReadsPairsWithTheirVerifiers) {
   EXPECT_NE(message("{\"text\": \"x\"}\n", "sudok").find("unknown task \"sudok\""), std::string::npos);
   EXPECT_NE(error_message<io::IoError>([&] { read_eval_set(dir / "none.jsonl", tok, "", 0); })
                 .find("none.jsonl: no such file"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+// Each SST depth deliberates that many times unless the early stop settles first; the table and
+// the JSON report the iterations each block really ran.
+TEST(ModelEval, SstReportsTheDeliberationIterationsItRan) {
+  const fs::path dir = ponder::testing::scratch_dir("model_eval_sst");
+  InferenceModel m = untrained(kSst);  // a huge tolerance: every block settles at its second iteration
+  const EvalSet set = read_eval_set(reverse_pairs(dir), data::CharTokenizer(), "", 2);
+  const std::vector<DepthScore> sweep = evaluate_depths(m, set, /*sweep=*/true, Device::cpu());
+  ASSERT_EQ(sweep.size(), 3u);
+  EXPECT_TRUE(sweep[0].model_metrics.empty());  // depth 1 does not deliberate
+  EXPECT_EQ(sweep[1].model_metrics.at("sst_deliberation_iters"), 2.0);
+  EXPECT_EQ(sweep[2].model_metrics.at("sst_deliberation_iters"), 2.0);  // depth 4 stopped early
+  EXPECT_EQ(sweep[2].loss, sweep[1].loss);
+  EXPECT_NE(depth_table(sweep).find("4.00"), std::string::npos);
+  EXPECT_NE(depth_table(sweep).find("sst_deliberation_iters=2\n"), std::string::npos) << depth_table(sweep);
+  EXPECT_EQ(depth_json(sweep)[2]["model_metrics"]["sst_deliberation_iters"], 2.0);
   fs::remove_all(dir);
 }
 

@@ -76,30 +76,29 @@ void validate(const SstConfig& config) {
   if (auto problem = find_problem(config)) fail<ValueError>("sst: ", problem->key, ": ", problem->message);
 }
 
-Tensor stream_sequential(const Tensor& a, const Tensor& alpha, const std::vector<uint8_t>& starts, const StateFfn& ffn,
-                         const StreamOptions& o, Tensor& state) {
+Stream stream_step(const Tensor& a, const Tensor& alpha, const Tensor& previous, const StateFfn& ffn,
+                   bool state_is_output) {
+  const Tensor b = (1.0 - alpha) * a + alpha * previous;  // the blend
+  const Tensor m = ffn(b);
+  const Tensor h = b + m;
+  return {h, state_is_output ? h : m};
+}
+
+Stream stream_sequential(const Tensor& a, const Tensor& alpha, const std::vector<uint8_t>& starts, const StateFfn& ffn,
+                         bool state_is_output, const Tensor& initial) {
   PONDER_CHECK(int64_t(starts.size()) == a.size(0), ShapeError, "sst: ", starts.size(), " start flags for ",
                describe(a));
   const Tensor zero = zeros({1, a.size(1)}, a.options());
-  const Tensor keep = 1.0 - alpha;
-  TensorList outputs;
+  TensorList outputs, states;
+  Tensor state = initial;
   for (int64_t t = 0; t < a.size(0); ++t) {
-    const Tensor a_t = narrow(a, 0, t, 1);
-    Tensor previous = starts[size_t(t)] || !state.defined() ? zero : state;
-    Tensor h;
-    for (int64_t i = 0; i < o.iterations; ++i) {
-      const Tensor b = keep * a_t + alpha * previous;  // the blend
-      const Tensor m = ffn(b);
-      h = b + m;
-      const Tensor produced = o.state_is_output ? h : m;
-      const bool settled = i > 0 && o.tolerance > 0 && changed_less_than(produced, previous, o.tolerance);
-      previous = produced;  // deliberation: the position's own state becomes its previous one
-      if (settled) break;
-    }
-    state = previous;  // s_t, committed
-    outputs.push_back(h);
+    const Tensor previous = starts[size_t(t)] || !state.defined() ? zero : state;
+    const Stream step = stream_step(narrow(a, 0, t, 1), alpha, previous, ffn, state_is_output);
+    state = step.states;
+    outputs.push_back(step.output);
+    states.push_back(step.states);
   }
-  return cat(outputs, 0);
+  return {cat(outputs, 0), cat(states, 0)};
 }
 
 Tensor stream_two_pass(const Tensor& a, const Tensor& alpha, const Tensor& starts, const StateFfn& ffn,
@@ -114,8 +113,7 @@ Tensor stream_two_pass(const Tensor& a, const Tensor& alpha, const Tensor& start
   const int64_t n = a.size(0);
   const Tensor not_start = reshape(1.0 - to_dtype(starts, a.dtype()), {n, 1});
   const Tensor shifted = cat({zeros({1, a.size(1)}, a.options()), narrow(streamed, 0, 0, n - 1)}, 0);
-  const Tensor b = (1.0 - alpha) * a + alpha * (shifted * not_start);  // pass 2: blend with ŝ_{t−1}
-  return b + ffn(b);
+  return stream_step(a, alpha, shifted * not_start, ffn, state_is_output).output;  // pass 2: blend with ŝ_{t−1}
 }
 
 Sst::Sst(const SstConfig& config) : Transformer(config), config_(config), iterations_(config.deliberation) {
@@ -153,51 +151,114 @@ bool Sst::is_sst_parameter(const std::string& name) {
          name.find(".lora_B.") != std::string::npos;
 }
 
-Tensor Sst::stack(const Tensor& x, const Tensor& positions, const AttentionSpec& spec, std::span<nn::KVCache> caches,
-                  std::vector<Tensor>* states) const {
+void Sst::merge_adapters() {
+  for (size_t l = 0; l < model->layers->size(); ++l) {
+    for (const std::string& target : kLoraTargets) {
+      nn::Linear& p = projection((*model->layers)[l], target);
+      if (p.has_lora()) p.merge_lora();
+    }
+  }
+}
+
+Tensor Sst::stack(const Tensor& x, const Tensor& positions, const AttentionSpec& spec) const {
   const std::vector<uint8_t> starts = sample_starts(positions);
   const bool two_pass = is_training() && config_.mode == SstMode::two_pass;
   const Tensor start_flags =
       two_pass ? tensor(std::vector<double>(starts.begin(), starts.end()), {int64_t(starts.size())},
                         {.dtype = DType::u8, .device = x.device()})
                : Tensor();
-  const StreamOptions options{.state_is_output = config_.state_is_output,
-                              .iterations = is_training() ? 1 : iterations_,
-                              .tolerance = config_.deliberation_tol};
   Tensor h = x;
   for (size_t l = 0; l < model->layers->size(); ++l) {
     const nn::TransformerBlock& block = (*model->layers)[l];
-    const Tensor a = attention_residual(block, h, positions, spec, caches.empty() ? nullptr : &caches[l]);
-    if (two_pass) {
-      h = stream_two_pass(a, alpha(int64_t(l)), start_flags, state_ffn(block), config_.state_is_output);
-    } else {
-      Tensor fresh;
-      h = stream_sequential(a, alpha(int64_t(l)), starts, state_ffn(block), options, states ? (*states)[l] : fresh);
-    }
+    const Tensor a = attention_residual(block, h, positions, spec, nullptr);
+    h = two_pass ? stream_two_pass(a, alpha(int64_t(l)), start_flags, state_ffn(block), config_.state_is_output)
+                 : stream_sequential(a, alpha(int64_t(l)), starts, state_ffn(block), config_.state_is_output).output;
   }
   return model->norm->forward(h);
 }
 
+Tensor Sst::deliberate(const Tensor& x, const Tensor& positions, const AttentionSpec& spec, std::span<nn::KVCache> caches,
+                       std::vector<Tensor>& states) {
+  const int64_t n = x.size(0);
+  const std::vector<uint8_t> continuing(size_t(n), 0);  // the block carries on from `states`
+  std::vector<Tensor> produced(states.size());
+  Tensor h;
+  int64_t iteration = 0;
+  while (iteration < iterations_) {
+    const std::vector<Tensor> before = produced;
+    h = x;
+    for (size_t l = 0; l < produced.size(); ++l) {
+      const nn::TransformerBlock& block = (*model->layers)[l];
+      if (iteration > 0) caches[l].truncate(caches[l].length() - n);  // overwrite the block's keys and values
+      const Tensor a = attention_residual(block, h, positions, spec, &caches[l]);
+      const Stream s = iteration == 0 ? stream_sequential(a, alpha(int64_t(l)), continuing, state_ffn(block),
+                                                          config_.state_is_output, states[l])
+                                      : stream_step(a, alpha(int64_t(l)), before[l], state_ffn(block),
+                                                    config_.state_is_output);
+      h = s.output;
+      produced[l] = s.states;
+    }
+    ++iteration;
+    if (iteration > 1 && config_.deliberation_tol > 0 &&
+        changed_less_than(cat(produced, 0), cat(before, 0), config_.deliberation_tol)) {
+      break;
+    }
+  }
+  for (size_t l = 0; l < states.size(); ++l) states[l] = narrow(produced[l], 0, n - 1, 1);  // committed
+  if (iterations_ > 1) {  // depth 1 is plain decoding, not deliberation
+    ++deliberated_blocks_;
+    deliberation_iterations_ += iteration;
+  }
+  return h;
+}
+
+Tensor Sst::continue_sequence(const Tensor& tokens, int64_t block, DecodeCache& cache) {
+  if (cache.length == 0) cache.states.assign(size_t(config_.layers), Tensor());
+  TensorList outputs;
+  for (int64_t first = 0, n = block; first < tokens.size(0); first += n, n = 1) {
+    const Tensor piece = narrow(tokens, 0, first, n);
+    const CachedStep step = begin_cached_step(piece, cache, config_.layers);
+    outputs.push_back(
+        deliberate(model->embed_tokens->forward(piece), step.positions, step.spec, cache.attention, cache.states));
+  }
+  return model->norm->forward(cat(outputs, 0));
+}
+
+Tensor Sst::deliberated_logits(const PackedBatch& batch) {
+  const std::vector<int64_t> cu = batch.attn.cu_seqlens.to_vector<int64_t>();
+  const std::vector<int64_t> prefix =
+      batch.attn.mask == AttentionMask::prefix_lm ? batch.attn.prefix_len.to_vector<int64_t>() : std::vector<int64_t>();
+  TensorList outputs;
+  for (size_t s = 0; s + 1 < cu.size(); ++s) {
+    const int64_t n = cu[s + 1] - cu[s];
+    if (n == 0) continue;
+    // The positions that attend to each other both ways open the sequence as one block.
+    int64_t block = 1;
+    if (batch.attn.mask == AttentionMask::bidirectional) block = n;
+    if (batch.attn.mask == AttentionMask::prefix_lm) block = std::clamp<int64_t>(prefix[s], 1, n);
+    DecodeCache cache(batch.attn.mask == AttentionMask::causal ? AttentionMask::causal : AttentionMask::prefix_lm);
+    outputs.push_back(continue_sequence(narrow(batch.tokens, 0, cu[s], n), block, cache));
+  }
+  return head(cat(outputs, 0));
+}
+
 Tensor Sst::logits(const PackedBatch& batch) {
-  return head(stack(model->embed_tokens->forward(batch.tokens), batch.positions, batch.attn, {}, nullptr));
+  if (!is_training() && iterations_ > 1) return deliberated_logits(batch);
+  return head(stack(model->embed_tokens->forward(batch.tokens), batch.positions, batch.attn));
 }
 
 Tensor Sst::next_token_logits(const Tensor& tokens, DecodeCache& cache) {
-  if (cache.length == 0) cache.states.assign(size_t(config_.layers), Tensor());
-  const CachedStep step = begin_cached_step(tokens, cache, config_.layers);
-  const Tensor x = stack(model->embed_tokens->forward(tokens), step.positions, step.spec, cache.attention, &cache.states);
+  // A causal prompt deliberates token by token; with one iteration that equals one block, which is faster.
+  const bool per_token = cache.length == 0 && cache.prompt_mask == AttentionMask::causal && iterations_ > 1;
+  const Tensor x = continue_sequence(tokens, per_token ? 1 : tokens.size(0), cache);
   return head(narrow(x, 0, x.size(0) - 1, 1));
 }
 
 std::vector<EvalDepth> Sst::eval_depths() const {
-  // Per layer and token the attention matmuls run once and the FFN once per iteration.
-  const nn::BlockConfig b = block_config(config_);
-  const double heads = double(b.attn.heads), kv = double(b.attn.kv_heads ? b.attn.kv_heads : b.attn.heads);
-  const double head_dim = double(b.attn.head_dim ? b.attn.head_dim : b.attn.dim / b.attn.heads);
-  const double attention = double(b.attn.dim) * head_dim * (2 * heads + 2 * kv), ffn = 3.0 * double(b.attn.dim * b.mlp.hidden);
-  std::vector<EvalDepth> depths;
-  for (int i : {1, 2, 4}) depths.push_back({std::to_string(i), (attention + i * ffn) / (attention + ffn)});
-  return depths;
+  // Each iteration runs the whole stack once more: the cost scales with the iterations (at most,
+  // with an early stop).
+  const double trained = double(config_.deliberation);
+  return {{"1", 1 / trained}, {"2", 2 / trained}, {"4", 4 / trained}};
 }
 
 void Sst::set_eval_depth(const std::string& label) {
@@ -208,6 +269,15 @@ void Sst::set_eval_depth(const std::string& label) {
   PONDER_CHECK(label == "1" || label == "2" || label == "4", ValueError, "sst: no evaluation depth '", label,
                "' (deliberation depths are 1, 2 and 4)");
   iterations_ = std::stoll(label);
+}
+
+std::map<std::string, double> Sst::take_step_metrics() {
+  std::map<std::string, double> metrics;
+  if (deliberated_blocks_ > 0) {
+    metrics["sst_deliberation_iters"] = double(deliberation_iterations_) / double(deliberated_blocks_);
+  }
+  deliberated_blocks_ = deliberation_iterations_ = 0;
+  return metrics;
 }
 
 }  // namespace ponder::models
