@@ -24,7 +24,8 @@ void expect_parity(const models::TransformerConfig& c, const std::string& name) 
        .metadata = {{"heads", std::to_string(c.heads)}, {"kv_heads", std::to_string(attn.kv_heads)},
                     {"head_dim", std::to_string(attn.head_dim)}, {"eps", std::to_string(c.norm_eps)},
                     {"theta", std::to_string(c.rope_theta)}, {"output_gate", c.attention_output_gate ? "1" : "0"},
-                    {"layers", std::to_string(c.layers)}, {"tie_embeddings", c.tie_embeddings ? "1" : "0"}}});
+                    {"layers", std::to_string(c.layers)}, {"tie_embeddings", c.tie_embeddings ? "1" : "0"}},
+       .extra_inputs = {}});
   EXPECT_TRUE(without_gradient.empty());
 }
 

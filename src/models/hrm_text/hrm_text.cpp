@@ -115,7 +115,12 @@ void HrmText::begin_step(int64_t step, int64_t total_steps) {
 namespace {
 struct Cycles {
   int64_t h, l;
-  std::string label() const { return "H" + std::to_string(h) + "L" + std::to_string(l); }
+  std::string label() const {
+    std::string s = "H";  // appended piecewise: "H" + to_string(...) trips GCC 12's -Wrestrict false positive
+    s += std::to_string(h);
+    s += 'L';
+    return s + std::to_string(l);
+  }
   int64_t stack_calls() const { return h * l + h; }
 };
 
