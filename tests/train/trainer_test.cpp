@@ -192,7 +192,7 @@ TEST(Trainer, InjectedNonFiniteGradientsAreSkippedCountedAndNamed) {
   EXPECT_EQ(r.end, RunEnd::finished);
   EXPECT_EQ(r.state.skipped_steps, 3);
   EXPECT_EQ(r.state.consecutive_skips, 0);
-  EXPECT_NE(r.log.find(std::string("step 6 skipped: non-finite values in the gradient of ") + kPoisonedParam),
+  EXPECT_NE(r.log.find(std::string("step 6 skipped: non-finite values in the gradient of ") + kPoisonedParam + "\n"),
             std::string::npos) << r.log;
   for (const Tensor& p : r.params) EXPECT_TRUE(std::isfinite(norm(p).item<float>()));
   fs::remove_all(run);
