@@ -49,6 +49,7 @@ in_write=0 landed=0
 for ((i = 1; i <= kills; ++i)); do
   expected=$(newest_complete)
   log=$work/log.$i
+  : >"$log"  # exists even if the process is killed before it opens it
   decoys=0
   if [[ -z $expected ]]; then
     "$ponder" train "$work/r.yaml" -o "$run" --force >"$log" 2>&1 &
