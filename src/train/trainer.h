@@ -62,6 +62,7 @@ class Trainer {
   void evaluate();
   void save_checkpoint();
   std::string first_non_finite_gradient() const;
+  // Why `loss` counts as a spike (train.spike_zscore), or empty when it does not.
   std::string loss_spike(double loss) const;
   void remember_loss(double loss);
   double sum_over_ranks(double value);
