@@ -44,7 +44,7 @@ int nesting_depth(std::string_view line) {
 }
 
 // The parser's message without its "[json.exception...] " tag, with unprintable bytes shown as '?'.
-std::string json_error(const json::parse_error& e) {
+std::string json_error(const json::exception& e) {
   std::string what = e.what();
   const size_t tag_end = what.find("] ");
   if (tag_end != std::string::npos) what = what.substr(tag_end + 2);
@@ -181,7 +181,7 @@ std::optional<Record> parse_record(std::string_view line, const std::string& whe
   json value;
   try {
     value = json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, and numbers beyond a double (out_of_range)
     fail<FormatError>(where, ": not valid JSON (", json_error(e), ")");
   }
   PONDER_CHECK(value.is_object(), FormatError, where, ": expected a JSON object, found ", json_type(value));

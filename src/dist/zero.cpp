@@ -111,8 +111,9 @@ std::map<std::string, Tensor> ZeroShards::own_state(const optim::Optimizer& opti
   std::map<std::string, Tensor> out;
   for (const auto& shard : shards) {
     for (const auto& [name, t] : shard) {
+      // (An init-capture: clang 14, which the fuzz build uses, cannot capture a structured binding.)
       const bool mine = name == "step" ||  // the optimizer's step count, the same in every shard
-                        std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) { return name.rfind(p, 0) == 0; });
+                        std::any_of(prefixes.begin(), prefixes.end(), [&n = name](const std::string& p) { return n.rfind(p, 0) == 0; });
       if (mine) out.emplace(name, t);
     }
   }

@@ -205,6 +205,8 @@ void read_train_and_batch(Section root, Recipe& r) {
   r.train.steps = t.get<int64_t>("steps", 0, non_negative_int());
   r.train.tokens = t.get<int64_t>("tokens", 0, non_negative_int());
   r.train.max_consecutive_skips = t.get<int64_t>("max_consecutive_skips", r.train.max_consecutive_skips, positive_int());
+  r.train.spike_zscore = t.get<double>("spike_zscore", r.train.spike_zscore, non_negative());
+  r.train.spike_window = t.get<int64_t>("spike_window", r.train.spike_window, in_range_int(2, 100000));
   r.batch.global_tokens = b.require<int64_t>("global_tokens", positive_int());
   r.batch.micro_tokens = b.get<int64_t>("micro_tokens", r.batch.global_tokens / r.distributed.world_size, positive_int());
   const int64_t seq = r.data.seq_len, micro = r.batch.micro_tokens, global = r.batch.global_tokens;

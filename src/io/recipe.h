@@ -63,7 +63,11 @@ struct ScheduleRecipe {
 struct TrainRecipe {
   int64_t steps = 0;               // total optimizer steps (or derived from tokens)
   int64_t tokens = 0;              // alternative budget
-  int64_t max_consecutive_skips = 5;  // non-finite steps in a row before stopping
+  int64_t max_consecutive_skips = 5;  // skipped (non-finite or spiking) steps in a row before stopping
+  // Loss-spike guard: a step whose loss lies more than spike_zscore standard deviations above the
+  // mean of the last spike_window good steps is skipped like a non-finite one (0 = off).
+  double spike_zscore = 0;
+  int64_t spike_window = 50;
 };
 
 struct BatchRecipe {

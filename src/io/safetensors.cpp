@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
@@ -84,9 +85,12 @@ Entry parse_entry(const std::string& name, const json& v, uint64_t data_bytes, c
   e.begin = v["data_offsets"][0].get<uint64_t>();
   e.end = v["data_offsets"][1].get<uint64_t>();
   if (e.begin > e.end || e.end > data_bytes) return bad("data_offsets lie outside the data section");
-  if (e.end - e.begin != numel * element_size(e.dtype))
-    return bad("data_offsets span " + std::to_string(e.end - e.begin) + " bytes but the shape needs " +
-               std::to_string(numel * element_size(e.dtype)));
+  // numel may reach 2^62: its byte count could wrap around 2^64 and match a tiny span.
+  const uint64_t size = element_size(e.dtype), span = e.end - e.begin;
+  const bool fits = numel <= std::numeric_limits<uint64_t>::max() / size;
+  if (!fits || numel * size != span)
+    return bad("data_offsets span " + std::to_string(span) + " bytes but the shape needs " +
+               (fits ? std::to_string(numel * size) : std::to_string(numel) + " elements"));
   return e;
 }
 

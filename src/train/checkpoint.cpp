@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -102,6 +104,13 @@ std::string trainer_state_yaml(const TrainerState& s) {
     out << YAML::Flow << YAML::BeginMap << YAML::Key << "seed" << YAML::Value << std::to_string(g.seed)
         << YAML::Key << "offset" << YAML::Value << std::to_string(g.offset) << YAML::EndMap;
   }
+  out << YAML::EndSeq;
+  // Shortest round-trip decimal strings, so a resumed spike guard sees the same numbers.
+  out << YAML::Key << "recent_losses" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (double loss : s.recent_losses) {
+    char buf[32];
+    out << std::string(buf, std::to_chars(buf, buf + sizeof buf, loss).ptr);
+  }
   out << YAML::EndSeq << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
@@ -135,16 +144,24 @@ TrainerState parse_trainer_state(const std::string& yaml, const std::string& ori
       root.fail("generators", "entry " + std::to_string(i) + " has a seed or offset that is not an unsigned integer");
     }
   }
+  YAML::Node losses = root.raw("recent_losses");
+  if (losses && !losses.IsSequence()) root.fail("recent_losses", "expected a list");
+  for (size_t i = 0; losses && i < losses.size(); ++i) {
+    const std::string text = losses[i].IsScalar() ? losses[i].Scalar() : "";
+    double v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v))
+      root.fail("recent_losses", "entry " + std::to_string(i) + " is not a finite number");
+    s.recent_losses.push_back(v);
+  }
   reader.check_unknown_keys();
   return s;
 }
 
-fs::path write_checkpoint(const fs::path& checkpoints_dir, const CheckpointContents& c) {
-  fs::create_directories(checkpoints_dir);
-  const fs::path final_dir = checkpoints_dir / checkpoint_name(c.state.step);
-  const fs::path temp = checkpoints_dir / (kTempPrefix + checkpoint_name(c.state.step));
-  fs::remove_all(temp);
-  fs::create_directory(temp);
+namespace {
+
+// Every file of a checkpoint, COMPLETE last, into `temp`.
+void write_checkpoint_files(const fs::path& temp, const CheckpointContents& c) {
   io::save_safetensors(temp / "model.safetensors", c.model);
   for (size_t r = 0; r < c.optimizer.size(); ++r) {
     io::save_safetensors(temp / ("optimizer.rank" + std::to_string(r) + ".safetensors"), c.optimizer[r]);
@@ -166,6 +183,23 @@ fs::path write_checkpoint(const fs::path& checkpoints_dir, const CheckpointConte
   }
   complete << YAML::EndMap << YAML::EndMap;
   write_text(temp / "COMPLETE", std::string(complete.c_str()) + "\n");
+}
+
+}  // namespace
+
+fs::path write_checkpoint(const fs::path& checkpoints_dir, const CheckpointContents& c) {
+  fs::create_directories(checkpoints_dir);
+  const fs::path final_dir = checkpoints_dir / checkpoint_name(c.state.step);
+  const fs::path temp = checkpoints_dir / (kTempPrefix + checkpoint_name(c.state.step));
+  fs::remove_all(temp);
+  fs::create_directory(temp);
+  try {
+    write_checkpoint_files(temp, c);
+  } catch (...) {  // a full disk: give back what the partial checkpoint took; older ones are untouched
+    std::error_code ec;
+    fs::remove_all(temp, ec);
+    throw;
+  }
   sync_directory(temp);
   move_into_place(temp, final_dir);
   sync_directory(checkpoints_dir);
@@ -204,7 +238,11 @@ LoadedCheckpoint read_checkpoint(const fs::path& dir) {
     c.optimizer.push_back(load_tensors(dir / ("optimizer.rank" + std::to_string(r) + ".safetensors")));
   }
   if (fs::exists(dir / "ema.safetensors")) c.ema = load_tensors(dir / "ema.safetensors");
-  c.state = parse_trainer_state(read_text(dir / "trainer.yaml"), (dir / "trainer.yaml").string());
+  try {
+    c.state = parse_trainer_state(read_text(dir / "trainer.yaml"), (dir / "trainer.yaml").string());
+  } catch (const io::ConfigError& e) {  // its message names the key, not the file
+    throw io::FormatError((dir / "trainer.yaml").string() + ": " + e.what());
+  }
   c.recipe_yaml = read_text(dir / "recipe.yaml");
   return c;
 }

@@ -30,6 +30,7 @@ struct TrainerState {
   int64_t world_size = 1;
   std::string data_state;        // the batch source's cursor
   std::vector<GeneratorState> generators;  // random streams of the model (dropout)
+  std::vector<double> recent_losses;       // the loss-spike guard's window: the last good steps' losses
 };
 
 struct CheckpointContents {

@@ -146,11 +146,21 @@ Trainer::StepResult Trainer::train_step() {
   res.exposed_comm_s = zero_ ? zero_->reduce_gradients(*grads_) : sync_->finish();
   res.loss = sum_over_ranks(loss_sum.item<double>()) * scale;
   const double max_norm = r.optim.clip_grad_norm > 0 ? r.optim.clip_grad_norm : std::numeric_limits<double>::infinity();
+<<<<<<< HEAD
   // With ZeRO-1 only the owned gradients are summed: the norm combines every rank's share.
   res.grad_norm = zero_ ? optim::clip_grad_norm(zero_->owned(), max_norm, [&](double s) { return sum_over_ranks(s); })
                         : optim::clip_grad_norm(grads_->params(), max_norm);
   res.finite = is_finite(res.loss) && is_finite(res.grad_norm);
   if (res.finite) {
+=======
+  res.grad_norm = optim::clip_grad_norm(grads_->params(), max_norm);
+  if (!is_finite(res.loss) || !is_finite(res.grad_norm)) {
+    res.skipped = "non-finite values in " + (!is_finite(res.loss) ? std::string("the loss") : first_non_finite_gradient());
+  } else {
+    res.skipped = loss_spike(res.loss);
+  }
+  if (res.skipped.empty()) {
+>>>>>>> reliability
     optimizer_->set_lr(r.optim.lr * schedule_(state_.step));
     if (zero_) {
       zero_->step(*optimizer_);
@@ -158,11 +168,11 @@ Trainer::StepResult Trainer::train_step() {
       optimizer_->step();
     }
     if (ema_) ema_->update();
+    remember_loss(res.loss);
     state_.consecutive_skips = 0;
   } else {
-    res.first_non_finite = !is_finite(res.loss) ? "the loss" : first_non_finite_gradient();
     ++state_.skipped_steps;
-    ++state_.consecutive_skips;
+    if (++state_.consecutive_skips == 1) first_skip_ = res.skipped;
   }
   grads_->zero();
   ++state_.step;
@@ -187,6 +197,30 @@ std::string Trainer::first_non_finite_gradient() const {
     if (p.grad().defined() && !std::isfinite(norm(p.grad().to(DType::f32)).item<float>())) return "the gradient of " + name;
   }
   return "a gradient";
+}
+
+std::string Trainer::loss_spike(double loss) const {
+  const io::TrainRecipe& t = ctx_.recipe.train;
+  const std::vector<double>& window = state_.recent_losses;
+  if (t.spike_zscore <= 0 || int64_t(window.size()) < t.spike_window) return "";
+  double mean = 0, var = 0;
+  for (double l : window) mean += l;
+  mean /= double(window.size());
+  for (double l : window) var += (l - mean) * (l - mean);
+  const double sd = std::sqrt(var / double(window.size()));
+  const double z = (loss - mean) / sd;
+  if (!(sd > 0) || !(z > t.spike_zscore)) return "";
+  return fmt::format("a loss spike (loss {:.4g} is {:.1f} standard deviations above the mean of the last {} steps)",
+                     loss, z, window.size());
+}
+
+// The spike guard's window of good steps' losses (kept in checkpoints, so a resume sees it too).
+void Trainer::remember_loss(double loss) {
+  const io::TrainRecipe& t = ctx_.recipe.train;
+  if (t.spike_zscore <= 0) return;
+  std::vector<double>& window = state_.recent_losses;
+  window.push_back(loss);
+  if (int64_t(window.size()) > t.spike_window) window.erase(window.begin(), window.end() - t.spike_window);
 }
 
 void Trainer::log_step(const StepResult& res, double seconds) {
@@ -267,14 +301,14 @@ RunEnd Trainer::run() {
   while (state_.step < r.train.steps) {
     last = train_step();
     ++since_log;
-    if (!last.finite) {
-      message("step " + std::to_string(state_.step) + " skipped: non-finite values in " + last.first_non_finite);
+    if (!last.skipped.empty()) {
+      message("step " + std::to_string(state_.step) + " skipped: " + last.skipped);
       if (state_.consecutive_skips >= r.train.max_consecutive_skips) {
         save_checkpoint();
         if (!leader()) return RunEnd::diverged;
         progress_->finish();
-        log_->error("stopping: {} consecutive non-finite steps (first non-finite: {}); the last good state is saved",
-                    state_.consecutive_skips, last.first_non_finite);
+        log_->error("stopping: {} consecutive skipped steps (the first: {}); the last good state is saved",
+                    state_.consecutive_skips, first_skip_);
         return RunEnd::diverged;
       }
     }

@@ -52,9 +52,14 @@ class Trainer {
   struct StepResult {
     double loss = 0;
     double grad_norm = 0;
+<<<<<<< HEAD
     bool finite = true;
     std::string first_non_finite;
     double exposed_comm_s = 0;  // waiting for the gradient all-reduce (or reduce-scatter) after backward
+=======
+    std::string skipped;  // why the update was not applied (non-finite values, a loss spike); empty if it was
+    double exposed_comm_s = 0;  // waiting for the gradient all-reduce after backward
+>>>>>>> reliability
   };
   // One optimizer step without logging, evaluation or checkpoints (run() calls it; so does the
   // training benchmark, which times it).
@@ -65,6 +70,9 @@ class Trainer {
   void evaluate();
   void save_checkpoint();
   std::string first_non_finite_gradient() const;
+  // Why `loss` counts as a spike (train.spike_zscore), or empty when it does not.
+  std::string loss_spike(double loss) const;
+  void remember_loss(double loss);
   double sum_over_ranks(double value);
   void message(const std::string& text);
   bool leader() const { return ctx_.comm->rank() == 0; }
@@ -82,6 +90,7 @@ class Trainer {
   std::unique_ptr<Progress> progress_;  // rank 0 only, like metrics_ and log_
   double flops_per_token_ = 0;
   int64_t first_step_ = 0;
+  std::string first_skip_;  // why the first step of the current run of skipped steps was skipped
 };
 
 // Builds the optimizer a recipe asks for over a model's parameters.

@@ -79,6 +79,8 @@ TEST(ParseRecord, EveryBadLineIsOneMessageNamingTheLine) {
       {"{\"text\": \"caf\xc3\"}", "not valid JSON"},
       {std::string(100, '[') + std::string(100, ']'), "nested more than 32 levels"},
       {"{\"text\": \"a\", \"\x01\xff\": \"b\"}", "not valid JSON"},
+      // Found by fuzzing: a number beyond a double escaped as nlohmann's out_of_range.
+      {R"({"text": "a", "n": 1e999})", "in.jsonl:7: not valid JSON (number overflow parsing '1e999')"},
   };
   for (const auto& [line, expected] : cases) EXPECT_TRUE(has_substr(parse_error(line), expected)) << line;
   // A long unknown key is cut and escaped, not echoed whole.

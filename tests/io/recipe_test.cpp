@@ -65,6 +65,17 @@ TEST(Recipe, OverridesAreValidatedTheSameWay) {
             "--set expects key.path=value, got \"optim.lr\"");
 }
 
+TEST(Recipe, TheLossSpikeGuardIsOffByDefaultAndValidated) {
+  EXPECT_EQ(parse(kGood).train.spike_zscore, 0.0);
+  Recipe r = parse(kGood, {"train.spike_zscore=4.5", "train.spike_window=20"});
+  EXPECT_EQ(r.train.spike_zscore, 4.5);
+  EXPECT_EQ(r.train.spike_window, 20);
+  EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"train.spike_zscore=-1"}); }),
+            "train.spike_zscore: expected a non-negative number, got \"-1\" (from --set)");
+  EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"train.spike_window=1"}); }),
+            "train.spike_window: expected an integer in [2, 100000], got \"1\" (from --set)");
+}
+
 TEST(Recipe, TrainTokensDeriveTheSteps) {
   Recipe r = parse(kGood, {"train.steps=0", "train.tokens=10000"});
   EXPECT_EQ(r.train.steps, 10);  // ceil(10000 / 1024)

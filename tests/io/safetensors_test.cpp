@@ -85,6 +85,9 @@ TEST(Safetensors, RejectsMalformedFilesWithOneClearLine) {
       {image(R"({"a":{"dtype":"F32","shape":[2]}})", ok_data), "data_offsets must be"},
       {image(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", ok_data), "too large"},
       {image(R"({"__metadata__":{"format":1}})", ""), "not a string"},
+      // 2^62 doubles are 2^65 bytes, which wraps to 0: refused before anything is allocated.
+      {image(R"({"a":{"dtype":"F64","shape":[2147483648,2147483648],"data_offsets":[0,0]}})", ""),
+       "4611686018427387904 elements"},
   };
   for (const Case& c : cases) {
     try {

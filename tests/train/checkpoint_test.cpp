@@ -172,6 +172,26 @@ TEST(Checkpoint, TrainerStateIsReadStrictly) {
                 .find("not an unsigned integer"),
             std::string::npos);
   EXPECT_THROW(parse_trainer_state("step: 1\n", "t.yaml"), io::ConfigError);
+  EXPECT_NE(testing::error_message<io::ConfigError>(
+                [] { parse_trainer_state("step: 1\ntokens: 0\nworld_size: 1\nrecent_losses: [\"1.5\", nan]\n", "t.yaml"); })
+                .find("recent_losses: entry 1 is not a finite number"),
+            std::string::npos);
+}
+
+TEST(Checkpoint, ABadTrainerStateIsRejectedNamingItsFile) {
+  fs::path dir = testing::scratch_dir("ckpt_bad_state");
+  CheckpointContents c = contents(3);
+  c.state.world_size = 0;  // complete and checksummed, but not a valid state
+  fs::path written = write_checkpoint(dir, c);
+  EXPECT_EQ(testing::error_message<io::FormatError>([&] { read_checkpoint(written); }),
+            (written / "trainer.yaml").string() + ": world_size: expected a positive integer, got \"0\" (line 5)");
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, TheSpikeGuardWindowRoundTripsExactly) {
+  TrainerState s;
+  s.recent_losses = {2.302585092994046, 0.1 + 0.2, 1e-300, 123456789.125};
+  EXPECT_EQ(parse_trainer_state(trainer_state_yaml(s), "t.yaml").recent_losses, s.recent_losses);
 }
 
 }  // namespace

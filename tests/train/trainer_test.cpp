@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
 
 #include "ops/ops.h"
 #include "optim/muon.h"
@@ -26,6 +30,69 @@ log: {every: 1}
 eval: {exact_match: 4}
 checkpoint: {every: 0}
 )";
+
+// Calls `poison(batch, step)` on the micro-batches of the chosen steps as they are drawn (before
+// their forward and backward): a test's way to inject non-finite values or loss spikes.
+class Poison : public BatchSource {
+ public:
+  using Fn = std::function<void(models::PackedBatch&)>;
+  Poison(std::unique_ptr<BatchSource> inner, int64_t accumulation, std::set<int64_t> steps, Fn poison)
+      : inner_(std::move(inner)), accumulation_(accumulation), steps_(std::move(steps)), poison_(std::move(poison)) {}
+  models::PackedBatch next() override {
+    models::PackedBatch b = inner_->next();
+    if (steps_.count(drawn_++ / accumulation_)) poison_(b);
+    return b;
+  }
+  std::string state() const override { return inner_->state(); }
+  void restore(const std::string& s) override { inner_->restore(s); }
+
+ private:
+  std::unique_ptr<BatchSource> inner_;
+  int64_t accumulation_, drawn_ = 0;
+  std::set<int64_t> steps_;
+  Fn poison_;
+};
+
+// A run of `recipe` in `run` whose chosen steps get `poison`; returns how it ended.
+struct PoisonedRun {
+  RunEnd end;
+  TrainerState state;
+  TensorList params;
+  std::string log;
+};
+PoisonedRun poisoned_run(const io::Recipe& recipe, const fs::path& run, std::set<int64_t> steps,
+                         const std::function<void(models::PackedBatch&, models::LanguageModel&)>& poison) {
+  TrainContext ctx = make_context(recipe, run);
+  models::LanguageModel* model = ctx.model.get();
+  ctx.train_data = std::make_unique<Poison>(std::move(ctx.train_data), recipe.accumulation(), std::move(steps),
+                                            [=](models::PackedBatch& b) { poison(b, *model); });
+  Trainer t(std::move(ctx));
+  PoisonedRun out{t.run(), t.state(), t.model().parameters(), ""};
+  std::ifstream in(run / "log.txt");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out.log = ss.str();
+  return out;
+}
+
+// NaN in one parameter's gradient, as if its backward had blown up (backward accumulates into it).
+const char* kPoisonedParam = "model.layers.0.mlp.up_proj.weight";  // not the first parameter
+void nan_gradient(models::PackedBatch&, models::LanguageModel& model) {
+  bool found = false;
+  for (auto& [name, p] : model.named_parameters()) {
+    if (name != kPoisonedParam) continue;
+    fill_(p.grad(), std::numeric_limits<double>::quiet_NaN());
+    found = true;
+  }
+  ASSERT_TRUE(found) << kPoisonedParam;
+}
+
+// Every response token's label becomes the pad id, which the model has learnt never to predict.
+void spike_loss(models::PackedBatch& b, models::LanguageModel&) {
+  std::vector<double> labels;
+  for (int64_t id : b.labels.to_vector<int64_t>()) labels.push_back(id == kIgnoreIndex ? double(id) : 0.0);
+  b.labels = tensor(labels, b.labels.shape(), {.dtype = DType::i64});
+}
 
 void expect_resume_reproduces_the_run(const std::vector<std::string>& overrides) {
   testing::expect_resume_reproduces_the_run(io::parse_recipe(kRecipe, "r.yaml", overrides), 3);
@@ -62,6 +129,62 @@ TEST(Trainer, NonFiniteStepsAreSkippedAndTooManyStopTheRun) {
   EXPECT_EQ(t.state().consecutive_skips, 2);
   EXPECT_GE(t.state().skipped_steps, 2);
   EXPECT_TRUE(newest_complete_checkpoint(run / "checkpoints").has_value());  // the last good state
+  fs::remove_all(run);
+}
+
+TEST(Trainer, InjectedNonFiniteGradientsAreSkippedCountedAndNamed) {
+  io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml", {"train.max_consecutive_skips=3", "schedule.name=constant"});
+  fs::path run = testing::scratch_dir("nan_skip");
+  PoisonedRun r = poisoned_run(recipe, run, {2, 5, 6}, nan_gradient);
+  EXPECT_EQ(r.end, RunEnd::finished);
+  EXPECT_EQ(r.state.skipped_steps, 3);
+  EXPECT_EQ(r.state.consecutive_skips, 0);
+  EXPECT_NE(r.log.find(std::string("step 6 skipped: non-finite values in the gradient of ") + kPoisonedParam + "\n"),
+            std::string::npos) << r.log;
+  for (const Tensor& p : r.params) EXPECT_TRUE(std::isfinite(norm(p).item<float>()));
+  fs::remove_all(run);
+}
+
+TEST(Trainer, ConsecutiveNonFiniteStepsStopWithTheLastGoodStateSaved) {
+  io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml", {"train.max_consecutive_skips=3", "schedule.name=constant"});
+  fs::path run = testing::scratch_dir("nan_stop"), clean = testing::scratch_dir("nan_clean");
+  PoisonedRun r = poisoned_run(recipe, run, {4, 5, 6, 7}, nan_gradient);
+  EXPECT_EQ(r.end, RunEnd::diverged);
+  EXPECT_EQ(r.state.step, 7);
+  EXPECT_NE(r.log.find(std::string("stopping: 3 consecutive skipped steps (the first: non-finite values in the "
+                                   "gradient of ") + kPoisonedParam + "); the last good state is saved"),
+            std::string::npos) << r.log;
+  // The saved weights are those after the 4 good steps: a clean 4-step run's, bit for bit.
+  auto saved = newest_complete_checkpoint(run / "checkpoints");
+  ASSERT_TRUE(saved.has_value());
+  LoadedCheckpoint c = read_checkpoint(*saved);
+  EXPECT_EQ(c.state.skipped_steps, 3);
+  Trainer t(make_context(io::parse_recipe(kRecipe, "r.yaml", {"schedule.name=constant", "train.steps=4"}), clean));
+  ASSERT_EQ(t.run(), RunEnd::finished);
+  for (auto& [name, p] : t.model().named_parameters()) EXPECT_EQ(c.model.at(name).to_vector<float>(), p.to_vector<float>()) << name;
+  fs::remove_all(run);
+  fs::remove_all(clean);
+}
+
+TEST(Trainer, TheLossSpikeGuardSkipsSpikesLikeNonFiniteSteps) {
+  const std::vector<std::string> guard = {"schedule.name=constant", "train.spike_zscore=3", "train.spike_window=3",
+                                          "train.max_consecutive_skips=2"};
+  fs::path run = testing::scratch_dir("spike");
+  // Off by default: the spiking step is applied.
+  PoisonedRun off = poisoned_run(io::parse_recipe(kRecipe, "r.yaml", {"schedule.name=constant"}), run, {5}, spike_loss);
+  EXPECT_EQ(off.end, RunEnd::finished);
+  EXPECT_EQ(off.state.skipped_steps, 0);
+  fs::remove_all(run);
+  PoisonedRun one = poisoned_run(io::parse_recipe(kRecipe, "r.yaml", guard), run, {5}, spike_loss);
+  EXPECT_EQ(one.end, RunEnd::finished);
+  EXPECT_EQ(one.state.skipped_steps, 1);
+  EXPECT_NE(one.log.find("step 6 skipped: a loss spike (loss"), std::string::npos) << one.log;
+  EXPECT_EQ(one.state.recent_losses.size(), 3u);
+  fs::remove_all(run);
+  PoisonedRun two = poisoned_run(io::parse_recipe(kRecipe, "r.yaml", guard), run, {5, 6}, spike_loss);
+  EXPECT_EQ(two.end, RunEnd::diverged);
+  EXPECT_EQ(two.state.step, 7);
+  EXPECT_NE(two.log.find("stopping: 2 consecutive skipped steps (the first: a loss spike"), std::string::npos) << two.log;
   fs::remove_all(run);
 }
 
