@@ -146,21 +146,15 @@ Trainer::StepResult Trainer::train_step() {
   res.exposed_comm_s = zero_ ? zero_->reduce_gradients(*grads_) : sync_->finish();
   res.loss = sum_over_ranks(loss_sum.item<double>()) * scale;
   const double max_norm = r.optim.clip_grad_norm > 0 ? r.optim.clip_grad_norm : std::numeric_limits<double>::infinity();
-<<<<<<< HEAD
   // With ZeRO-1 only the owned gradients are summed: the norm combines every rank's share.
   res.grad_norm = zero_ ? optim::clip_grad_norm(zero_->owned(), max_norm, [&](double s) { return sum_over_ranks(s); })
                         : optim::clip_grad_norm(grads_->params(), max_norm);
-  res.finite = is_finite(res.loss) && is_finite(res.grad_norm);
-  if (res.finite) {
-=======
-  res.grad_norm = optim::clip_grad_norm(grads_->params(), max_norm);
   if (!is_finite(res.loss) || !is_finite(res.grad_norm)) {
     res.skipped = "non-finite values in " + (!is_finite(res.loss) ? std::string("the loss") : first_non_finite_gradient());
   } else {
     res.skipped = loss_spike(res.loss);
   }
   if (res.skipped.empty()) {
->>>>>>> reliability
     optimizer_->set_lr(r.optim.lr * schedule_(state_.step));
     if (zero_) {
       zero_->step(*optimizer_);

@@ -52,14 +52,8 @@ class Trainer {
   struct StepResult {
     double loss = 0;
     double grad_norm = 0;
-<<<<<<< HEAD
-    bool finite = true;
-    std::string first_non_finite;
-    double exposed_comm_s = 0;  // waiting for the gradient all-reduce (or reduce-scatter) after backward
-=======
     std::string skipped;  // why the update was not applied (non-finite values, a loss spike); empty if it was
-    double exposed_comm_s = 0;  // waiting for the gradient all-reduce after backward
->>>>>>> reliability
+    double exposed_comm_s = 0;  // waiting for the gradient all-reduce (or reduce-scatter) after backward
   };
   // One optimizer step without logging, evaluation or checkpoints (run() calls it; so does the
   // training benchmark, which times it).
