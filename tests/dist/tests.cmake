@@ -8,3 +8,9 @@ add_test(NAME Dist.KilledRankEndsTheJob COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist
 add_test(NAME Dist.CliRejectsBadJobs COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist/mpi_check.sh cli $<TARGET_FILE:ponder>)
 set_tests_properties(Dist.TwoRanksOverMpi Dist.KilledRankEndsTheJob Dist.CliRejectsBadJobs PROPERTIES
                      LABELS unit SKIP_RETURN_CODE 77 PROCESSORS 2)
+if(PONDER_SANITIZE)
+  # Full unwinding, so that leaks inside OpenMPI's dlopen'ed plugins are attributed to them and
+  # matched by the suppressions (the fast unwinder stops at their frames).
+  set_tests_properties(Dist.TwoRanksOverMpi Dist.KilledRankEndsTheJob Dist.CliRejectsBadJobs PROPERTIES ENVIRONMENT
+                       "LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/sanitizer/lsan_mpi.supp:print_suppressions=0;ASAN_OPTIONS=fast_unwind_on_malloc=0")
+endif()
