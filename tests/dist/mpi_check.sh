@@ -2,6 +2,8 @@
 # Multi-process checks run by ctest under `mpirun -np 2` (exit 77 = skipped when mpirun is missing):
 #   mpi_check.sh gtest  DIST_TESTS   the two-rank tests of dist_tests pass on both ranks
 #   mpi_check.sh killed DIST_TESTS   a rank killed mid-job makes mpirun exit non-zero, not hang
+#   mpi_check.sh hung   DIST_TESTS   a rank that stops answering makes the others give up after
+#                                    PONDER_COMM_TIMEOUT_S with one line, and the job exit non-zero
 #   mpi_check.sh cli    PONDER       bad jobs (world size not dividing the batch, ranks with
 #                                    different recipes) fail with one clear line and exit 2
 set -uo pipefail
@@ -26,6 +28,19 @@ case $mode in
     rc=$?
     [ "$rc" -eq 124 ] && fail "the job hung for 300 s after a rank was killed"
     [ "$rc" -eq 0 ] && fail "the job exited 0 although a rank was killed"
+    echo "OK: exit status $rc after $((SECONDS - start)) s"
+    ;;
+  hung)
+    start=$SECONDS
+    out=$(PONDER_COMM_TIMEOUT_S=5 timeout 300 "${mpi[@]}" -x PONDER_COMM_TIMEOUT_S -np 2 "$binary" \
+      --gtest_also_run_disabled_tests --gtest_filter=DataParallel.DISABLED_HungRankEndsTheJob 2>&1)
+    rc=$?
+    echo "$out"
+    [ "$rc" -eq 124 ] && fail "the job hung for 300 s although rank 1 stopped answering"
+    [ "$rc" -eq 0 ] && fail "the job exited 0 although rank 1 never joined the all-reduce"
+    grep -q "rank 0: all_reduce: no answer from the other ranks within 5 s" <<< "$out" ||
+      fail "rank 0 did not report the unanswered all-reduce"
+    [ $((SECONDS - start)) -le 120 ] || fail "the job took $((SECONDS - start)) s to end (timeout 5 s)"
     echo "OK: exit status $rc after $((SECONDS - start)) s"
     ;;
   cli)

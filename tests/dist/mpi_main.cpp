@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include "dist_world.h"
 
 namespace ponder::testing {
@@ -30,7 +32,9 @@ std::filesystem::path shared_scratch_dir(const std::string& name) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ponder::dist::MpiCommunicator world(std::chrono::seconds(60));
+  // PONDER_COMM_TIMEOUT_S (as for ponder itself) shortens the wait for a hung rank's test.
+  ponder::dist::MpiCommunicator world(std::getenv("PONDER_COMM_TIMEOUT_S") ? ponder::dist::comm_timeout()
+                                                                            : std::chrono::seconds(60));
   ponder::testing::g_world = &world;
   const int failed = RUN_ALL_TESTS();
   // Every rank's verdict decides the exit status of each.

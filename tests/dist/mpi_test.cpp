@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdio>
+#include <thread>
 #include <fstream>
 #include <set>
 
@@ -346,6 +348,20 @@ TEST(DataParallel, DISABLED_KilledRankEndsTheJob) {
   Tensor t = tensor({1}, {1}, {.dtype = DType::f32});
   world().all_reduce(t);
   world().barrier();
+}
+
+// Not run with the others: mpi_check.sh runs it alone with PONDER_COMM_TIMEOUT_S=5 and expects
+// rank 0 to give up on the silent rank's collective with one line and the job to end, not hang.
+TEST(DataParallel, DISABLED_HungRankEndsTheJob) {
+  if (world().rank() == 1) std::this_thread::sleep_for(std::chrono::minutes(10));  // alive but silent
+  Tensor t = tensor({1}, {1}, {.dtype = DType::f32});
+  try {
+    world().all_reduce(t);
+  } catch (const dist::CommError& e) {
+    std::fprintf(stderr, "rank %d: %s\n", world().rank(), e.what());
+    std::_Exit(1);  // as the CLI exits after its line: no MPI_Finalize, which would wait for the silent rank
+  }
+  ADD_FAILURE() << "all_reduce returned although rank 1 never joined";
 }
 
 }  // namespace
