@@ -6,8 +6,11 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -53,6 +56,14 @@ void interrupt_wait(int) {}
 
 int exit_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 1; }
 
+// "exited with status 1", "was killed by signal 9 (Killed)".
+std::string how_it_ended(int status) {
+  if (WIFSIGNALED(status)) {
+    return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" + ::strsignal(WTERMSIG(status)) + ")";
+  }
+  return "exited with status " + std::to_string(exit_status(status));
+}
+
 // Stops the ranks still running: SIGTERM lets them save a checkpoint; SIGKILL after the grace period.
 void stop_all(std::set<pid_t>& running) {
   for (pid_t p : running) ::kill(p, SIGTERM);
@@ -78,6 +89,7 @@ int spawn_local_ranks(int ranks) {
   const int port = free_tcp_port();
   const std::string job = "ponder-" + std::to_string(::getpid()) + "-" + std::to_string(port);
   std::set<pid_t> running;
+  std::map<pid_t, int> rank_of;
   for (int rank = 0; rank < ranks; ++rank) {
     const pid_t pid = ::fork();
     if (pid == 0) exec_rank(args, rank, ranks, port, job);
@@ -86,6 +98,7 @@ int spawn_local_ranks(int ranks) {
       fail<Error>("--gpus: cannot start rank ", rank);
     }
     running.insert(pid);
+    rank_of[pid] = rank;
   }
   struct sigaction forward{};
   forward.sa_handler = interrupt_wait;  // no SA_RESTART: waitpid returns to pass the stop on
@@ -104,6 +117,9 @@ int spawn_local_ranks(int ranks) {
     if (p < 0) break;
     running.erase(p);
     if (exit_status(status) != 0) {
+      if (result == 0) {  // the first failure is the cause; the others follow from stopping them
+        std::fprintf(stderr, "ponder: rank %d %s; stopping the other ranks\n", rank_of[p], how_it_ended(status).c_str());
+      }
       result = exit_status(status);
       stop_all(running);
     }
