@@ -39,6 +39,7 @@ Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
   p.memory.gradients = 4 * params;
   p.memory.optimizer = 4 * state_tensors * params / zero_shards + (r.optim.ema > 0 ? 4 * params / zero_shards : 0);
   p.memory.activations = p.cost.activation_bytes_per_token * double(r.batch.micro_tokens);
+  p.memory.gather = r.distributed.zero == 1 ? 2 * params : 0;
   p.steps = r.train.steps;
   p.tokens = r.train.steps * r.batch.global_tokens;
   p.estimated_rate = o.tokens_per_s_per_gpu <= 0;
@@ -58,7 +59,9 @@ std::string format_plan(const io::Recipe& r, const PlanOptions& o, const Plan& p
   s << "budget       " << p.steps << " steps x " << r.batch.global_tokens << " tokens = " << si(double(p.tokens)) << " tokens\n";
   s << "memory/GPU   weights " << gib(p.memory.weights) << ", master " << gib(p.memory.master) << ", grads "
     << gib(p.memory.gradients) << ", optimizer " << gib(p.memory.optimizer) << ", activations " << gib(p.memory.activations)
-    << " (micro-batch " << r.batch.micro_tokens << " tokens" << (r.distributed.zero == 1 ? ", ZeRO-1" : "") << ")\n";
+    << " (micro-batch " << r.batch.micro_tokens << " tokens" << (r.distributed.zero == 1 ? ", ZeRO-1" : "") << ")";
+  if (p.memory.gather > 0) s << ", all-gather buffer " << gib(p.memory.gather);
+  s << "\n";
   s << "             total " << gib(p.memory.total()) << "\n";
   std::snprintf(buf, sizeof buf, "throughput   %.0f tokens/s per GPU%s\n", p.tokens_per_s_per_gpu,
                 p.estimated_rate ? (" (estimated at " + std::to_string(int(o.assumed_mfu * 100)) + "% MFU; pass --tokens-per-s)").c_str() : "");

@@ -23,7 +23,8 @@ struct MemoryPlan {  // bytes per GPU
   double gradients = 0;   // fp32
   double optimizer = 0;   // fp32 state (sharded with ZeRO-1)
   double activations = 0; // saved for backward, one micro-batch
-  double total() const { return weights + master + gradients + optimizer + activations; }
+  double gather = 0;      // ZeRO-1: the working-dtype buffer every parameter is all-gathered into
+  double total() const { return weights + master + gradients + optimizer + activations + gather; }
 };
 
 struct Plan {

@@ -37,6 +37,8 @@ TEST(Plan, NumbersAgreeWithAHandCalculation) {
   EXPECT_DOUBLE_EQ(p.memory.master, 4 * n / 4);            // ZeRO-1 over 4 GPUs
   EXPECT_DOUBLE_EQ(p.memory.optimizer, (8 * n + 4 * n) / 4);  // m, v and the EMA, sharded
   EXPECT_DOUBLE_EQ(p.memory.gradients, 4 * n);
+  EXPECT_DOUBLE_EQ(p.memory.gather, 2 * n);  // the bf16 copy ZeRO-1 all-gathers every parameter into
+  EXPECT_DOUBLE_EQ(p.memory.total(), 2 * n + n + 4 * n + 3 * n + p.memory.activations + 2 * n);
   EXPECT_EQ(p.tokens, 1000 * 4096);
   EXPECT_DOUBLE_EQ(p.hours, 4096000.0 / (50000.0 * 4) / 3600.0);
   EXPECT_DOUBLE_EQ(p.price, p.hours * 4 * 2.0);
