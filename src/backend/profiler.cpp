@@ -1,5 +1,6 @@
 #include "backend/profiler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <vector>
@@ -36,20 +37,29 @@ OpPhase op_phase_of(std::string_view kernel) {
   return OpPhase::norm_elementwise;
 }
 
+PhaseSeconds by_phase(const KernelTimes& kernels) {
+  PhaseSeconds total{};
+  for (const KernelTime& k : kernels) total[static_cast<int>(op_phase_of(k.kernel))] += k.seconds;
+  return total;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Per-phase sums of (kernel, seconds) records; each distinct kernel name is classified once.
-PhaseSeconds sum_by_phase(const std::vector<std::pair<const char*, double>>& records) {
-  std::map<const char*, OpPhase> phases;
-  PhaseSeconds total{};
+// Sums (kernel, seconds) records by kernel name, longest total first.
+KernelTimes sum_by_kernel(const std::vector<std::pair<const char*, double>>& records) {
+  std::map<std::string_view, KernelTime> sums;
   for (const auto& [kernel, seconds] : records) {
-    auto it = phases.find(kernel);
-    if (it == phases.end()) it = phases.emplace(kernel, op_phase_of(kernel)).first;
-    total[static_cast<int>(it->second)] += seconds;
+    KernelTime& k = sums[kernel];
+    k.kernel = kernel;
+    k.calls += 1;
+    k.seconds += seconds;
   }
-  return total;
+  KernelTimes out;
+  for (auto& [name, k] : sums) out.push_back(std::move(k));
+  std::stable_sort(out.begin(), out.end(), [](const KernelTime& a, const KernelTime& b) { return a.seconds > b.seconds; });
+  return out;
 }
 
 #if PONDER_WITH_CUDA
@@ -117,7 +127,7 @@ void OpProfiler::end() {
   impl_->seconds.push_back(std::chrono::duration<double>(Clock::now() - impl_->start).count());
 }
 
-PhaseSeconds OpProfiler::collect() {
+KernelTimes OpProfiler::collect() {
   Impl& p = *impl_;
   std::vector<std::pair<const char*, double>> records;
   records.reserve(p.kernels.size());
@@ -134,7 +144,7 @@ PhaseSeconds OpProfiler::collect() {
   for (size_t i = 0; i < p.seconds.size(); ++i) records.emplace_back(p.kernels[i], p.seconds[i]);
   p.kernels.clear();
   p.seconds.clear();
-  return sum_by_phase(records);
+  return sum_by_kernel(records);
 }
 
 }  // namespace ponder::backend

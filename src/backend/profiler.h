@@ -7,7 +7,9 @@
 
 #include <array>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "tensor/device.h"
 
@@ -21,6 +23,16 @@ const char* op_phase_name(OpPhase phase);
 // The phase a kernel counts toward, by its name as PONDER_DISPATCH spells it.
 OpPhase op_phase_of(std::string_view kernel);
 
+// The dispatches of one kernel name: how many and their summed time.
+struct KernelTime {
+  std::string kernel;
+  int64_t calls = 0;
+  double seconds = 0;
+};
+using KernelTimes = std::vector<KernelTime>;  // longest total first
+
+PhaseSeconds by_phase(const KernelTimes& kernels);
+
 class OpProfiler {
  public:
   // Starts timing this thread's dispatches on `device` (one profiler per thread at a time).
@@ -29,9 +41,9 @@ class OpProfiler {
   OpProfiler(const OpProfiler&) = delete;
   OpProfiler& operator=(const OpProfiler&) = delete;
 
-  // Seconds per phase of the kernels dispatched since construction or the previous collect();
+  // Time per kernel name of the dispatches since construction or the previous collect();
   // waits for a GPU to finish them.
-  PhaseSeconds collect();
+  KernelTimes collect();
 
   // Brackets one dispatch (DispatchScope calls these); a dispatch inside another counts once.
   void begin(const char* kernel);

@@ -21,6 +21,8 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+constexpr size_t kTopKernels = 16;  // rows of the per-kernel table
+
 void wait_for(Device device) {
 #if PONDER_WITH_CUDA
   if (device.is_cuda()) cuda::synchronize(device.index);
@@ -106,18 +108,34 @@ double time_steps(Trainer& trainer, Device device, int64_t steps, double* last_l
   return std::chrono::duration<double>(Clock::now() - start).count() / double(std::max<int64_t>(steps, 1));
 }
 
+// Adds `more` into `sums` by kernel name.
+void add_kernel_times(backend::KernelTimes& sums, const backend::KernelTimes& more) {
+  for (const backend::KernelTime& k : more) {
+    auto it = std::find_if(sums.begin(), sums.end(), [&](const backend::KernelTime& s) { return s.kernel == k.kernel; });
+    if (it == sums.end()) it = sums.insert(sums.end(), {k.kernel, 0, 0});
+    it->calls += k.calls;
+    it->seconds += k.seconds;
+  }
+}
+
 void profile(Trainer& trainer, Device device, int64_t steps, BenchResult& r) {
   if (steps == 0) return;
   backend::OpProfiler profiler(device);
   for (int64_t i = 0; i < steps; ++i) {
     double loss = 0;
     r.profiled_step_s += time_steps(trainer, device, 1, &loss);
-    const backend::PhaseSeconds phases = profiler.collect();
-    for (int p = 0; p < backend::kOpPhases; ++p) r.phase_s[p] += phases[p];
+    add_kernel_times(r.kernels, profiler.collect());
   }
   r.profiled_step_s /= double(steps);
+  for (backend::KernelTime& k : r.kernels) {
+    k.calls /= steps;
+    k.seconds /= double(steps);
+  }
+  std::stable_sort(r.kernels.begin(), r.kernels.end(),
+                   [](const backend::KernelTime& a, const backend::KernelTime& b) { return a.seconds > b.seconds; });
+  r.phase_s = backend::by_phase(r.kernels);
   double kernels = 0;
-  for (double& s : r.phase_s) kernels += (s /= double(steps));
+  for (double s : r.phase_s) kernels += s;
   r.idle_s = std::max(0.0, r.profiled_step_s - kernels);
 }
 
@@ -183,6 +201,13 @@ std::string format_bench(const BenchResult& r, const BenchOptions& o) {
   auto row = [&](const char* name, double s) { line("  %-18s %10.3f %6.1f%%\n", name, 1e3 * s, 100 * s / r.profiled_step_s); };
   for (int p = 0; p < backend::kOpPhases; ++p) row(backend::op_phase_name(backend::OpPhase(p)), r.phase_s[p]);
   row("idle", r.idle_s);
+  line("kernels with the most time per step:\n");
+  line("  %-28s %-17s %6s %10s %7s\n", "kernel", "phase", "calls", "ms", "share");
+  for (size_t i = 0; i < std::min<size_t>(r.kernels.size(), kTopKernels); ++i) {
+    const backend::KernelTime& k = r.kernels[i];
+    line("  %-28s %-17s %6lld %10.3f %6.1f%%\n", k.kernel.c_str(), backend::op_phase_name(backend::op_phase_of(k.kernel)),
+         (long long)k.calls, 1e3 * k.seconds, 100 * k.seconds / r.profiled_step_s);
+  }
   return out;
 }
 
@@ -190,6 +215,10 @@ nlohmann::json bench_json(const BenchResult& r, const BenchOptions& o) {
   nlohmann::json phases = {{"step_s", r.profiled_step_s}, {"idle_s", r.idle_s}, {"steps", o.profile_steps}};
   for (int p = 0; p < backend::kOpPhases; ++p)
     phases[std::string(backend::op_phase_name(backend::OpPhase(p))) + "_s"] = r.phase_s[p];
+  nlohmann::json kernels = nlohmann::json::array();
+  for (const backend::KernelTime& k : r.kernels)
+    kernels.push_back({{"kernel", k.kernel}, {"calls", k.calls}, {"seconds", k.seconds}});
+  phases["kernels"] = kernels;
   return {{"family", r.family},
           {"device", r.device.str()},
           {"dtype", std::string(dtype_name(r.dtype))},

@@ -37,6 +37,7 @@ struct BenchResult {
   double profiled_step_s = 0;
   backend::PhaseSeconds phase_s{};
   double idle_s = 0;
+  backend::KernelTimes kernels;  // per kernel name, calls and seconds per step, longest first
 };
 
 // Measured bf16 cuBLAS GEMM rate of an H100 (shared/GPU.md), the roofline MFU is reported against.

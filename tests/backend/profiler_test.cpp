@@ -13,7 +13,7 @@ namespace {
 using backend::OpPhase;
 using backend::OpProfiler;
 
-double seconds(const backend::PhaseSeconds& s, OpPhase phase) { return s[static_cast<int>(phase)]; }
+double seconds(const backend::KernelTimes& k, OpPhase phase) { return backend::by_phase(k)[static_cast<int>(phase)]; }
 
 TEST(OpProfiler, ClassifiesKernelsByName) {
   EXPECT_EQ(backend::op_phase_of("linear"), OpPhase::gemm);
@@ -35,13 +35,27 @@ TEST(OpProfiler, SumsCpuDispatchesByPhaseUntilCollected) {
   OpProfiler profiler(Device::cpu());
   matmul(a, b);
   Tensor c = a + b;
-  const backend::PhaseSeconds s = profiler.collect();
+  const backend::KernelTimes s = profiler.collect();
   EXPECT_GT(seconds(s, OpPhase::gemm), 0);
   EXPECT_GT(seconds(s, OpPhase::norm_elementwise), 0);
   EXPECT_EQ(seconds(s, OpPhase::attention), 0);
   EXPECT_EQ(seconds(s, OpPhase::loss), 0);
   EXPECT_EQ(seconds(s, OpPhase::optimizer), 0);
-  for (double t : profiler.collect()) EXPECT_EQ(t, 0);  // collect() starts over
+  EXPECT_TRUE(profiler.collect().empty());  // collect() starts over
+}
+
+TEST(OpProfiler, CountsCallsPerKernelLongestFirst) {
+  Generator gen(1);
+  Tensor a = randn({384, 384}, gen), b = randn({384, 384}, gen);
+  OpProfiler profiler(Device::cpu());
+  for (int i = 0; i < 3; ++i) matmul(a, b);
+  Tensor c = a + b;
+  const backend::KernelTimes s = profiler.collect();
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].kernel, "matmul");  // three 384^3 products outlast one addition
+  EXPECT_EQ(s[0].calls, 3);
+  EXPECT_EQ(s[1].calls, 1);
+  EXPECT_GT(s[0].seconds, s[1].seconds);
 }
 
 TEST(OpProfiler, CountsANestedDispatchOnceAsTheOuterOne) {
@@ -51,7 +65,7 @@ TEST(OpProfiler, CountsANestedDispatchOnceAsTheOuterOne) {
   profiler.begin("matmul");
   Tensor c = a + b;  // dispatched inside the "matmul" bracket
   profiler.end();
-  const backend::PhaseSeconds s = profiler.collect();
+  const backend::KernelTimes s = profiler.collect();
   EXPECT_GT(seconds(s, OpPhase::gemm), 0);
   EXPECT_EQ(seconds(s, OpPhase::norm_elementwise), 0);
 }
@@ -62,7 +76,7 @@ TEST(OpProfiler, OnePerThreadAtATime) {
     EXPECT_THROW(OpProfiler second(Device::cpu()), ValueError);
   }
   OpProfiler again(Device::cpu());  // the first one's end made room
-  for (double t : again.collect()) EXPECT_EQ(t, 0);
+  EXPECT_TRUE(again.collect().empty());
 }
 
 }  // namespace
