@@ -4,7 +4,7 @@
 
 #include "ops/attention.h"
 #include "ops/elementwise.h"
-#include "ops/rope.h"
+#include "ops/fused.h"
 #include "ops/view.h"
 
 namespace ponder::nn {
@@ -58,11 +58,12 @@ Tensor Attention::forward(const Tensor& x, const Tensor& positions, const Attent
     k = k_norm->forward(k);
   }
   if (c.rope_theta > 0) {
-    q = rope(q, positions, c.rope_theta);
-    k = rope(k, positions, c.rope_theta);
+    RopeQK rotated = rope_qk(q, k, positions, c.rope_theta);
+    q = rotated.q;
+    k = rotated.k;
   }
   Tensor a = attend(q, k, v, spec, cache).reshape({n, c.heads * c.head_dim});
-  if (gate_proj) a = sigmoid(gate_proj->forward(x)) * a;
+  if (gate_proj) a = gated_output(gate_proj->forward(x), a);
   return o_proj->forward(a);
 }
 

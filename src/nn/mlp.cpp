@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ops/elementwise.h"
+#include "ops/fused.h"
 
 namespace ponder::nn {
 
@@ -30,7 +31,7 @@ Mlp::Mlp(const MlpConfig& config, Generator& gen) : config_(config) {
 }
 
 Tensor Mlp::forward(const Tensor& x) const {
-  Tensor h = gate_proj ? silu(gate_proj->forward(x)) * up_proj->forward(x) : relu2(up_proj->forward(x));
+  Tensor h = gate_proj ? swiglu(gate_proj->forward(x), up_proj->forward(x)) : relu2(up_proj->forward(x));
   return down_proj->forward(h);
 }
 

@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "ops/creation.h"
+#include "ops/elementwise.h"
+#include "ops/fused.h"
 #include "ops/norm.h"
 
 namespace ponder::nn {
@@ -20,7 +22,18 @@ RMSNorm::RMSNorm(int64_t dim, double eps, bool weighted) : eps(eps) {
   register_parameter("weight", weight);
 }
 
+Norm::SumAndNormed Norm::add_forward(const Tensor& x, const Tensor& residual) const {
+  Tensor sum = x + residual;
+  return {sum, forward(sum)};
+}
+
 Tensor RMSNorm::forward(const Tensor& x) const { return rms_norm(x, weight, eps); }
+
+Norm::SumAndNormed RMSNorm::add_forward(const Tensor& x, const Tensor& residual) const {
+  if (x.shape() != residual.shape()) return Norm::add_forward(x, residual);
+  AddRmsNorm fused = add_rms_norm(x, residual, weight, eps);
+  return {fused.sum, fused.normed};
+}
 
 LayerNorm::LayerNorm(int64_t dim, double eps, bool affine) : eps(eps) {
   check_norm_config("LayerNorm", dim, eps);

@@ -12,6 +12,14 @@ namespace ponder::nn {
 class Norm : public Module {
  public:
   virtual Tensor forward(const Tensor& x) const = 0;
+
+  struct SumAndNormed {
+    Tensor sum;     // x + residual
+    Tensor normed;  // forward(sum)
+  };
+  // The residual step of a pre-norm network, x + residual and its normalisation; a norm that can
+  // fuse the two into one pass over the data overrides it.
+  virtual SumAndNormed add_forward(const Tensor& x, const Tensor& residual) const;
 };
 
 // x * rsqrt(mean(x^2) + eps) [* weight]. weight [dim] (ones) only when `weighted`; otherwise the
@@ -20,6 +28,8 @@ class RMSNorm : public Norm {
  public:
   RMSNorm(int64_t dim, double eps = 1e-6, bool weighted = true);
   Tensor forward(const Tensor& x) const override;
+  // One fused add_rms_norm when x and residual have the same shape (no broadcasting).
+  SumAndNormed add_forward(const Tensor& x, const Tensor& residual) const override;
 
   Tensor weight;
   double eps;

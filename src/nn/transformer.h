@@ -21,6 +21,14 @@ struct BlockConfig {
   bool post_norm = false;
 };
 
+// A residual stream whose last addition is still to be made: stream + pending (pending undefined:
+// nothing pending). Pre-norm blocks hand it on so that each addition runs fused with the norm
+// that follows it (Norm::add_forward) instead of as a pass of its own.
+struct PendingSum {
+  Tensor stream, pending;
+  Tensor value() const;  // stream + pending
+};
+
 // Pre-norm:  x = x + attn(norm1(x));  x = x + mlp(norm2(x)).
 // Post-norm: x = norm1(x + attn(x));  x = norm2(x + mlp(x)).
 // norm1 is the child input_layernorm, norm2 post_attention_layernorm (HF Llama names; a
@@ -32,6 +40,10 @@ class TransformerBlock : public Module {
   // x [N, dim], positions [N], spec: the packing and the mask -> [N, dim]. `cache`: the attention's
   // KV cache when x is one sequence being generated (Attention::forward).
   Tensor forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec, KVCache* cache = nullptr) const;
+  // The same on a pending sum, leaving the MLP branch's addition pending (pre-norm blocks; a
+  // post-norm block makes every addition itself).
+  PendingSum forward(const PendingSum& x, const Tensor& positions, const AttentionSpec& spec,
+                     KVCache* cache = nullptr) const;
   const BlockConfig& config() const { return config_; }
 
   // Optional per-branch scaling (e.g. a learned per-channel gate): when set, a branch's output
@@ -55,6 +67,9 @@ class Stack : public Module {
   Stack(const BlockConfig& config, int64_t layers, std::optional<NormConfig> exit_norm, Generator& gen);
   // `caches`: none, or one KV cache per layer when x is one sequence being generated.
   Tensor forward(const Tensor& x, const Tensor& positions, const AttentionSpec& spec,
+                 std::span<KVCache> caches = {}) const;
+  // The stack on x + added, the addition made with the first norm.
+  Tensor forward(const PendingSum& x, const Tensor& positions, const AttentionSpec& spec,
                  std::span<KVCache> caches = {}) const;
 
   std::shared_ptr<ModuleList<TransformerBlock>> layers;

@@ -180,7 +180,7 @@ Tensor HrmText::recurrence(const Tensor& tokens, const Tensor& positions, const 
   auto stack_call = [&](const nn::Stack& stack, const Tensor& state, const Tensor& injection, bool records) {
     GradScope scope(recording && records);  // a call outside the last bp keeps no activations
     const auto call_caches = caches.empty() ? caches : caches.subspan(stack_calls++ * layers, layers);
-    return stack.forward(state + injection, positions, spec, call_caches);
+    return stack.forward(nn::PendingSum{state, injection}, positions, spec, call_caches);
   };
   Tensor z_H = model->embed_tokens->forward(tokens);
   Tensor z_L = model->z_L_init;  // broadcast over positions by the first addition
