@@ -9,13 +9,16 @@
 
 #include <array>
 #include <atomic>
+#include <algorithm>
 #include <climits>
+#include <limits>
 #include <compare>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/elementwise.h"
 #include "backend/kernels.h"
@@ -117,10 +120,10 @@ uint32_t alignment(const void* data, int64_t ld, int64_t batch_stride, DType t) 
   return static_cast<uint32_t>(bits & (~bits + 1));
 }
 
-// Everything cuBLASLt's heuristic sees.
+// Everything cuBLASLt's heuristic sees, and whether the product accumulates (which decides tuning).
 struct AlgoKey {
   int device, dtype, compute, epilogue;
-  bool transpose_a, transpose_b, deterministic;
+  bool transpose_a, transpose_b, deterministic, accumulate;
   int64_t m, n, k, batch, lda, ldb, ldd, stride_a, stride_b, stride_d;
   uint32_t align_a, align_b, align_d, align_vector;
   auto operator<=>(const AlgoKey&) const = default;
@@ -129,7 +132,7 @@ struct AlgoKey {
 AlgoKey key_of(const Gemm& g, int device, const Types& types) {
   auto align_vector = g.epilogue_vector ? alignment(g.epilogue_vector, 0, 0, g.dtype) : 0u;
   return {device, static_cast<int>(g.dtype), static_cast<int>(types.compute), static_cast<int>(g.epilogue),
-          g.a.transpose, g.b.transpose, deterministic_gemms.load(), g.m, g.n, g.k, g.batch, g.a.ld, g.b.ld, g.ldd, g.a.batch_stride,
+          g.a.transpose, g.b.transpose, deterministic_gemms.load(), g.accumulate, g.m, g.n, g.k, g.batch, g.a.ld, g.b.ld, g.ldd, g.a.batch_stride,
           g.b.batch_stride, g.d_batch_stride, alignment(g.a.data, g.a.ld, g.a.batch_stride, g.dtype),
           alignment(g.b.data, g.b.ld, g.b.batch_stride, g.dtype),
           alignment(g.d, g.ldd, g.d_batch_stride, g.dtype), align_vector};
@@ -178,8 +181,60 @@ void make_layout(LayoutDesc& layout, const Gemm& g, cudaDataType_t type, int64_t
   set(g, layout.get(), CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, batch_stride);
 }
 
-// The heuristic's first choice, or none.
-std::optional<cublasLtMatmulAlgo_t> best_algorithm(const Gemm& g, cublasLtHandle_t handle, const AlgoKey& key,
+constexpr int kCandidates = 8;  // heuristic answers timed per configuration
+constexpr int kTimedRuns = 3;   // per candidate, after one untimed run
+
+// Enqueues g with `algo` on ponder's compute stream, D and the epilogue's vector overwritten unless g accumulates.
+cublasStatus_t launch(const Gemm& g, int device, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
+                      cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t d, const cublasLtMatmulAlgo_t& algo) {
+  const DeviceState& state = device_state(device);
+  const float alpha_f = 1.0f, beta_f = g.accumulate ? 1.0f : 0.0f;
+  const double alpha_d = 1.0, beta_d = g.accumulate ? 1.0 : 0.0;
+  const bool wide = types_for(g.dtype).scale == CUDA_R_64F;
+  const void* alpha = wide ? static_cast<const void*>(&alpha_d) : &alpha_f;
+  const void* beta = wide ? static_cast<const void*>(&beta_d) : &beta_f;
+  return cublasLtMatmul(state.handle, desc, alpha, g.a.data, a, g.b.data, b, beta, g.d, d, g.d, d, &algo,
+                        state.workspace->data_ptr(), kWorkspaceBytes, ponder::cuda::compute_stream(device));
+}
+
+// The fastest of the candidates by the shortest of kTimedRuns runs each (candidates that fail to
+// launch are skipped). Every run overwrites D, which the caller's own run then overwrites again.
+cublasLtMatmulAlgo_t fastest(const Gemm& g, int device, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
+                             cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t d,
+                             const std::vector<cublasLtMatmulHeuristicResult_t>& candidates) {
+  const cudaStream_t stream = ponder::cuda::compute_stream(device);
+  cudaEvent_t start, stop;
+  ponder::cuda::check(cudaEventCreate(&start), "cudaEventCreate (GEMM tuning)");
+  ponder::cuda::check(cudaEventCreate(&stop), "cudaEventCreate (GEMM tuning)");
+  cublasLtMatmulAlgo_t best = candidates.front().algo;
+  float best_ms = std::numeric_limits<float>::infinity();
+  for (const auto& candidate : candidates) {
+    if (launch(g, device, desc, a, b, d, candidate.algo) != CUBLAS_STATUS_SUCCESS) continue;
+    float shortest = std::numeric_limits<float>::infinity();
+    for (int run = 0; run < kTimedRuns; ++run) {
+      ponder::cuda::check(cudaEventRecord(start, stream), "cudaEventRecord (GEMM tuning)");
+      check(launch(g, device, desc, a, b, d, candidate.algo), "cublasLtMatmul (GEMM tuning)", g);
+      ponder::cuda::check(cudaEventRecord(stop, stream), "cudaEventRecord (GEMM tuning)");
+      ponder::cuda::check(cudaEventSynchronize(stop), "cudaEventSynchronize (GEMM tuning)");
+      float ms = 0;
+      ponder::cuda::check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime (GEMM tuning)");
+      shortest = std::min(shortest, ms);
+    }
+    if (shortest < best_ms) {
+      best_ms = shortest;
+      best = candidate.algo;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return best;
+}
+
+// The algorithm for g: the fastest of the heuristic's first kCandidates answers, timed on g's own
+// operands; the heuristic's first answer alone when g accumulates (timing runs would add to D) or in
+// deterministic mode (timing noise must not change the result between runs). None when the
+// heuristic has none.
+std::optional<cublasLtMatmulAlgo_t> best_algorithm(const Gemm& g, int device, const AlgoKey& key,
                                                    cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
                                                    cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t d) {
   PreferenceDesc pref;
@@ -195,26 +250,31 @@ std::optional<cublasLtMatmulAlgo_t> best_algorithm(const Gemm& g, cublasLtHandle
     // Split-K partial sums only in fp32: partials rounded to bf16 would undo the fp32 accumulation.
     set(g, pref.get(), CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, uint32_t{CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE});
   }
-  cublasLtMatmulHeuristicResult_t result{};
+  const bool tune = !g.accumulate && !key.deterministic;
+  std::vector<cublasLtMatmulHeuristicResult_t> results(tune ? kCandidates : 1);
   int found = 0;
-  cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, d, d, pref.get(), 1, &result, &found);
+  const DeviceState& state = device_state(device);
+  cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(state.handle, desc, a, b, d, d, pref.get(),
+                                                         static_cast<int>(results.size()), results.data(), &found);
   // An epilogue cuBLASLt rejects for these types or operands is answered by the unfused fallback.
   const bool fused = g.epilogue != CUBLASLT_EPILOGUE_DEFAULT;
   if ((status != CUBLAS_STATUS_SUCCESS && fused) || status == CUBLAS_STATUS_NOT_SUPPORTED) return std::nullopt;
   check(status, "cublasLtMatmulAlgoGetHeuristic", g);
   if (found == 0) return std::nullopt;
-  return result.algo;
+  results.resize(found);
+  if (found == 1) return results.front().algo;
+  return fastest(g, device, desc, a, b, d, results);
 }
 
 // best_algorithm, asked once per configuration; misses are kept too, so a fallback is decided once.
-std::optional<cublasLtMatmulAlgo_t> cached_algorithm(const Gemm& g, cublasLtHandle_t handle, const AlgoKey& key,
+std::optional<cublasLtMatmulAlgo_t> cached_algorithm(const Gemm& g, int device, const AlgoKey& key,
                                                      cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
                                                      cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t d) {
   static std::mutex mutex;
   static std::map<AlgoKey, std::optional<cublasLtMatmulAlgo_t>> cache;
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, best_algorithm(g, handle, key, desc, a, b, d)).first;
+  if (it == cache.end()) it = cache.emplace(key, best_algorithm(g, device, key, desc, a, b, d)).first;
   return it->second;
 }
 
@@ -223,7 +283,6 @@ std::optional<cublasLtMatmulAlgo_t> cached_algorithm(const Gemm& g, cublasLtHand
 bool run(const Gemm& g, int device) {
   PONDER_CHECK(g.batch <= INT32_MAX, ValueError, "matmul: ", g.batch, " batch items exceed cuBLASLt's limit");
   ponder::cuda::DeviceGuard guard(device);
-  const DeviceState& state = device_state(device);
   const Types types = types_for(g.dtype);
   MatmulDesc desc;
   check(cublasLtMatmulDescCreate(desc.out(), types.compute, types.scale), "cublasLtMatmulDescCreate", g);
@@ -238,20 +297,12 @@ bool run(const Gemm& g, int device) {
   make_layout(b, g, types.data, g.b.rows, g.b.cols, g.b.ld, g.b.batch_stride);
   make_layout(d, g, types.data, g.m, g.n, g.ldd, g.d_batch_stride);
   const AlgoKey key = key_of(g, device, types);
-  auto algo = cached_algorithm(g, state.handle, key, desc.get(), a.get(), b.get(), d.get());
+  auto algo = cached_algorithm(g, device, key, desc.get(), a.get(), b.get(), d.get());
   if (!algo) {
     if (g.epilogue != CUBLASLT_EPILOGUE_DEFAULT) return false;
     fail<DeviceError>("cublasLtMatmulAlgoGetHeuristic found no algorithm for ", describe(g));
   }
-  const float alpha_f = 1.0f, beta_f = g.accumulate ? 1.0f : 0.0f;
-  const double alpha_d = 1.0, beta_d = g.accumulate ? 1.0 : 0.0;
-  const bool wide = types.scale == CUDA_R_64F;
-  const void* alpha = wide ? static_cast<const void*>(&alpha_d) : &alpha_f;
-  const void* beta = wide ? static_cast<const void*>(&beta_d) : &beta_f;
-  check(cublasLtMatmul(state.handle, desc.get(), alpha, g.a.data, a.get(), g.b.data, b.get(), beta, g.d, d.get(), g.d,
-                       d.get(), &*algo, state.workspace->data_ptr(), kWorkspaceBytes,
-                       ponder::cuda::compute_stream(device)),
-        "cublasLtMatmul", g);
+  check(launch(g, device, desc.get(), a.get(), b.get(), d.get(), *algo), "cublasLtMatmul", g);
   return true;
 }
 
