@@ -6,6 +6,7 @@ memory; --json for one JSON object per mode).
 
 Usage: scripts/bench_reference.py [--family hrm_text|transformer] [--mode eager|compile|both]
            [--rows 1] [--seq-len 4096] [--mask prefix_lm|causal] [--steps 10] [--warmup 3]
+           [--compile-scope layers|model]
            [--hidden 1536 --layers 16 --heads 12 --head-dim 128 --ffn 4096 --vocab 65536
             --h-cycles 2 --l-cycles 3 --bp 5] [--json]
 The defaults are the HRM-Text 1B shape of shared/GPU.md. A step is forward, backward, gradient
@@ -52,6 +53,9 @@ def parse_args():
     p.add_argument("--l-cycles", type=int, default=3)
     p.add_argument("--bp", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile-scope", choices=["layers", "model"], default="layers",
+                   help="torch.compile each decoder layer (regional compilation: one compile shared by every layer, "
+                        "minutes faster to start) or the whole model")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     for name in ("rows", "seq_len", "steps", "hidden", "layers", "heads", "head_dim", "ffn", "vocab", "h_cycles",
@@ -122,6 +126,19 @@ def make_batch(args, torch):
     return tokens, labels, kwargs
 
 
+def compiled(model, scope, torch):
+    """The model under torch.compile: whole, or each decoder layer compiled in place (regional
+    compilation: the layers share one compiled graph, since their parameters are graph inputs)."""
+    if scope == "model":
+        return torch.compile(model)
+    layers = [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
+    if not layers:
+        fail(f"{type(model).__name__} has no *DecoderLayer modules to compile; use --compile-scope model")
+    for layer in layers:
+        layer.compile()
+    return model
+
+
 def run_mode(args, mode, libs):
     torch, transformers, config_class, model_class = libs
     torch.manual_seed(args.seed)
@@ -133,7 +150,7 @@ def run_mode(args, mode, libs):
     model.train()
     flops = train_flops_per_token(args, model, torch)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=True)
-    forward = torch.compile(model) if mode == "compile" else model
+    forward = compiled(model, args.compile_scope, torch) if mode == "compile" else model
     tokens, labels, kwargs = make_batch(args, torch)
 
     def step():
@@ -153,7 +170,8 @@ def run_mode(args, mode, libs):
     torch.cuda.synchronize()
     step_s = (time.perf_counter() - start) / args.steps
     tokens_per_s = args.rows * args.seq_len / step_s
-    result = {"implementation": f"transformers {transformers.__version__} {model_class.__name__}", "mode": mode,
+    mode_name = f"compile, {args.compile_scope}" if mode == "compile" else mode
+    result = {"implementation": f"transformers {transformers.__version__} {model_class.__name__}", "mode": mode_name,
               "device": torch.cuda.get_device_name(), "dtype": "bf16", "rows": args.rows, "row_len": args.seq_len,
               "mask": args.mask, "parameters": sum(p.numel() for p in model.parameters()),
               "warmup_steps": args.warmup, "steps": args.steps, "step_s": step_s, "loss": float(loss),
