@@ -1,8 +1,16 @@
-// RMSNorm and LayerNorm on the GPU. A warp (short rows) or a block (long rows) owns each row and
-// reads it in 16-byte packs when the row length and the pointers allow; statistics are fp32.
-// Parameter gradients are summed over rows in two deterministic stages: each block sums a chunk
-// of rows for 32 columns into a [chunks, D] fp32 buffer, then one thread per column adds the
-// chunks in order.
+// RMSNorm and LayerNorm on the GPU. A team of threads owns each row (a warp, or up to
+// kMaxRowThreads threads for long rows) and reads it in 16-byte packs when the row length and the
+// pointers allow, else element by element. Each thread keeps its share of the row in registers
+// (kCached packs), so the statistics and the normalising pass read global memory once per row;
+// only rows longer than kCached packs per thread (several "segments") are reread in each pass.
+// Statistics are fp32.
+//
+// Parameter gradients are fused into the backward pass, deterministically: each thread adds g·xhat
+// (and g) of its columns, row after row, into accumulator slots it alone owns (shared memory, or
+// its block's row of the partial buffer when shared memory would not hold them); a block adds its
+// teams' slots in team order into one [slots] row of the partial buffer (a "chunk"); a second
+// kernel adds the chunks in a fixed order. The split depends only on the problem (shape, dtype,
+// alignment), never on the device, so results are bit-reproducible.
 #include <algorithm>
 #include <initializer_list>
 
@@ -13,6 +21,14 @@
 namespace ponder::kernels {
 namespace {
 
+constexpr int kCached = 6;                      // packs (or elements) per thread and segment, in registers
+constexpr int kBlockThreads = 256;              // a block holds several teams up to this many threads
+constexpr int64_t kSharedAccBytes = 96 * 1024;  // accumulators above this go to global memory
+constexpr int64_t kMaxChunks = 256;             // partial rows of the parameter gradients
+constexpr int64_t kMinRowsPerTeam = 2;          // rows a team accumulates before its block sums
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 // Whether every defined operand can be read in packs of V: rows of D elements stay 16-byte aligned.
 bool packable(int64_t d, int v, std::initializer_list<const Tensor*> operands) {
   if (d % v != 0) return false;
@@ -21,10 +37,87 @@ bool packable(int64_t d, int v, std::initializer_list<const Tensor*> operands) {
   return true;
 }
 
+// How a launch splits rows of `units` packs (V elements each) over teams and blocks.
+struct RowPlan {
+  int team = 32;               // threads per row, a multiple of 32
+  int teams = 1;               // rows in flight per block
+  int segments = 0;            // register loads per thread and row; 1 keeps the row in registers
+  int64_t rows_per_team = 1;   // rows each team handles in turn
+  int64_t slots = 0;           // accumulator floats per team and parameter gradient (>= D)
+  bool shared_acc = false;     // accumulators in shared memory, else in the partial buffer
+  unsigned blocks = 0;         // = chunks of the parameter gradients
+
+  size_t shared_bytes(int stats) const {
+    return shared_acc ? static_cast<size_t>(teams * slots * stats) * sizeof(float) : 0;
+  }
+};
+
+// A warp per row while kCached packs per lane hold it, else the fewest warps that do (at most
+// kMaxRowThreads threads, then several segments). `stats` parameter gradients (0, 1 or 2) are
+// accumulated: then each team takes at least kMinRowsPerTeam rows and there are <= kMaxChunks chunks.
+RowPlan plan_rows(int64_t rows, int64_t units, int v, int stats) {
+  RowPlan p;
+  if (units > int64_t(kCached) * 32)
+    p.team = static_cast<int>(std::min<int64_t>(kMaxRowThreads, ceil_div(ceil_div(units, kCached), 32) * 32));
+  p.segments = static_cast<int>(ceil_div(units, int64_t(kCached) * p.team));
+  p.teams = std::max(1, kBlockThreads / p.team);
+  p.slots = ceil_div(units, p.team) * v * p.team;
+  if (stats > 0) {
+    const int64_t team_bytes = p.slots * stats * int64_t(sizeof(float));
+    while (p.teams > 1 && p.teams * team_bytes > kSharedAccBytes) p.teams /= 2;
+    p.shared_acc = p.teams * team_bytes <= kSharedAccBytes;  // else teams == 1
+    p.rows_per_team = std::max(kMinRowsPerTeam, ceil_div(rows, p.teams * kMaxChunks));
+  }
+  p.blocks = static_cast<unsigned>(ceil_div(rows, p.teams * p.rows_per_team));
+  return p;
+}
+
+// Hides a held pack's value from the compiler, so that each pass widens it again instead of the
+// compiler keeping every widened fp32 copy alive between passes (twice the registers for bf16, spills).
+template <class T, int V>
+__device__ __forceinline__ void keep_packed(Pack<T, V>& pack) {
+  if constexpr (sizeof(pack) % 4 == 0) {
+    auto* words = reinterpret_cast<uint32_t*>(&pack);
+#pragma unroll
+    for (int i = 0; i < int(sizeof(pack) / 4); ++i) asm volatile("" : "+r"(words[i]));
+  }
+}
+
+// A thread's walk over its packs of one row. Its q-th pack is pack q·team + lane of the row (lanes
+// take adjacent packs), held in register k = q % kCached during segment q / kCached. Each walk calls
+// fn(k, p, q) for the thread's packs p < packs in order, after load(k, p, first) has filled
+// register k: on the first walk over the row always, on later walks only if the row has several
+// segments (else the registers still hold it). A dead row (past the end) visits nothing.
+struct RowWalk {
+  int segments, lane, team;
+  int64_t packs;
+  bool live;
+  bool first = true;
+
+  template <class Load, class Fn>
+  __device__ __forceinline__ void operator()(Load&& load, Fn&& fn) {
+    for (int s = 0; s < segments; ++s) {
+      if (first || segments > 1) {
+#pragma unroll
+        for (int k = 0; k < kCached; ++k) {
+          const int64_t p = (int64_t(s) * kCached + k) * team + lane;
+          if (live && p < packs) load(k, p, first);
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < kCached; ++k) {
+        const int64_t q = int64_t(s) * kCached + k, p = q * team + lane;
+        if (live && p < packs) fn(k, p, q);
+      }
+    }
+    first = false;
+  }
+};
+
 template <class T>
 struct ForwardArgs {
   int64_t rows, d;
-  int group;
+  int team, segments;
   const T* x;
   const T* residual;
   T* sum;
@@ -38,197 +131,250 @@ struct ForwardArgs {
 
 template <class T, int V>
 __global__ void __launch_bounds__(kMaxRowThreads) forward_kernel(ForwardArgs<T> a) {
-  const int lane = threadIdx.x % a.group;
-  const int64_t row = int64_t(blockIdx.x) * (blockDim.x / a.group) + threadIdx.x / a.group;
-  if (row >= a.rows) return;  // whole warps of the last block only (warp-per-row launches)
+  const int lane = threadIdx.x % a.team;
+  const int64_t row = int64_t(blockIdx.x) * (blockDim.x / a.team) + threadIdx.x / a.team;
+  const bool live = row < a.rows;  // a dead team still joins its block's team sums
   const int64_t packs = a.d / V, first = row * packs;
-  const T* x = a.x;
-  if (a.residual) {
-    for (int64_t p = lane; p < packs; p += a.group) {
-      Pack<T, V> u = load_pack<V>(a.x, first + p), r = load_pack<V>(a.residual, first + p), s;
+  RowWalk walk{a.segments, lane, a.team, packs, live};
+  Pack<T, V> u[kCached];
+  // First x (+ residual: the rounded sum is stored and normalised), later rereads from where it was.
+  auto load = [&](int k, int64_t p, bool first_walk) {
+    if (a.residual && first_walk) {
+      Pack<T, V> x = load_pack<V>(a.x, first + p), r = load_pack<V>(a.residual, first + p);
 #pragma unroll
-      for (int j = 0; j < V; ++j) s.v[j] = T(float(u.v[j]) + float(r.v[j]));
-      store_pack<V>(a.sum, first + p, s);
+      for (int j = 0; j < V; ++j) u[k].v[j] = T(float(x.v[j]) + float(r.v[j]));
+      store_pack<V>(a.sum, first + p, u[k]);
+    } else {
+      u[k] = load_pack<V>(a.residual ? a.sum : a.x, first + p);
     }
-    x = a.sum;  // normalise the rounded sum; each thread rereads only the packs it wrote
-  }
+  };
   float mu = 0;
   if (a.mean) {
     float s = 0;
-    for (int64_t p = lane; p < packs; p += a.group) {
-      Pack<T, V> u = load_pack<V>(x, first + p);
+    walk(load, [&](int k, int64_t, int64_t) {
 #pragma unroll
-      for (int j = 0; j < V; ++j) s += float(u.v[j]);
-    }
-    mu = group_sum(s, a.group) / float(a.d);
+      for (int j = 0; j < V; ++j) s += float(u[k].v[j]);
+      keep_packed(u[k]);
+    });
+    mu = team_sum(s, a.team) / float(a.d);
   }
-  // The variance about the mean (a second pass), as the CPU kernel, for accuracy.
+  // The variance about the mean (a second pass, over registers), as the CPU kernel, for accuracy.
   float squares = 0;
-  for (int64_t p = lane; p < packs; p += a.group) {
-    Pack<T, V> u = load_pack<V>(x, first + p);
+  walk(load, [&](int k, int64_t, int64_t) {
 #pragma unroll
     for (int j = 0; j < V; ++j) {
-      const float c = float(u.v[j]) - mu;
+      const float c = float(u[k].v[j]) - mu;
       squares += c * c;
     }
-  }
-  const float rs = 1.0f / sqrtf(group_sum(squares, a.group) / float(a.d) + a.eps);
-  if (lane == 0) {
+    keep_packed(u[k]);
+  });
+  const float rs = 1.0f / sqrtf(team_sum(squares, a.team) / float(a.d) + a.eps);
+  if (live && lane == 0) {
     if (a.mean) a.mean[row] = mu;
     a.rstd[row] = rs;
   }
-  for (int64_t p = lane; p < packs; p += a.group) {
-    Pack<T, V> u = load_pack<V>(x, first + p), w{}, b{}, o;
+  walk(load, [&](int k, int64_t p, int64_t) {
+    Pack<T, V> w{}, b{}, o;
     if (a.weight) w = load_pack<V>(a.weight, p);
     if (a.bias) b = load_pack<V>(a.bias, p);
 #pragma unroll
     for (int j = 0; j < V; ++j) {
-      float v = (float(u.v[j]) - mu) * rs;
+      float v = (float(u[k].v[j]) - mu) * rs;
       if (a.weight) v *= float(w.v[j]);
       if (a.bias) v += float(b.v[j]);
       o.v[j] = T(v);
     }
     store_pack<V>(a.y, first + p, o);
-  }
+  });
 }
 
 template <class T>
-struct InputGradArgs {
+struct BackwardArgs {
   int64_t rows, d;
-  int group;
+  int team, segments;
+  int64_t rows_per_team, slots;
   const T* x;
   const T* weight;
   const float* mean;
   const float* rstd;
   const T* grad;
   const T* grad_extra;
-  T* grad_x;
+  T* grad_x;                      // or null
+  float* partial;                 // [chunks, stats, slots], or null without parameter gradients
+  bool weight_grad, bias_grad;    // the stats: sums of g·xhat, then of g
+  bool shared_acc;
 };
 
-// With gw = g * weight and xhat = (x - mean) * rstd:
-// dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat)) [+ extra]; RMSNorm has no mean(gw) term.
+// With gw = g · weight and xhat = (x - mean) · rstd:
+// dx = rstd · (gw - mean(gw) - xhat · mean(gw · xhat)) [+ extra]; RMSNorm has no mean(gw) term.
+// The parameter gradients add g · xhat (weight) and g (bias) over the rows.
 template <class T, int V>
-__global__ void __launch_bounds__(kMaxRowThreads) input_grad_kernel(InputGradArgs<T> a) {
-  const int lane = threadIdx.x % a.group;
-  const int64_t row = int64_t(blockIdx.x) * (blockDim.x / a.group) + threadIdx.x / a.group;
-  if (row >= a.rows) return;
-  const int64_t packs = a.d / V, first = row * packs;
-  const float mu = a.mean ? a.mean[row] : 0.0f, rs = a.rstd[row];
-  float sum_gw = 0, sum_gw_xhat = 0;
-  for (int64_t p = lane; p < packs; p += a.group) {
-    Pack<T, V> u = load_pack<V>(a.x, first + p), g = load_pack<V>(a.grad, first + p), w{};
-    if (a.weight) w = load_pack<V>(a.weight, p);
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-      const float gw = a.weight ? float(g.v[j]) * float(w.v[j]) : float(g.v[j]);
-      sum_gw += gw;
-      sum_gw_xhat += gw * ((float(u.v[j]) - mu) * rs);
-    }
+__global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T> a) {
+  extern __shared__ float shared_acc[];
+  const int lane = threadIdx.x % a.team, team = threadIdx.x / a.team, teams = blockDim.x / a.team;
+  const int64_t packs = a.d / V;
+  const int stats = int(a.weight_grad) + int(a.bias_grad);
+  const int64_t team_slots = stats * a.slots;
+  float* block_acc = a.shared_acc ? shared_acc : a.partial + blockIdx.x * team_slots;  // teams == 1 there
+  if (a.partial) {
+    for (int64_t i = threadIdx.x; i < teams * team_slots; i += blockDim.x) block_acc[i] = 0;
+    __syncthreads();
   }
-  const float mean_gw = a.mean ? group_sum(sum_gw, a.group) / float(a.d) : 0.0f;
-  const float mean_gw_xhat = group_sum(sum_gw_xhat, a.group) / float(a.d);
-  for (int64_t p = lane; p < packs; p += a.group) {
-    Pack<T, V> u = load_pack<V>(a.x, first + p), g = load_pack<V>(a.grad, first + p), w{}, e{}, o;
-    if (a.weight) w = load_pack<V>(a.weight, p);
-    if (a.grad_extra) e = load_pack<V>(a.grad_extra, first + p);
+  float* acc_w = a.weight_grad ? block_acc + team * team_slots : nullptr;
+  float* acc_b = a.bias_grad ? block_acc + team * team_slots + (a.weight_grad ? a.slots : 0) : nullptr;
+  for (int64_t i = 0; i < a.rows_per_team; ++i) {
+    const int64_t row = (int64_t(blockIdx.x) * a.rows_per_team + i) * teams + team, first = row * packs;
+    const bool live = row < a.rows;  // a dead team still joins its block's team sums
+    const float mu = live && a.mean ? a.mean[row] : 0.0f, rs = live ? a.rstd[row] : 0.0f;
+    RowWalk walk{a.segments, lane, a.team, packs, live};
+    Pack<T, V> x[kCached], g[kCached];
+    auto load = [&](int k, int64_t p, bool) {
+      x[k] = load_pack<V>(a.x, first + p);
+      g[k] = load_pack<V>(a.grad, first + p);
+    };
+    float mean_gw = 0, mean_gw_xhat = 0;
+    if (a.grad_x) {
+      float sum_gw = 0, sum_gw_xhat = 0;
+      walk(load, [&](int k, int64_t p, int64_t) {
+        Pack<T, V> w{};
+        if (a.weight) w = load_pack<V>(a.weight, p);
 #pragma unroll
-    for (int j = 0; j < V; ++j) {
-      const float gw = a.weight ? float(g.v[j]) * float(w.v[j]) : float(g.v[j]);
-      const float xhat = (float(u.v[j]) - mu) * rs;
-      float dx = rs * (gw - mean_gw - xhat * mean_gw_xhat);
-      if (a.grad_extra) dx += float(e.v[j]);
-      o.v[j] = T(dx);
+        for (int j = 0; j < V; ++j) {
+          const float gw = a.weight ? float(g[k].v[j]) * float(w.v[j]) : float(g[k].v[j]);
+          sum_gw += gw;
+          sum_gw_xhat += gw * ((float(x[k].v[j]) - mu) * rs);
+        }
+        keep_packed(x[k]);
+        keep_packed(g[k]);
+      });
+      if (a.mean) mean_gw = team_sum(sum_gw, a.team) / float(a.d);
+      mean_gw_xhat = team_sum(sum_gw_xhat, a.team) / float(a.d);
     }
-    store_pack<V>(a.grad_x, first + p, o);
+    walk(load, [&](int k, int64_t p, int64_t q) {
+      Pack<T, V> w{}, e{}, o;
+      if (a.weight) w = load_pack<V>(a.weight, p);
+      if (a.grad_extra) e = load_pack<V>(a.grad_extra, first + p);
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const float gj = float(g[k].v[j]), xhat = (float(x[k].v[j]) - mu) * rs;
+        const float gw = a.weight ? gj * float(w.v[j]) : gj;
+        float dx = rs * (gw - mean_gw - xhat * mean_gw_xhat);
+        if (a.grad_extra) dx += float(e.v[j]);
+        o.v[j] = T(dx);
+        const int64_t slot = (q * V + j) * a.team + lane;  // adjacent lanes, adjacent slots
+        if (acc_w) acc_w[slot] += gj * xhat;
+        if (acc_b) acc_b[slot] += gj;
+      }
+      if (a.grad_x) store_pack<V>(a.grad_x, first + p, o);
+    });
+  }
+  if (!a.partial || !a.shared_acc) return;
+  __syncthreads();
+  float* chunk = a.partial + blockIdx.x * team_slots;
+  for (int64_t i = threadIdx.x; i < team_slots; i += blockDim.x) {
+    float s = 0;
+    for (int t = 0; t < teams; ++t) s += shared_acc[t * team_slots + i];
+    chunk[i] = s;
   }
 }
 
-constexpr int kTileColumns = 32, kTileRows = 8;
+constexpr int kSumColumns = 32, kSumRows = 32;
 
+// Where the slots of one parameter gradient lie in the partial buffer, and which column each holds.
 template <class T>
-struct PartialArgs {
-  int64_t rows, d, chunk;
-  const T* x;
-  const T* grad;
-  const float* mean;
-  const float* rstd;
-  float* weight_partial;  // [chunks, D] sums of g * xhat, or null
-  float* bias_partial;    // [chunks, D] sums of g, or null
+struct SumArgs {
+  int64_t chunks, stride, slots, packs;  // stride: floats from one chunk to the next
+  int team, v;
+  const float* partial;
+  T* out;
 };
 
-// Block (tile, chunk) sums rows [chunk * c, chunk * (c + 1)) of columns [32 tile, 32 tile + 32):
-// each of the 8 thread rows takes every 8th row, then thread row 0 adds the 8 in order.
+// Block x sums slots [32 x, 32 x + 32) over the chunks: thread row y takes chunks y, y + 32, ...,
+// then thread row 0 adds the 32 in order and writes the slot's column (slot = (q·V + j)·team + lane
+// holds element j of the thread's q-th pack, pack q·team + lane).
 template <class T>
-__global__ void column_partials_kernel(PartialArgs<T> a) {
-  const int64_t j = int64_t(blockIdx.x) * kTileColumns + threadIdx.x;
-  const int64_t r0 = int64_t(blockIdx.y) * a.chunk, r1 = r0 + a.chunk < a.rows ? r0 + a.chunk : a.rows;
-  float sum_g_xhat = 0, sum_g = 0;
-  if (j < a.d) {
-    for (int64_t r = r0 + threadIdx.y; r < r1; r += kTileRows) {
-      const float g = float(a.grad[r * a.d + j]);
-      const float mu = a.mean ? a.mean[r] : 0.0f;
-      sum_g_xhat += g * ((float(a.x[r * a.d + j]) - mu) * a.rstd[r]);
-      sum_g += g;
-    }
-  }
-  __shared__ float tile_w[kTileRows][kTileColumns], tile_b[kTileRows][kTileColumns];
-  tile_w[threadIdx.y][threadIdx.x] = sum_g_xhat;
-  tile_b[threadIdx.y][threadIdx.x] = sum_g;
+__global__ void sum_chunks_kernel(SumArgs<T> a) {
+  const int64_t slot = int64_t(blockIdx.x) * kSumColumns + threadIdx.x;
+  float s = 0;
+  if (slot < a.slots)
+    for (int64_t c = threadIdx.y; c < a.chunks; c += kSumRows) s += a.partial[c * a.stride + slot];
+  __shared__ float tile[kSumRows][kSumColumns];
+  tile[threadIdx.y][threadIdx.x] = s;
   __syncthreads();
-  if (threadIdx.y != 0 || j >= a.d) return;
-  float w = 0, b = 0;
-  for (int y = 0; y < kTileRows; ++y) {
-    w += tile_w[y][threadIdx.x];
-    b += tile_b[y][threadIdx.x];
-  }
-  if (a.weight_partial) a.weight_partial[blockIdx.y * a.d + j] = w;
-  if (a.bias_partial) a.bias_partial[blockIdx.y * a.d + j] = b;
+  if (threadIdx.y != 0 || slot >= a.slots) return;
+  float total = 0;
+  for (int y = 0; y < kSumRows; ++y) total += tile[y][threadIdx.x];
+  const int64_t lane = slot % a.team, qj = slot / a.team, q = qj / a.v, p = q * a.team + lane;
+  if (p < a.packs) a.out[p * a.v + qj % a.v] = T(total);
 }
 
-template <class T>
-__global__ void sum_chunks_kernel(int64_t chunks, int64_t d, const float* partial, T* out) {
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < d; j += int64_t(gridDim.x) * blockDim.x) {
-    float s = 0;
-    for (int64_t c = 0; c < chunks; ++c) s += partial[c * d + j];
-    out[j] = T(s);
-  }
-}
-
-// Chunks sized from the problem alone (never from the device), so results are reproducible.
-int64_t rows_per_chunk(int64_t rows, int64_t d) {
-  constexpr int64_t kTargetBlocks = 2048, kMaxChunks = 1024;
-  const int64_t tiles = (d + kTileColumns - 1) / kTileColumns;
-  const int64_t chunks = std::clamp<int64_t>((kTargetBlocks + tiles - 1) / tiles, 1, kMaxChunks);
-  return std::max<int64_t>(1, (rows + chunks - 1) / chunks);
-}
-
-template <class T>
-void parameter_grads(const NormBackward& a, int64_t rows, int64_t d) {
-  if (d == 0) return;
-  const int64_t chunk = rows_per_chunk(rows, d), chunks = std::max<int64_t>(1, (rows + chunk - 1) / chunk);
-  const TensorOptions f32{DType::f32, a.x.device()};
-  Tensor weight_partial = a.grad_weight.defined() ? Tensor::empty({chunks, d}, f32) : Tensor();
-  Tensor bias_partial = a.grad_bias.defined() ? Tensor::empty({chunks, d}, f32) : Tensor();
-  cudaStream_t stream = stream_of(a.x);
-  PartialArgs<T> args{rows,
-                      d,
-                      chunk,
-                      a.x.data<T>(),
-                      a.grad.data<T>(),
-                      data_or_null<float>(a.mean),
-                      a.rstd.data<float>(),
-                      data_or_null<float>(weight_partial),
-                      data_or_null<float>(bias_partial)};
-  const dim3 grid(static_cast<unsigned>((d + kTileColumns - 1) / kTileColumns), static_cast<unsigned>(chunks));
-  column_partials_kernel<T><<<grid, dim3(kTileColumns, kTileRows), 0, stream>>>(args);
+template <class T, int V>
+void launch_forward(const NormForward& a, int64_t rows, int64_t d) {
+  const RowPlan plan = plan_rows(rows, d / V, V, 0);
+  const ForwardArgs<T> args{rows,
+                            d,
+                            plan.team,
+                            plan.segments,
+                            a.x.data<T>(),
+                            data_or_null<T>(a.residual),
+                            data_or_null<T>(a.sum),
+                            data_or_null<T>(a.weight),
+                            data_or_null<T>(a.bias),
+                            a.y.data<T>(),
+                            data_or_null<float>(a.mean),
+                            a.rstd.data<float>(),
+                            static_cast<float>(a.eps)};
+  forward_kernel<T, V><<<plan.blocks, plan.team * plan.teams, 0, stream_of(a.x)>>>(args);
   check_launch(a.op);
-  auto sum_chunks = [&](const Tensor& partial, const Tensor& out) {
-    if (!out.defined()) return;
-    sum_chunks_kernel<T><<<grid_for(d), kThreads, 0, stream>>>(chunks, d, partial.data<float>(), out.data<T>());
+}
+
+template <class T, int V>
+void launch_backward(const NormBackward& a, int64_t rows, int64_t d) {
+  const int stats = int(a.grad_weight.defined()) + int(a.grad_bias.defined());
+  const RowPlan plan = plan_rows(rows, d / V, V, stats);
+  const int64_t team_slots = stats * plan.slots;
+  Tensor partial = stats > 0 ? Tensor::empty({plan.blocks * team_slots}, {DType::f32, a.x.device()}) : Tensor();
+  cudaStream_t stream = stream_of(a.x);
+  if (rows > 0 && (a.grad_x.defined() || stats > 0)) {
+    const BackwardArgs<T> args{rows,
+                               d,
+                               plan.team,
+                               plan.segments,
+                               plan.rows_per_team,
+                               plan.slots,
+                               a.x.data<T>(),
+                               data_or_null<T>(a.weight),
+                               data_or_null<float>(a.mean),
+                               a.rstd.data<float>(),
+                               a.grad.data<T>(),
+                               data_or_null<T>(a.grad_extra),
+                               data_or_null<T>(a.grad_x),
+                               data_or_null<float>(partial),
+                               a.grad_weight.defined(),
+                               a.grad_bias.defined(),
+                               plan.shared_acc};
+    const size_t shared = plan.shared_bytes(stats);
+    if (shared > 48 * 1024) {  // a kernel must ask for more, and two blocks per SM need the largest carveout
+      cuda::check(cudaFuncSetAttribute(backward_kernel<T, V>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(shared)),
+                  a.op);
+      cuda::check(cudaFuncSetAttribute(backward_kernel<T, V>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       cudaSharedmemCarveoutMaxShared),
+                  a.op);
+    }
+    backward_kernel<T, V><<<plan.blocks, plan.team * plan.teams, shared, stream>>>(args);
     check_launch(a.op);
-  };
-  sum_chunks(weight_partial, a.grad_weight);
-  sum_chunks(bias_partial, a.grad_bias);
+  }
+  int stat = 0;
+  for (const Tensor* out : {&a.grad_weight, &a.grad_bias}) {
+    if (!out->defined() || d == 0) continue;
+    const SumArgs<T> args{rows > 0 ? plan.blocks : 0, team_slots, plan.slots, d / V, plan.team, V,
+                          rows > 0 ? partial.data<float>() + stat * plan.slots : nullptr, out->data<T>()};
+    ++stat;
+    const unsigned tiles = static_cast<unsigned>(ceil_div(plan.slots, kSumColumns));
+    sum_chunks_kernel<T><<<tiles, dim3(kSumColumns, kSumRows), 0, stream>>>(args);
+    check_launch(a.op);
+  }
 }
 
 }  // namespace
@@ -239,28 +385,12 @@ void norm_forward(const NormForward& a) {
   visit_f32_bf16(a.x.dtype(), a.op, [&](auto tag) {
     using T = decltype(tag);
     constexpr int V = kPack<T>;
-    const bool packed = packable(d, V, {&a.x, &a.y, &a.residual, &a.sum, &a.weight, &a.bias});
-    const RowGroups g = row_groups(rows, packed ? d / V : d);
-    ForwardArgs<T> args{rows,
-                        d,
-                        g.group,
-                        a.x.data<T>(),
-                        data_or_null<T>(a.residual),
-                        data_or_null<T>(a.sum),
-                        data_or_null<T>(a.weight),
-                        data_or_null<T>(a.bias),
-                        a.y.data<T>(),
-                        data_or_null<float>(a.mean),
-                        a.rstd.data<float>(),
-                        static_cast<float>(a.eps)};
-    cudaStream_t stream = stream_of(a.x);
-    if (packed) {
-      forward_kernel<T, V><<<g.blocks, g.threads, 0, stream>>>(args);
+    if (packable(d, V, {&a.x, &a.y, &a.residual, &a.sum, &a.weight, &a.bias})) {
+      launch_forward<T, V>(a, rows, d);
     } else {
-      forward_kernel<T, 1><<<g.blocks, g.threads, 0, stream>>>(args);
+      launch_forward<T, 1>(a, rows, d);
     }
   });
-  check_launch(a.op);
 }
 
 void norm_backward(const NormBackward& a) {
@@ -268,28 +398,11 @@ void norm_backward(const NormBackward& a) {
   visit_f32_bf16(a.x.dtype(), a.op, [&](auto tag) {
     using T = decltype(tag);
     constexpr int V = kPack<T>;
-    if (a.grad_x.defined() && rows > 0) {
-      const bool packed = packable(d, V, {&a.x, &a.weight, &a.grad, &a.grad_extra, &a.grad_x});
-      const RowGroups g = row_groups(rows, packed ? d / V : d);
-      InputGradArgs<T> args{rows,
-                            d,
-                            g.group,
-                            a.x.data<T>(),
-                            data_or_null<T>(a.weight),
-                            data_or_null<float>(a.mean),
-                            a.rstd.data<float>(),
-                            a.grad.data<T>(),
-                            data_or_null<T>(a.grad_extra),
-                            a.grad_x.data<T>()};
-      cudaStream_t stream = stream_of(a.x);
-      if (packed) {
-        input_grad_kernel<T, V><<<g.blocks, g.threads, 0, stream>>>(args);
-      } else {
-        input_grad_kernel<T, 1><<<g.blocks, g.threads, 0, stream>>>(args);
-      }
-      check_launch(a.op);
+    if (packable(d, V, {&a.x, &a.weight, &a.grad, &a.grad_extra, &a.grad_x})) {
+      launch_backward<T, V>(a, rows, d);
+    } else {
+      launch_backward<T, 1>(a, rows, d);
     }
-    if (a.grad_weight.defined() || a.grad_bias.defined()) parameter_grads<T>(a, rows, d);
   });
 }
 

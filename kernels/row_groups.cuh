@@ -1,5 +1,5 @@
 // Shared pieces of the row-wise CUDA kernels (norms, rotations, gated products): the dtypes they
-// are built for, warp and block sums in a fixed order, and packed loads of V elements.
+// are built for, warp and team sums in a fixed order, and packed loads of V elements.
 #pragma once
 
 #include "kernels/map.cuh"
@@ -49,38 +49,20 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// Sum over a group of `group` threads that handles one row: a warp (group == 32, several rows
-// per block) or the whole block (group == blockDim.x, one row per block). In the block case
-// every thread of the block must call it, the same number of times.
-__device__ __forceinline__ float group_sum(float v, int group) {
+// Sum over a team of `team` threads that handles one row: a warp, or team / 32 consecutive warps
+// of the block (a block may hold several teams). With team > 32 every thread of the block must
+// call it, the same number of times, since it synchronises the block.
+__device__ __forceinline__ float team_sum(float v, int team) {
   v = warp_sum(v);
-  if (group <= 32) return v;
+  if (team <= 32) return v;
   __shared__ float partial[kMaxRowThreads / 32];
+  const int warps = team / 32, first = threadIdx.x / 32 / warps * warps;
   if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
   __syncthreads();
   float total = 0;
-  for (int w = 0; w < group / 32; ++w) total += partial[w];
+  for (int w = first; w < first + warps; ++w) total += partial[w];
   __syncthreads();  // partial is rewritten by the next call
   return total;
-}
-
-// How the threads of a launch split into per-row groups.
-struct RowGroups {
-  int group;    // threads per row: 32, or the block size
-  int threads;  // block size
-  unsigned blocks;
-};
-
-// A warp per row while a row has at most kWarpUnits units of work (packs, or elements when
-// unpacked), else a block per row sized to give each thread about one unit.
-inline RowGroups row_groups(int64_t rows, int64_t units) {
-  constexpr int64_t kWarpUnits = 128;
-  if (units <= kWarpUnits) {
-    const int rows_per_block = kThreads / 32;
-    return {32, kThreads, static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block)};
-  }
-  const int threads = static_cast<int>(std::min<int64_t>(kMaxRowThreads, (units + 31) / 32 * 32));
-  return {threads, threads, static_cast<unsigned>(rows)};
 }
 
 }  // namespace ponder::kernels

@@ -76,6 +76,17 @@ std::vector<Case> cases(DType t) {
                    backend::cuda::rms_norm_forward(y, rstd, x, w, 1e-5);
                    return [=] { backend::cuda::rms_norm_backward(dx, dw, dy, x, w, rstd); };
                  }});
+  // Unweighted (HRM-Text's norms): no weight read, no weight gradient.
+  out.push_back({"rms_norm fwd no w", hidden_shape, 2 * nd * s + rows * 4, [=](Generator& g) {
+                   Tensor x = random(hidden, t, g), y = empty(hidden), rstd = f32_empty({rows});
+                   return [=] { backend::cuda::rms_norm_forward(y, rstd, x, Tensor(), 1e-5); };
+                 }});
+  out.push_back({"rms_norm bwd no w", hidden_shape, 3 * nd * s + rows * 4, [=](Generator& g) {
+                   Tensor x = random(hidden, t, g), dy = random(hidden, t, g);
+                   Tensor rstd = f32_empty({rows}), y = empty(hidden), dx = empty(hidden);
+                   backend::cuda::rms_norm_forward(y, rstd, x, Tensor(), 1e-5);
+                   return [=] { backend::cuda::rms_norm_backward(dx, Tensor(), dy, x, Tensor(), rstd); };
+                 }});
   out.push_back({"add+rms_norm fwd", hidden_shape, 4 * nd * s + d * s + rows * 4, [=](Generator& g) {
                    Tensor x = random(hidden, t, g), r = random(hidden, t, g), w = random({d}, t, g);
                    Tensor sum = empty(hidden), y = empty(hidden), rstd = f32_empty({rows});

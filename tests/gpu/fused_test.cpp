@@ -31,7 +31,9 @@ TEST_F(Fused, GatedProductsMatchCpu) {
 
 TEST_F(Fused, AddRmsNormMatchesCpu) {
   for (DType dt : kTypes) {
-    for (int64_t d : {1536, 1000, 64, 7}) {
+    // A warp per row (1536 bf16, 1000 bf16, 64, 7), several warps (1536 f32), a block (8200), and
+    // rows reread from the stored sum in each pass, packed (16400 f32) and not (4099).
+    for (int64_t d : {1536, 1000, 64, 7, 8200, 16400, 4099}) {
       Tensor x = random_tensor({37, d}, 1, dt, true), r = random_tensor({37, d}, 2, dt, true);
       Tensor w = random_tensor({d}, 3, dt, true);
       const double tol = twin_tolerance(dt);

@@ -10,14 +10,19 @@ using testing::twin_tolerance;
 
 using Norms = testing::CudaTwin;
 
-// Row lengths: block per row, packed (1536, 1000) and not (1001); warp per row, packed (64) and not (7).
-const int64_t kDims[] = {1536, 1000, 1001, 64, 7};
+// Row lengths (kernels/norm.cu plans them; "packed" is 16-byte packs, else element by element):
+// a warp per row, packed (1536 bf16, 1000 bf16, 64) and not (7); several warps per row and rows per
+// block, packed (1536 f32, 1000 f32); one row per block, packed (8200) and not (1001); rows reread
+// from memory in each pass (two segments), packed (16400 f32) and not (4099). The weight and bias
+// gradients of LayerNorm at 8200 and 16400 need over 48 KiB of shared memory, and at 16400 they
+// accumulate in global memory.
+const int64_t kDims[] = {1536, 1000, 1001, 64, 7, 8200, 16400, 4099};
 const DType kTypes[] = {DType::f32, DType::bf16};
 
 TEST_F(Norms, RmsNormMatchesCpu) {
   for (DType dt : kTypes) {
     for (int64_t d : kDims) {
-      // 37 rows: the last warp-per-row block is partly empty; 300 rows: many row chunks for dweight.
+      // 37 rows: the last block is partly empty; 300 rows: many chunks for dweight.
       for (int64_t rows : {37, 300}) {
         Tensor x = random_tensor({rows, d}, 1, dt, true), w = random_tensor({d}, 2, dt, true);
         const double tol = twin_tolerance(dt);

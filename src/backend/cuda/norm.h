@@ -1,8 +1,9 @@
 // CUDA twins of backend/cpu/norm.h: same signatures and semantics over f32 and bf16, except that
 // the statistics mean and rstd are contiguous [rows] f32 on the GPU for both dtypes (the CPU keeps
 // f64 for f32 inputs); ops allocate them with ops_detail::empty_norm_stats, which knows this.
-// A warp or a block normalises each row with fp32 statistics; the weight and bias gradients are
-// deterministic (per-block column sums, then a column reduction, no atomics).
+// A team of threads (a warp, or several) normalises each row, held in registers, with fp32
+// statistics; the backward adds the weight and bias gradients in the same pass, deterministically
+// (per-block column sums, then a fixed-order sum over the blocks, no atomics).
 #pragma once
 
 #include "tensor/tensor.h"
