@@ -1,7 +1,9 @@
 // CUDA attention over packed samples: the bf16 flash kernels of attention_flash.cuh for head_dim 64
-// and 128, and simple warp-per-row kernels with f64 accumulation for f32 (the reference-accuracy
-// path the tests use). Masks, sample lookup and parameters: attention_common.cuh.
+// and 128 (single-pass backward with an f32 dQ sum, or two kernels in deterministic mode), and
+// simple warp-per-row kernels with f64 accumulation for f32 (the reference-accuracy path the tests
+// use). Masks, sample lookup and parameters: attention_common.cuh.
 #include "backend/cuda/attention.h"
+#include "backend/determinism.h"
 #include "backend/kernels.h"
 #include "kernels/attention_flash.cuh"
 #include "kernels/common.cuh"
@@ -162,6 +164,15 @@ __global__ void row_dot(float* delta, const T* grad_out, const T* out, int64_t t
   if (threadIdx.x % 32 == 0) delta[(row % heads) * tokens + row / heads] = float(sum);
 }
 
+// dq = scale * dq_sum as bf16 (the last step of the single-pass backward), 4 elements at a time.
+__global__ void finish_dq(uint2* dq, const float4* dq_sum, float scale, int64_t quads) {
+  using kernels::mma::pack_bf16;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < quads; i += int64_t(gridDim.x) * blockDim.x) {
+    const float4 x = dq_sum[i];
+    dq[i] = make_uint2(pack_bf16(x.x * scale, x.y * scale), pack_bf16(x.z * scale, x.w * scale));
+  }
+}
+
 // ---- launching ----
 
 // Kernel shapes per head_dim (Geometry<D, warps, m-tiles per warp, tile>). Forward: 4 warps of 32
@@ -263,14 +274,38 @@ void flash_forward_launch(const ForwardParams& p, const Tensor& q) {
                 "attention_forward");
 }
 
+// Single pass when p.dq_sum is set (dq is then finished by finish_dq), else the dQ kernel and the
+// dK/dV kernel.
 template <int D>
 void flash_backward_launch(const BackwardParams& p, const Tensor& q) {
   using Gq = typename Flash<D>::Dq;
   using Gkv = typename Flash<D>::Dkdv;
+  if (p.dq_sum) {
+    launch_blocks(flash_backward_dkdv<Gkv, true>, p, Gkv::kBlock, p.kv_heads, Gkv::kThreads,
+                  dkdv_shared_bytes<Gkv, true>(), q, "attention_backward (dk, dv, dq)");
+    return;
+  }
   launch_blocks(flash_backward_dq<Gq>, p, Gq::kBlock, p.q_heads, Gq::kThreads, dq_shared_bytes<Gq>(), q,
                 "attention_backward (dq)");
-  launch_blocks(flash_backward_dkdv<Gkv>, p, Gkv::kBlock, p.kv_heads, Gkv::kThreads, dkdv_shared_bytes<Gkv>(), q,
-                "attention_backward (dk, dv)");
+  launch_blocks(flash_backward_dkdv<Gkv, false>, p, Gkv::kBlock, p.kv_heads, Gkv::kThreads,
+                dkdv_shared_bytes<Gkv, false>(), q, "attention_backward (dk, dv)");
+}
+
+// The zeroed f32 dQ sum of the single-pass backward (bf16 outside deterministic mode), else undefined.
+Tensor dq_sum_for(const Tensor& q) {
+  if (q.dtype() != DType::bf16 || backend::deterministic()) return {};
+  Tensor sum = Tensor::empty(q.shape(), {DType::f32, q.device()});
+  ponder::cuda::check(cudaMemsetAsync(sum.data_ptr(), 0, sum.numel() * sizeof(float), stream_of(q)),
+                      "attention_backward (zeroing the dq sum)");
+  return sum;
+}
+
+void launch_finish_dq(const Tensor& dq, const Tensor& dq_sum, double scale) {
+  const int64_t quads = dq.numel() / 4;  // head_dim is 64 or 128
+  finish_dq<<<kernels::grid_for(quads), kernels::kThreads, 0, stream_of(dq)>>>(
+      static_cast<uint2*>(dq.data_ptr()), static_cast<const float4*>(dq_sum.data_ptr()), static_cast<float>(scale),
+      quads);
+  check_launch("attention_backward (finish dq)");
 }
 
 }  // namespace
@@ -304,8 +339,15 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
   if (simple) launch_row_dot<float>(delta, grad_out, out);
   else launch_row_dot<bf16>(delta, grad_out, out);
 
-  const BackwardParams p{params_of(qa, ka, va, cu, prefix, spec.mask, scale), go.data_ptr(), lse.data<float>(),
-                         delta.data<float>(), dq.data_ptr(), dk.data_ptr(), dv.data_ptr()};
+  const Tensor dq_sum = dq_sum_for(q);
+  const BackwardParams p{params_of(qa, ka, va, cu, prefix, spec.mask, scale),
+                         go.data_ptr(),
+                         lse.data<float>(),
+                         delta.data<float>(),
+                         dq.data_ptr(),
+                         dk.data_ptr(),
+                         dv.data_ptr(),
+                         dq_sum.defined() ? dq_sum.data<float>() : nullptr};
   if (simple) {
     launch_rows(simple_backward_dq, p, p.tokens * p.q_heads, q, "attention_backward (dq)");
     launch_rows(simple_backward_dkdv, p, p.tokens * p.kv_heads, q, "attention_backward (dk, dv)");
@@ -314,6 +356,7 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
   } else {
     flash_backward_launch<128>(p, q);
   }
+  if (dq_sum.defined()) launch_finish_dq(dq, dq_sum, scale);
 }
 
 }  // namespace ponder::backend::cuda

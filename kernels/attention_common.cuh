@@ -41,6 +41,7 @@ struct BackwardParams : Params {
   const float* lse;    // [q_heads, tokens]
   const float* delta;  // rowsum(grad_out * out), [q_heads, tokens]
   void *dq, *dk, *dv;
+  float* dq_sum;  // [tokens, q_heads, dim] f32, zeroed: the single-pass backward adds dS K here; else null
 };
 
 // Query i of a sample of `len` tokens with prefix `prefix` sees keys [0, visible_keys) of it.

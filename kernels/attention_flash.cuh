@@ -198,8 +198,11 @@ __global__ void __launch_bounds__(G::kThreads) flash_forward(ForwardParams p) {
 
 // ---- backward ---------------------------------------------------------------------------------
 // With P = exp(scale S - lse), D_i = rowsum(dO_i * O_i) and dS = P * (dO V^T - D):
-// dV = P^T dO, dK = scale dS^T Q, dQ = scale dS K. Two kernels, each owning its output rows, keep the
-// backward free of atomics and deterministic.
+// dV = P^T dO, dK = scale dS^T Q, dQ = scale dS K. Two ways to get dQ:
+// - single pass (default): the dK/dV kernel also computes dS K for its key block and adds it into an
+//   f32 dQ sum with atomics (5 tile products per (query tile, key block) instead of 7, but the
+//   order of the additions varies run to run);
+// - deterministic: a second kernel per query block recomputes S, P and dP and owns its dQ rows.
 
 // dQ for a block of kBlock queries of one head and sample, looping over the key tiles they see.
 template <class G>
@@ -289,9 +292,63 @@ __global__ void __launch_bounds__(G::kThreads) flash_backward_dq(BackwardParams 
                     p.q_heads, head);
 }
 
-// dK and dV for a block of kBlock keys of one kv head and sample, looping over the query heads of
-// its GQA group and, for each, over the query tiles that see any of the keys.
+// Writes a warp's accumulator rows as bf16 into a shared tile (row stride `ld`), its first row at `tile`.
+template <int MT, int N>
+__device__ __forceinline__ void store_shared_rows(bits16* tile, const float (&acc)[MT][N / 8][4], int ld) {
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      auto* out = reinterpret_cast<uint32_t*>(tile + fragment_row(m, 2 * half) * ld + fragment_column(0, 0));
+#pragma unroll
+      for (int nt = 0; nt < N / 8; ++nt) out[nt * 4] = mma::pack_bf16(acc[m][nt][2 * half], acc[m][nt][2 * half + 1]);
+    }
+  }
+}
+
+// Stride of the dS^T tile of the single-pass backward: [kBlock keys][kTile queries], padded like the others.
 template <class G>
+constexpr int ds_ld() {
+  return G::kTile + 8;
+}
+
+// The single-pass backward's dQ step for one query tile [q0, q0 + kTile) of `head`: dq_sum += dS K
+// over this CTA's key block, dS read from the dS^T tile `ds_t` the warps wrote, K from `k_block`.
+// Each warp owns kTile / kWarps queries and walks head_dim in chunks, adding each chunk to dq_sum
+// as soon as it is done: a whole dQ tile would not fit in registers next to dK and dV.
+template <class G>
+__device__ __forceinline__ void add_dq_tile(const BackwardParams& p, const bits16* ds_t, const bits16* k_block,
+                                            const SampleBlock& b, int q0, int head) {
+  constexpr int D = G::kDim, BC = G::kBlock, BR = G::kTile, LD = G::kLd;
+  constexpr int QT = BR / (16 * G::kWarps);  // m-tiles of queries per warp
+  constexpr int CHUNK = 64;                  // head_dim columns per pass (32 spills more at D = 128)
+  static_assert(BR % (16 * G::kWarps) == 0 && D % CHUNK == 0);
+  const int warp_q0 = (threadIdx.x / 32) * 16 * QT;
+#pragma unroll
+  for (int c0 = 0; c0 < D; c0 += CHUNK) {
+    float acc[QT][CHUNK / 8][4];
+    mma::zero(acc);
+    mma::gemm_a_y<QT, BC, CHUNK>(acc, mma::SharedAT{ds_t + warp_q0, ds_ld<G>()}, k_block + c0, LD);
+#pragma unroll
+    for (int m = 0; m < QT; ++m) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int i = q0 + warp_q0 + fragment_row(m, 2 * half);
+        if (i >= b.len) continue;
+        float* row = p.dq_sum + ((b.begin + i) * p.q_heads + head) * D + c0;
+#pragma unroll
+        for (int nt = 0; nt < CHUNK / 8; ++nt) {
+          mma::add_pair(row + fragment_column(nt, 0), acc[m][nt][2 * half], acc[m][nt][2 * half + 1]);
+        }
+      }
+    }
+  }
+}
+
+// dK and dV for a block of kBlock keys of one kv head and sample, looping over the query heads of
+// its GQA group and, for each, over the query tiles that see any of the keys. With SINGLE_PASS it
+// also adds each tile's dS K into p.dq_sum (see above).
+template <class G, bool SINGLE_PASS>
 __global__ void __launch_bounds__(G::kThreads) flash_backward_dkdv(BackwardParams p) {
   constexpr int D = G::kDim, MT = G::kMTiles, BC = G::kBlock, BR = G::kTile, LD = G::kLd;
   extern __shared__ __align__(16) bits16 smem[];
@@ -301,6 +358,7 @@ __global__ void __launch_bounds__(G::kThreads) flash_backward_dkdv(BackwardParam
   bits16* sdo = sq + 2 * BR * LD;  // [2][BR][LD]
   float* slse = reinterpret_cast<float*>(sdo + 2 * BR * LD);  // [2][BR], log2 units
   float* sdelta = slse + 2 * BR;                               // [2][BR]
+  bits16* sds = reinterpret_cast<bits16*>(sdelta + 2 * BR);    // [BC][ds_ld], single pass only
 
   // Slots run forwards: under causal masks the first key blocks of a sample have the most queries.
   const int kv_head = blockIdx.x % p.kv_heads;
@@ -392,7 +450,12 @@ __global__ void __launch_bounds__(G::kThreads) flash_backward_dkdv(BackwardParam
         }
       }
     }
+    if constexpr (SINGLE_PASS) store_shared_rows<MT, BR>(sds + warp_row0 * ds_ld<G>(), dst, ds_ld<G>());
     mma::gemm_a_y<MT, BR, D>(dk, mma::RegisterA<MT, BR>{dst}, q_tile, LD);
+    if constexpr (SINGLE_PASS) {
+      __syncthreads();  // every warp's dS^T rows are in place
+      add_dq_tile<G>(p, sds, sk, b, q0, kv_head * p.group + item / q_tiles);
+    }
     __syncthreads();
   }
   float dk_factor[MT][2], dv_factor[MT][2];
@@ -415,9 +478,10 @@ template <class G>
 constexpr int dq_shared_bytes() {
   return (2 * G::kBlock + 4 * G::kTile) * G::kLd * 2;
 }
-template <class G>
+template <class G, bool SINGLE_PASS>
 constexpr int dkdv_shared_bytes() {
-  return (2 * G::kBlock + 4 * G::kTile) * G::kLd * 2 + 4 * G::kTile * 4;
+  const int ds_tile = SINGLE_PASS ? G::kBlock * ds_ld<G>() * 2 : 0;
+  return (2 * G::kBlock + 4 * G::kTile) * G::kLd * 2 + 4 * G::kTile * 4 + ds_tile;
 }
 
 }  // namespace ponder::kernels::attention

@@ -1,5 +1,6 @@
 // Warp-level bf16 tensor-core building blocks for the flash attention kernels (sm_80+ PTX):
-// asynchronous global->shared copies, ldmatrix operand loads, mma.m16n8k16 and two warp GEMMs.
+// asynchronous global->shared copies, ldmatrix operand loads, mma.m16n8k16, two warp GEMMs and
+// fp32 reductions into global memory.
 //
 // Fragment layouts (PTX ISA, mma.m16n8k16 .bf16; g = lane / 4, c = lane % 4):
 //   A (16x16, row-major) a[4]: a0 = (row g, cols 2c..2c+1), a1 = (g+8, 2c..), a2 = (g, 8+2c..), a3 = (g+8, 8+2c..)
@@ -61,6 +62,17 @@ __device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// *to += {x, y} (two consecutive floats, 8-byte aligned) without reading the result back; one
+// vector reduction on sm_90, two scalar ones before it.
+__device__ __forceinline__ void add_pair(float* to, float x, float y) {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(to), "f"(x), "f"(y) : "memory");
+#else
+  atomicAdd(to, x);
+  atomicAdd(to + 1, y);
+#endif
+}
+
 // Two floats rounded to nearest-even bf16, `lo` in the low half.
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -79,6 +91,19 @@ struct SharedA {
   __device__ __forceinline__ void operator()(int m, int ks, uint32_t (&a)[4]) const {
     const int lane = threadIdx.x % 32;
     load_matrix_x4(a, rows + (m * 16 + lane % 16) * ld + ks * 16 + (lane / 16) * 8);
+  }
+};
+
+// A operand source: MT consecutive 16-row tiles stored transposed (k-major: element (row r, k) at
+// `cols[k * ld + r]`), e.g. dS read from the dS^T tile another warp wrote. Transposed x4 ldmatrix:
+// lanes 0-7 address k 0-7 at row 0 (a0), 8-15 k 0-7 at row 8 (a1), 16-23 k 8-15 at row 0 (a2),
+// 24-31 k 8-15 at row 8 (a3); each lane then holds rows g and k 2c, 2c+1, the A layout.
+struct SharedAT {
+  const bits16* cols;
+  int ld;
+  __device__ __forceinline__ void operator()(int m, int ks, uint32_t (&a)[4]) const {
+    const int lane = threadIdx.x % 32;
+    load_matrix_x4_trans(a, cols + (ks * 16 + (lane / 16) * 8 + lane % 8) * ld + m * 16 + ((lane / 8) % 2) * 8);
   }
 };
 

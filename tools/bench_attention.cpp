@@ -1,4 +1,6 @@
 // GPU attention benchmark: forward and backward time and TFLOP/s of the CUDA kernels on packed rows.
+// The backward is timed twice: the default single-pass kernel (dQ added with atomics) and the
+// two-kernel one of deterministic mode (runtime.deterministic).
 //
 // Workload (defaults): 2 rows of 4096 tokens, each packed with 2-8 samples of random lengths, PrefixLM
 // masks with random prefixes, 12 heads of 128, bf16. The packing is printed (cu_seqlens, prefix_len)
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "backend/cuda/attention.h"
+#include "backend/determinism.h"
 #include "bench_support.h"
 #include "ops/ops.h"
 #include "tensor/cuda_context.h"
@@ -150,11 +153,15 @@ int main(int argc, char** argv) {
   // Compute-bound: the operands are not rotated (each K/V tile is read by many query blocks anyway).
   const double forward =
       bench::median_ms([&](int) { backend::cuda::attention_forward(out, lse, q, k, v, spec, scale); }, 3, o.reps) / 1e3;
-  const double backward =
-      bench::median_ms(
-          [&](int) { backend::cuda::attention_backward(dq, dk, dv, grad_out, q, k, v, out, lse, spec, scale); }, 3,
-          o.reps) /
-      1e3;
+  auto backward_seconds = [&](bool deterministic) {
+    backend::set_deterministic(deterministic);
+    const double ms = bench::median_ms(
+        [&](int) { backend::cuda::attention_backward(dq, dk, dv, grad_out, q, k, v, out, lse, spec, scale); }, 3,
+        o.reps);
+    backend::set_deterministic(false);
+    return ms / 1e3;
+  };
+  const double backward = backward_seconds(false), backward_deterministic = backward_seconds(true);
 
   const double pairs = visible_pairs(packing, o.mask) * o.heads;
   const double forward_flop = 4.0 * o.dim * pairs, backward_flop = 2.5 * forward_flop;
@@ -164,7 +171,11 @@ int main(int argc, char** argv) {
   print_list("prefix_len", packing.prefix_len);
   std::printf("visible pairs per head: %.0f (%.1f%% of the %d x %d rows)\n", pairs / o.heads,
               100.0 * pairs / o.heads / (double(o.rows) * o.row_len * o.row_len), o.rows, o.row_len);
-  std::printf("%-10s %10s %10s\n", "pass", "ms", "TFLOP/s");
-  std::printf("%-10s %10.3f %10.1f\n", "forward", forward * 1e3, forward_flop / forward / 1e12);
-  std::printf("%-10s %10.3f %10.1f\n", "backward", backward * 1e3, backward_flop / backward / 1e12);
+  auto print_pass = [](const char* pass, double seconds, double flop) {
+    std::printf("%-24s %10.3f %10.1f\n", pass, seconds * 1e3, flop / seconds / 1e12);
+  };
+  std::printf("%-24s %10s %10s\n", "pass", "ms", "TFLOP/s");
+  print_pass("forward", forward, forward_flop);
+  print_pass("backward", backward, backward_flop);
+  print_pass("backward (deterministic)", backward_deterministic, backward_flop);
 }

@@ -1,15 +1,12 @@
 #include "train/session.h"
 
+#include "backend/determinism.h"
 #include "data/tokenizer.h"
 #include "io/errors.h"
 #include "train/backbone.h"
 #include "train/family.h"
 #include "train/shard_source.h"
 #include "train/task_source.h"
-
-#if PONDER_WITH_CUDA
-#include "backend/cuda/matmul.h"
-#endif
 
 namespace ponder::train {
 
@@ -81,9 +78,7 @@ TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path&
   ctx.device = comm && comm->device().is_cuda() ? comm->device() : resolve_device(recipe);
   ctx.comm = comm ? std::move(comm) : std::make_shared<dist::LocalCommunicator>(ctx.device);
   ctx.param_dtype = resolve_precision(recipe, ctx.device);
-#if PONDER_WITH_CUDA
-  backend::cuda::set_deterministic_gemms(recipe.runtime.deterministic);
-#endif
+  backend::set_deterministic(recipe.runtime.deterministic);
   ctx.model = build_model(recipe.model, recipe.runtime.seed);
   init_backbone(*ctx.model, recipe);  // a resumed run's checkpoint then overwrites it
   if (recipe.data.task.empty()) {

@@ -17,7 +17,10 @@ namespace ponder::backend::cuda {
 void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                        const Tensor& v, const AttentionSpec& spec, double scale);
 
-// Deterministic: dq and dk/dv come from two kernels that each own their output rows (no atomics).
+// bf16: one kernel computes dk, dv and adds dS K into a temporary f32 dq with atomics (the order of
+// the additions, so dq's last bits, varies run to run); in deterministic mode (backend/determinism.h)
+// dq and dk/dv come from two kernels that each own their output rows. f32 always runs the two
+// simple kernels, which are deterministic.
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad_out,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& lse, const AttentionSpec& spec, double scale);

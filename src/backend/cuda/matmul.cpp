@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backend/cuda/elementwise.h"
+#include "backend/determinism.h"
 #include "backend/kernels.h"
 #include "tensor/cuda_context.h"
 #include "tensor/error.h"
@@ -33,7 +34,6 @@ constexpr int kMaxDevices = 64;
 constexpr uint32_t kMaxAlignment = 256;  // the most any cuBLASLt kernel asks of a pointer
 
 std::atomic<bool> tf32_allowed{false};
-std::atomic<bool> deterministic_gemms{false};
 
 // ---- one cuBLASLt call, described in its own (column-major) terms ----
 
@@ -132,8 +132,9 @@ struct AlgoKey {
 AlgoKey key_of(const Gemm& g, int device, const Types& types) {
   auto align_vector = g.epilogue_vector ? alignment(g.epilogue_vector, 0, 0, g.dtype) : 0u;
   return {device, static_cast<int>(g.dtype), static_cast<int>(types.compute), static_cast<int>(g.epilogue),
-          g.a.transpose, g.b.transpose, deterministic_gemms.load(), g.accumulate, g.m, g.n, g.k, g.batch, g.a.ld, g.b.ld, g.ldd, g.a.batch_stride,
-          g.b.batch_stride, g.d_batch_stride, alignment(g.a.data, g.a.ld, g.a.batch_stride, g.dtype),
+          g.a.transpose, g.b.transpose, deterministic(), g.accumulate, g.m, g.n, g.k, g.batch, g.a.ld, g.b.ld,
+          g.ldd, g.a.batch_stride, g.b.batch_stride, g.d_batch_stride,
+          alignment(g.a.data, g.a.ld, g.a.batch_stride, g.dtype),
           alignment(g.b.data, g.b.ld, g.b.batch_stride, g.dtype),
           alignment(g.d, g.ldd, g.d_batch_stride, g.dtype), align_vector};
 }
@@ -409,7 +410,6 @@ void column_sums(const Tensor& sums, const Tensor& grad) {
 }  // namespace
 
 void set_allow_tf32(bool allow) { tf32_allowed.store(allow); }
-void set_deterministic_gemms(bool on) { deterministic_gemms.store(on); }
 bool allow_tf32() { return tf32_allowed.load(); }
 
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b) { product(out, a, b, {}, false); }

@@ -1,5 +1,8 @@
 // CUDA twins of backend/cpu/matmul.h (same semantics, same signatures), through cuBLASLt.
-// bf16 products accumulate in fp32; f32 products are exact fp32 unless TF32 is allowed.
+// bf16 products accumulate in fp32; f32 products are exact fp32 unless TF32 is allowed. In
+// deterministic mode (backend/determinism.h) GEMMs use only algorithms without split-K
+// reduction, so a product's summation order along K is the kernel's one-pass order whatever split
+// the heuristic would pick for this GPU's SM count.
 #pragma once
 
 #include "tensor/tensor.h"
@@ -15,11 +18,5 @@ void linear_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tens
 // 1e-3 relative error, several times faster). Off by default.
 void set_allow_tf32(bool allow);
 bool allow_tf32();
-
-// Process-wide (runtime.deterministic): GEMMs use only algorithms without split-K reduction, so a
-// product's summation order along K is the kernel's one-pass order whatever split the heuristic
-// would pick for this GPU's SM count. Every other ponder kernel is deterministic already (fixed
-// reduction orders, no atomics), so with this on, runs repeat bit for bit. Off by default.
-void set_deterministic_gemms(bool on);
 
 }  // namespace ponder::backend::cuda
