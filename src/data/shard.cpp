@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 
+#include "data/hdf5_check.h"
 #include "data/hdf5_support.h"
 #include "io/errors.h"
 
@@ -44,14 +45,9 @@ using io::IoError;
 
 constexpr const char* kTokens = "tokens";
 constexpr const char* kSpanNames[4] = {"inst_start", "inst_len", "resp_start", "resp_len"};
-constexpr hsize_t kTokenChunk = 1 << 14;  // small chunks: samples are read one at a time
-constexpr hsize_t kSpanChunk = 1 << 12;
-constexpr size_t kFlushTokens = size_t(1) << 22;
 
 // Bounds that stop a corrupt or hostile header from making the reader allocate absurd buffers.
 constexpr uint64_t kMaxElements = uint64_t(1) << 36;
-constexpr uint64_t kMaxCompressionRatio = 1100;  // deflate tops out near 1032:1
-constexpr uint64_t kMaxChunkBytes = uint64_t(64) << 20;
 constexpr size_t kMaxTokenizerIdBytes = 4096;
 constexpr hsize_t kScanBlock = hsize_t(1) << 20;
 constexpr int64_t kMaxVocab = std::numeric_limits<int32_t>::max();
@@ -102,12 +98,7 @@ class Opener {
     H5::Attribute a = attribute(file, name);
     H5::DataType type = a.getDataType();
     if (type.getClass() != H5T_STRING) bad("attribute \"", name, "\": expected a string, found ", describe(type));
-    H5::StrType str = a.getStrType();
-    // libhdf5 1.10 trusts the lengths in a variable-length string's heap and can crash on a
-    // corrupt one, so only fixed-length strings are read.
-    if (str.isVariableStr())
-      bad("attribute \"", name, "\": a variable-length string; ponder reads fixed-length strings ",
-          "(from h5py: attrs[\"", name, "\"] = numpy.bytes_(value))");
+    H5::StrType str = a.getStrType();  // fixed length: check_hdf5_structure refuses variable-length types
     if (str.getSize() > kMaxTokenizerIdBytes)
       bad("attribute \"", name, "\": ", str.getSize(), " bytes is longer than ", kMaxTokenizerIdBytes);
     std::string value;
@@ -144,20 +135,11 @@ class Opener {
     return a;
   }
 
-  // Uncompressed data must lie in the file; compressed data cannot exceed deflate's best ratio.
+  // The data must lie in the file (check_hdf5_structure admits only uncompressed storage).
   void check_stored_size(const H5::DataSet& ds, const char* name, hsize_t n, size_t bytes) const {
     if (n > kMaxElements) bad("dataset \"", name, "\": ", n, " elements is more than a shard may hold");
     const uint64_t logical = n * bytes;
-    H5::DSetCreatPropList plist = ds.getCreatePlist();
-    if (plist.getLayout() == H5D_CHUNKED) {
-      hsize_t chunk = 0;
-      plist.getChunk(1, &chunk);
-      if (chunk * bytes > kMaxChunkBytes) bad("dataset \"", name, "\": chunks of ", chunk, " elements are too large");
-    }
-    if (plist.getNfilters() > 0) {
-      if (logical > kMaxCompressionRatio * file_bytes_)
-        bad("dataset \"", name, "\": ", n, " elements cannot fit, even compressed, in a file of ", file_bytes_, " bytes");
-    } else if (logical > file_bytes_ || ds.getStorageSize() < logical) {
+    if (logical > file_bytes_ || ds.getStorageSize() < logical) {
       bad("dataset \"", name, "\": claims ", n, " elements but the file stores ", ds.getStorageSize(),
           " bytes of it (truncated or partly written)");
     }
@@ -190,8 +172,8 @@ struct Shard::Handle {
 Shard::Shard(fs::path path, TokenCheck check) : path_(std::move(path)) {
   const uint64_t file_bytes = check_readable_file(path_);
   const Opener o(path_, file_bytes);
+  check_hdf5_structure(path_);  // libhdf5 trusts the lengths in a file: nothing reaches it unchecked
   hdf5::guarded<FormatError>(path_, [&] {
-    if (!H5::H5File::isHdf5(path_.string())) o.bad("not an HDF5 file");
     h5_ = std::make_unique<Handle>();
     h5_->file = H5::H5File(path_.string(), H5F_ACC_RDONLY);
     const H5::H5File& file = h5_->file;
@@ -290,28 +272,25 @@ Sample Shard::get(int64_t i) const {
 
 struct ShardWriter::Handle {
   H5::H5File file;
-  H5::DataSet tokens;
-  H5::DataSet spans[4];
 };
 
 namespace {
 
-H5::DataSet create_vector(H5::H5File& file, const char* name, const H5::PredType& type, hsize_t chunk) {
-  const hsize_t empty = 0, unlimited = H5S_UNLIMITED;
-  H5::DataSpace space(1, &empty, &unlimited);
-  H5::DSetCreatPropList plist;
-  plist.setChunk(1, &chunk);
-  return file.createDataSet(name, type, space, plist);
+// The latest format (superblock 3, checksummed version 2 object headers, compact links and
+// attributes) is what check_hdf5_structure accepts.
+H5::FileAccPropList latest_format() {
+  H5::FileAccPropList fapl;
+  fapl.setLibverBounds(H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  return fapl;
 }
 
-void append(H5::DataSet& ds, const void* data, const H5::PredType& memory_type, hsize_t old_size, hsize_t count) {
-  if (count == 0) return;
-  const hsize_t new_size = old_size + count;
-  ds.extend(&new_size);
-  H5::DataSpace file_space = ds.getSpace();
-  file_space.selectHyperslab(H5S_SELECT_SET, &count, &old_size);
-  H5::DataSpace memory_space(1, &count);
-  ds.write(data, memory_type, memory_space, file_space);
+// A contiguous dataset holding `values` (no chunk index for a reader to walk).
+template <class T>
+void write_vector(H5::H5File& file, const char* name, const std::vector<T>& values, const H5::PredType& file_type,
+                  const H5::PredType& memory_type) {
+  const hsize_t n = values.size();
+  H5::DataSet ds = file.createDataSet(name, file_type, H5::DataSpace(1, &n));
+  if (n > 0) ds.write(values.data(), memory_type);
 }
 
 void write_scalar(H5::H5File& file, const char* name, int64_t value) {
@@ -333,9 +312,7 @@ ShardWriter::ShardWriter(fs::path path, ShardMeta meta) : path_(std::move(path))
   hdf5::guarded<IoError>(temp_, [&] {
     h5_ = std::make_unique<Handle>();
     H5::H5File& file = h5_->file;
-    file = H5::H5File(temp_.string(), H5F_ACC_TRUNC);
-    h5_->tokens = create_vector(file, kTokens, H5::PredType::STD_I32LE, kTokenChunk);
-    for (int c = 0; c < 4; ++c) h5_->spans[c] = create_vector(file, kSpanNames[c], H5::PredType::STD_I64LE, kSpanChunk);
+    file = H5::H5File(temp_.string(), H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, latest_format());
     write_scalar(file, "format_version", kShardFormatVersion);
     write_scalar(file, "vocab_size", meta_.vocab_size);
     const H5::StrType text(H5::PredType::C_S1, meta_.tokenizer_id.size());  // fixed length: see string_attribute
@@ -372,29 +349,14 @@ void ShardWriter::add(const Sample& sample) {
   pending_tokens_.insert(pending_tokens_.end(), sample.response.begin(), sample.response.end());
   ++samples_;
   tokens_ += inst + resp;
-  if (pending_tokens_.size() >= kFlushTokens) flush();
-}
-
-void ShardWriter::flush() {
-  PONDER_CHECK(h5_, ValueError, "ShardWriter: ", path_.string(), " is already closed");
-  hdf5::guarded<IoError>(temp_, [&] {
-    append(h5_->tokens, pending_tokens_.data(), H5::PredType::NATIVE_INT32, written_tokens_, pending_tokens_.size());
-    for (int c = 0; c < 4; ++c)
-      append(h5_->spans[c], pending_spans_[c].data(), H5::PredType::NATIVE_INT64, written_samples_,
-             pending_spans_[c].size());
-    h5_->file.flush(H5F_SCOPE_GLOBAL);
-  });
-  written_tokens_ = tokens_;
-  written_samples_ = samples_;
-  pending_tokens_.clear();
-  for (auto& column : pending_spans_) column.clear();
 }
 
 void ShardWriter::close() {
-  flush();
+  PONDER_CHECK(h5_, ValueError, "ShardWriter: ", path_.string(), " is already closed");
   hdf5::guarded<IoError>(temp_, [&] {
-    for (H5::DataSet& ds : h5_->spans) ds.close();
-    h5_->tokens.close();
+    write_vector(h5_->file, kTokens, pending_tokens_, H5::PredType::STD_I32LE, H5::PredType::NATIVE_INT32);
+    for (int c = 0; c < 4; ++c)
+      write_vector(h5_->file, kSpanNames[c], pending_spans_[c], H5::PredType::STD_I64LE, H5::PredType::NATIVE_INT64);
     h5_->file.close();
   });
   h5_.reset();

@@ -12,6 +12,9 @@
 // least two tokens, so the sample predicts at least one). A plain-text sample has an empty
 // instruction. The writer stores each sample's instruction and response back to back.
 //
+// The file is written in libhdf5's latest format with contiguous datasets, and only that is read:
+// opening a shard first checks its HDF5 structure with bounded reads of its own
+// (check_hdf5_structure), since libhdf5 1.10 trusts lengths in the file.
 // Shards are read by many ranks and come from anywhere, so opening one validates the whole schema
 // and every span before anything is used; each problem is one io::FormatError line naming the file
 // and the dataset or attribute. HDF5 itself is not thread-safe in its serial build: every HDF5
@@ -52,10 +55,11 @@ class ShardWriter {
   ShardWriter& operator=(const ShardWriter&) = delete;
 
   // Buffers a sample (ValueError for ids outside [0, vocab_size), an empty response, or fewer
-  // than two tokens in all); buffered samples are written out by flush() or when the buffer is full.
+  // than two tokens in all). Samples stay in memory until close(): each dataset is then written
+  // whole and contiguous, which keeps the file simple to check before reading (hdf5_check.h).
+  // A shard is bounded by ShardSetWriter's shard_tokens (4 bytes a token, 32 bytes a sample).
   void add(const Sample& sample);
-  void flush();
-  // Flushes, fsyncs and renames the shard into place.
+  // Writes the datasets, fsyncs and renames the shard into place.
   void close();
 
   int64_t samples() const { return samples_; }
@@ -68,7 +72,7 @@ class ShardWriter {
   std::unique_ptr<Handle> h5_;
   std::vector<int32_t> pending_tokens_;
   std::vector<int64_t> pending_spans_[4];  // inst_start, inst_len, resp_start, resp_len
-  int64_t samples_ = 0, tokens_ = 0, written_tokens_ = 0, written_samples_ = 0;
+  int64_t samples_ = 0, tokens_ = 0;
 };
 
 // Numbered shards dir/shard_000000.h5, shard_000001.h5, ...: a shard is closed before a sample

@@ -1,5 +1,6 @@
 target_sources(ponder_core PRIVATE
   data/dataset.cpp
+  data/hdf5_check.cpp
   data/hf_tokenizer.cpp
   data/inspect.cpp
   data/loader.cpp

@@ -1,5 +1,6 @@
 target_sources(unit_tests PRIVATE
   data/arithmetic_test.cpp
+  data/hdf5_check_test.cpp
   data/hf_tokenizer_test.cpp
   data/loader_test.cpp
   data/maze_test.cpp
