@@ -354,7 +354,11 @@ void launch_backward(const NormBackward& a, int64_t rows, int64_t d) {
                                a.grad_bias.defined(),
                                plan.shared_acc};
     const size_t shared = plan.shared_bytes(stats);
-    if (shared > 48 * 1024) {  // a kernel must ask for more, and two blocks per SM need the largest carveout
+    // Past 48 KiB of shared memory, its static part included, a kernel must ask for more; two blocks
+    // per SM need the largest carveout.
+    cudaFuncAttributes kernel{};
+    cuda::check(cudaFuncGetAttributes(&kernel, backward_kernel<T, V>), a.op);
+    if (shared > 0 && shared + kernel.sharedSizeBytes > 48 * 1024) {
       cuda::check(cudaFuncSetAttribute(backward_kernel<T, V>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(shared)),
                   a.op);
