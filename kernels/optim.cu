@@ -291,16 +291,24 @@ void sgd_update(const Tensor& param, const Tensor& master, const Tensor& grad, c
   }
 }
 
-void ema_update(const Tensor& shadow, const Tensor& param, double decay) {
-  check_on_gpu("ema_update", shadow);
-  const Device device = shadow.device();
-  const int64_t n = shadow.numel();
-  check_operand("ema_update", "shadow", shadow, n, device);
-  check_f32("ema_update", "shadows", shadow);
+void ema_update(const Tensor& shadow, const Tensor& param, double decay) { ema_update_list({shadow}, {param}, decay); }
+
+void ema_update_list(const TensorList& shadows, const TensorList& params, double decay) {
+  PONDER_CHECK(shadows.size() == params.size(), ValueError, "ema_update_list: ", shadows.size(), " shadows for ",
+               params.size(), " parameters");
+  if (shadows.empty()) return;
+  check_on_gpu("ema_update", shadows.front());
+  const Device device = shadows.front().device();
   TensorList keep;
-  const Tensor x = checked_input("ema_update", "parameter", param, n, device, keep);
-  launch_updates<EmaRule<float>, 0>(
-      "ema_update", {{EmaRule<float>(decay), shadow.data<float>(), nullptr, x.data_ptr(), x.dtype(), {}, n}}, device);
+  std::vector<UpdateTensor<EmaRule<float>, 0>> entries;
+  for (size_t i = 0; i < shadows.size(); ++i) {
+    const int64_t n = shadows[i].numel();
+    check_operand("ema_update", "shadow", shadows[i], n, device);
+    check_f32("ema_update", "shadows", shadows[i]);
+    const Tensor x = checked_input("ema_update", "parameter", params[i], n, device, keep);
+    entries.push_back({EmaRule<float>(decay), shadows[i].data<float>(), nullptr, x.data_ptr(), x.dtype(), {}, n});
+  }
+  launch_updates("ema_update_list", entries, device);
 }
 
 void sum_of_squares(const Tensor& out, const Tensor& x) { squares_launch("sum_of_squares", out, {x}); }

@@ -33,8 +33,10 @@ Ema::Ema(const nn::NamedTensors& params, double decay) : params_(params), decay_
 
 void Ema::update() {
   PONDER_CHECK(!swapped(), ValueError, "Ema::update: the parameters hold the averages; swap() back first");
-  for (size_t i = 0; i < shadows_.size(); ++i)
-    PONDER_DISPATCH(shadows_[i].device(), ema_update, shadows_[i], params_[i].second, decay_);
+  if (shadows_.empty()) return;
+  TensorList params;
+  for (const auto& [name, p] : params_) params.push_back(p);
+  PONDER_DISPATCH(shadows_.front().device(), ema_update_list, shadows_, params, decay_);
 }
 
 void Ema::swap() {

@@ -235,6 +235,23 @@ TEST_F(OptimKernels, EmaMatchesCpu) {
   EXPECT_TRUE(near("transposed", shadow_gpu, shadow_cpu, kMasterTolerance));
 }
 
+TEST_F(OptimKernels, EmaListUpdatesEveryShadowInOneLaunch) {
+  TensorList shadows_cpu, shadows_gpu, params_cpu, params_gpu;
+  int seed = 1;
+  for (int64_t n : kSizes) {
+    for (DType param_dtype : {DType::f32, DType::bf16}) {
+      shadows_cpu.push_back(random_tensor({n}, seed++, DType::f32));
+      shadows_gpu.push_back(shadows_cpu.back().to(kGpu));
+      params_cpu.push_back(random_tensor({n}, seed++, param_dtype));
+      params_gpu.push_back(params_cpu.back().to(kGpu));
+    }
+  }
+  backend::cpu::ema_update_list(shadows_cpu, params_cpu, 0.99);
+  backend::cuda::ema_update_list(shadows_gpu, params_gpu, 0.99);
+  for (size_t i = 0; i < shadows_cpu.size(); ++i)
+    EXPECT_TRUE(near("shadow", shadows_gpu[i], shadows_cpu[i], kMasterTolerance)) << "tensor " << i;
+}
+
 double gpu_sum_of_squares(const TensorList& xs) {
   const Tensor out = Tensor::empty({1}, {DType::f64, kGpu});  // poisoned: NaN unless written
   backend::cuda::sum_of_squares_list(out, xs);

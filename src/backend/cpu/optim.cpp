@@ -140,6 +140,12 @@ void ema_update(const Tensor& shadow, const Tensor& param, double decay) {
   });
 }
 
+void ema_update_list(const TensorList& shadows, const TensorList& params, double decay) {
+  PONDER_CHECK(shadows.size() == params.size(), ValueError, "ema_update_list: ", shadows.size(), " shadows for ",
+               params.size(), " parameters");
+  for (size_t i = 0; i < shadows.size(); ++i) ema_update(shadows[i], params[i], decay);
+}
+
 void sum_of_squares(const Tensor& out, const Tensor& x) {
   check_sum_output("sum_of_squares", out);
   *out.data<double>() = squares_of(x);

@@ -45,6 +45,8 @@ void sgd_update(const Tensor& param, const Tensor& master, const Tensor& grad, c
 
 // shadow ← decay·shadow + (1−decay)·param (shadow f32 or f64, param any floating dtype).
 void ema_update(const Tensor& shadow, const Tensor& param, double decay);
+// Every listed shadow in one launch (all on one device).
+void ema_update_list(const TensorList& shadows, const TensorList& params, double decay);
 
 // out (one f64 element) = Σ x², accumulated in double in a fixed order (the same result for any
 // thread count).

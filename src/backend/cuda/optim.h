@@ -26,6 +26,8 @@ void sgd_update(const Tensor& param, const Tensor& master, const Tensor& grad, c
                 const SgdStep& step);
 
 void ema_update(const Tensor& shadow, const Tensor& param, double decay);
+// Every listed shadow in one launch (all on one device).
+void ema_update_list(const TensorList& shadows, const TensorList& params, double decay);
 
 // out: one f64 element on the tensors' device.
 void sum_of_squares(const Tensor& out, const Tensor& x);
