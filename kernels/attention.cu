@@ -1,11 +1,13 @@
 // CUDA attention over packed samples: the bf16 flash kernels of attention_flash.cuh for head_dim 64
-// and 128 (single-pass backward with an f32 dQ sum, or two kernels in deterministic mode), and
+// and 128 (single-pass backward with an f32 dQ sum, or two kernels in deterministic mode), the
+// Hopper wgmma forward of attention_wgmma.cuh for head_dim 128 on sm_90a, and
 // simple warp-per-row kernels with f64 accumulation for f32 (the reference-accuracy path the tests
 // use). Masks, sample lookup and parameters: attention_common.cuh.
 #include "backend/cuda/attention.h"
 #include "backend/determinism.h"
 #include "backend/kernels.h"
 #include "kernels/attention_flash.cuh"
+#include "kernels/attention_wgmma.cuh"
 #include "kernels/common.cuh"
 
 namespace ponder::backend::cuda {
@@ -175,6 +177,12 @@ __global__ void finish_dq(uint2* dq, const float4* dq_sum, float scale, int64_t 
 
 // ---- launching ----
 
+// On an H100 (sm_90a build) the head_dim 128 forward is the wgmma kernel of attention_wgmma.cuh:
+// two warpgroups of 64 queries, key tiles of 128, three buffers deep — measured (tools/bench_attention,
+// PrefixLM, 1 / 2 / 4 x 4096): 268 / 301 / 294 TFLOP/s, against 244 / 278 / 273 with key tiles of
+// 64, 196 / 211 / 196 with one warpgroup and tiles of 128, 249 / 277 / 269 with one and 64, and
+// 262 / 298 / 290 two buffers deep.
+//
 // Kernel shapes per head_dim (Geometry<D, warps, m-tiles per warp, tile>). Forward: 4 warps of 16
 // queries (64 per CTA), key tiles of 64 — measured on an H100 at head_dim 128 (tools/bench_attention,
 // PrefixLM 2 x 4096): 235.6 TFLOP/s, against 210.0 with two m-tiles per warp (255 registers and
@@ -269,8 +277,27 @@ void launch_blocks(void (*kernel)(P), const P& p, int rows_per_block, int heads,
   check_launch(name);
 }
 
+// The wgmma forward exists when the build includes sm_90a code and runs on a compute 9.0 device.
+bool hopper_kernels(const Tensor& like) {
+#ifdef PONDER_CUDA_SM90A
+  int major = 0, minor = 0;
+  const int device = like.device().index;
+  ponder::cuda::check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "attention");
+  ponder::cuda::check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "attention");
+  return major == 9 && minor == 0;
+#else
+  (void)like;
+  return false;
+#endif
+}
+
 template <int D>
 void flash_forward_launch(const ForwardParams& p, const Tensor& q) {
+  if (D == 128 && hopper_kernels(q)) {
+    using G = HopperForward<2, 128>;
+    launch_blocks(hopper_forward<G>, p, G::kBlock, p.q_heads, G::kThreads, G::kSharedBytes, q, "attention_forward");
+    return;
+  }
   using G = typename Flash<D>::Forward;
   launch_blocks(flash_forward<G>, p, G::kBlock, p.q_heads, G::kThreads, forward_shared_bytes<G>(), q,
                 "attention_forward");

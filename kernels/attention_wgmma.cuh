@@ -1,0 +1,203 @@
+// Hopper (sm_90a) attention forward for head_dim 128: the FlashAttention-2 algorithm of
+// attention_flash.cuh with both products on warpgroup tensor cores (wgmma). A CTA of two warpgroups
+// owns 128 queries of one head and sample (64 per warpgroup); K and V come in tiles of 128 keys,
+// three buffers deep in 128-byte-swizzled shared memory. S = Q K^T reads Q and K from shared memory;
+// P stays in registers as the A operand of O += P V, V read MN-major. Scores are in log2 units.
+#pragma once
+
+#include "kernels/attention_common.cuh"
+#include "kernels/attention_flash.cuh"
+#include "kernels/wgmma.cuh"
+
+namespace ponder::kernels::attention {
+
+template <int GROUPS, int TILE>
+struct HopperForward {
+  static constexpr int kDim = 128, kGroups = GROUPS, kThreads = kGroups * wgmma::kGroupThreads;
+  static constexpr int kBlock = 64 * kGroups, kTile = TILE, kStages = 3;
+  // Q, then the K and the V buffers, plus slack to align the start to a swizzle atom.
+  static constexpr int kSharedBytes = (kBlock + 2 * kStages * kTile) * kDim * 2 + wgmma::kAtomBytes;
+  // MN-major V (PTX ISA matrix descriptor, swizzled MN-major): the leading offset steps between
+  // 64-column panels along N, the stride offset between 8-row atoms along K.
+  static constexpr uint32_t kVLeading = kTile * wgmma::kPanel * 2, kVStride = wgmma::kAtomBytes;
+};
+
+__device__ __forceinline__ bits16* atom_aligned(void* p) {
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  return reinterpret_cast<bits16*>((at + wgmma::kAtomBytes - 1) & ~uintptr_t(wgmma::kAtomBytes - 1));
+}
+
+// The bf16 A fragments of P for O += P V: key step j is score column tiles 2j and 2j + 1.
+template <int T>
+__device__ __forceinline__ void probabilities_as_a(uint32_t (&a)[T / 2][4], const float (&s)[T][4]) {
+#pragma unroll
+  for (int j = 0; j < T / 2; ++j) {
+    a[j][0] = mma::pack_bf16(s[2 * j][0], s[2 * j][1]);
+    a[j][1] = mma::pack_bf16(s[2 * j][2], s[2 * j][3]);
+    a[j][2] = mma::pack_bf16(s[2 * j + 1][0], s[2 * j + 1][1]);
+    a[j][3] = mma::pack_bf16(s[2 * j + 1][2], s[2 * j + 1][3]);
+  }
+}
+
+// One warpgroup's online-softmax state for its two rows per thread (g and g + 8 of the warp's 16),
+// over key tiles of 8 T keys.
+template <int T>
+struct SoftmaxRows {
+  int visible[2];
+  float max[2], sum[2];
+
+  // Scales and masks a tile of scores s (keys k0.., log2 units), turns it into probabilities against
+  // the new running maxima and returns in `rescale` the factor by which earlier sums shrink.
+  __device__ __forceinline__ void absorb(float (&s)[T][4], int k0, bool masked, float scale_log2,
+                                         float (&rescale)[2]) {
+#pragma unroll
+    for (int nt = 0; nt < T; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[nt][e] *= scale_log2;
+        if (masked && k0 + fragment_column(nt, e) >= visible[e / 2]) s[nt][e] = -INFINITY;
+      }
+    }
+    // Key 0 is visible to every row, so the running max is finite from the first tile on.
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < T; ++nt) tile_max = fmaxf(tile_max, fmaxf(s[nt][2 * half], s[nt][2 * half + 1]));
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+      const float new_max = fmaxf(max[half], tile_max);
+      rescale[half] = exp2f(max[half] - new_max);
+      max[half] = new_max;
+      float tile_sum = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < T; ++nt) {
+        s[nt][2 * half] = exp2f(s[nt][2 * half] - new_max);
+        s[nt][2 * half + 1] = exp2f(s[nt][2 * half + 1] - new_max);
+        tile_sum += s[nt][2 * half] + s[nt][2 * half + 1];
+      }
+      sum[half] = sum[half] * rescale[half] + tile_sum;
+    }
+  }
+};
+
+// Per key tile t (K_t in buffer t % 3, V_t likewise): issue S_t = Q K_t, then O += P_{t-1} V_{t-1};
+// wait for S_t only; softmax of S_t while the P V product runs; then wait for it and rescale O.
+// Iteration t needs K_t and V_{t-1}; at its top, after the barrier that ends every warpgroup's use
+// of the buffers they overwrite (K_{t-1}, V_{t-2}), it starts loading K_{t+2} and V_{t+1}, so each
+// load has two iterations to land. Every iteration commits one copy group (perhaps empty).
+template <class G>
+__global__ void __launch_bounds__(G::kThreads) hopper_forward(ForwardParams p) {
+#ifdef PONDER_WGMMA_AVAILABLE
+  constexpr int D = G::kDim, BR = G::kBlock, BC = G::kTile;
+  extern __shared__ char shared_raw[];
+  bits16* sq = atom_aligned(shared_raw);  // [BR][D] swizzled
+  bits16* sk = sq + BR * D;               // [stages][BC][D]
+  bits16* sv = sk + G::kStages * BC * D;  // [stages][BC][D]
+
+  const int head = blockIdx.x % p.q_heads, kv_head = head / p.group;
+  const int64_t slots = gridDim.x / p.q_heads, slot = slots - 1 - blockIdx.x / p.q_heads;
+  const SampleBlock b = locate_block(p, slot, BR);
+  if (!b.active) return;
+  const int q0 = b.start, valid_q = b.len - q0;
+  const int group_row0 = (threadIdx.x / wgmma::kGroupThreads) * 64;
+  const int warp_row0 = group_row0 + (threadIdx.x / 32) % 4 * 16;
+
+  const int kv_end = visible_keys(p.mask, min(q0 + BR, b.len) - 1, b.len, b.prefix);
+  const int open = visible_keys(p.mask, q0, b.len, b.prefix);
+  const int tiles = (kv_end + BC - 1) / BC;
+  auto load_tile = [&](const void* src, bits16* buffers, int t) {
+    if (t >= tiles) return;
+    wgmma::load_rows<BC, D, G::kThreads>(buffers + (t % G::kStages) * BC * D, static_cast<const bits16*>(src),
+                                         b.begin + t * BC, b.len - t * BC, p.kv_heads, kv_head, threadIdx.x);
+  };
+  wgmma::load_rows<BR, D, G::kThreads>(sq, static_cast<const bits16*>(p.q), b.begin + q0, valid_q, p.q_heads, head,
+                                       threadIdx.x);
+  load_tile(p.k, sk, 0);
+  mma::commit_copies();
+  load_tile(p.k, sk, 1);
+  load_tile(p.v, sv, 0);
+  mma::commit_copies();
+
+  SoftmaxRows<BC / 8> rows;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    rows.visible[half] = visible_keys(p.mask, q0 + warp_row0 + fragment_row(0, 2 * half), b.len, b.prefix);
+    rows.max[half] = -INFINITY;
+    rows.sum[half] = 0.f;
+  }
+  float o[1][D / 8][4];
+  mma::zero(o);
+  uint32_t pa[BC / 16][4];  // P of the previous tile, the A operand of O += P V
+  const float scale_log2 = p.scale * kLog2e;
+  auto accumulate_pv = [&](int t) {
+    const bits16* v_tile = sv + (t % G::kStages) * BC * D;
+#pragma unroll
+    for (int j = 0; j < BC / 16; ++j) {
+      wgmma::mma_rs<1>(o[0], pa[j], wgmma::mn_major(v_tile, BC, j, G::kVLeading, G::kVStride), true);
+    }
+    wgmma::commit();
+  };
+
+  for (int t = 0; t < tiles; ++t) {
+    mma::wait_copies<1>();
+    wgmma::fence_shared_for_async();
+    __syncthreads();
+    load_tile(p.k, sk, t + 2);
+    load_tile(p.v, sv, t + 1);
+    mma::commit_copies();
+
+    float s[BC / 8][4];
+    const bits16* k_tile = sk + (t % G::kStages) * BC * D;
+    wgmma::hold(o[0]);
+    wgmma::fence();
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+      wgmma::mma_ss<0, 0>(s, wgmma::k_major(sq, BR, group_row0, ks), wgmma::k_major(k_tile, BC, 0, ks), ks > 0);
+    }
+    wgmma::commit();
+    if (t > 0) {
+      accumulate_pv(t - 1);
+      wgmma::wait<1>();
+    } else {
+      wgmma::wait<0>();
+    }
+    wgmma::hold(s);
+    float rescale[2];
+    rows.absorb(s, t * BC, t * BC + BC > open, scale_log2, rescale);
+    wgmma::wait<0>();
+    wgmma::hold(o[0]);
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[0][dt][e] *= rescale[e / 2];
+    }
+    probabilities_as_a(pa, s);
+  }
+  mma::wait_copies<0>();
+  wgmma::fence_shared_for_async();
+  __syncthreads();
+  wgmma::hold(o[0]);
+  wgmma::fence();
+  accumulate_pv(tiles - 1);
+  wgmma::wait<0>();
+  wgmma::hold(o[0]);
+
+  float inverse[1][2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    float& sum = rows.sum[half];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    inverse[0][half] = 1.f / sum;
+    const int row = warp_row0 + fragment_row(0, 2 * half);
+    if (threadIdx.x % 4 == 0 && row < valid_q) {
+      p.lse[head * p.tokens + b.begin + q0 + row] = (rows.max[half] + log2f(sum)) * kLn2;
+    }
+  }
+  store_rows<1, D>(static_cast<bits16*>(p.out), o, inverse, b.begin + q0 + warp_row0, valid_q - warp_row0,
+                   p.q_heads, head);
+#endif
+}
+
+}  // namespace ponder::kernels::attention
