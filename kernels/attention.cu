@@ -1,6 +1,6 @@
 // CUDA attention over packed samples: the bf16 flash kernels of attention_flash.cuh for head_dim 64
 // and 128 (single-pass backward with an f32 dQ sum, or two kernels in deterministic mode), the
-// Hopper wgmma forward of attention_wgmma.cuh for head_dim 128 on sm_90a, and
+// Hopper wgmma forward and single-pass backward of attention_wgmma.cuh for head_dim 128 on sm_90a, and
 // simple warp-per-row kernels with f64 accumulation for f32 (the reference-accuracy path the tests
 // use). Masks, sample lookup and parameters: attention_common.cuh.
 #include "backend/cuda/attention.h"
@@ -181,7 +181,9 @@ __global__ void finish_dq(uint2* dq, const float4* dq_sum, float scale, int64_t 
 // two warpgroups of 64 queries, key tiles of 128, three buffers deep — measured (tools/bench_attention,
 // PrefixLM, 1 / 2 / 4 x 4096): 268 / 301 / 294 TFLOP/s, against 244 / 278 / 273 with key tiles of
 // 64, 196 / 211 / 196 with one warpgroup and tiles of 128, 249 / 277 / 269 with one and 64, and
-// 262 / 298 / 290 two buffers deep.
+// 262 / 298 / 290 two buffers deep. Its single-pass backward (128 keys per CTA, query tiles of 64):
+// 181.8 / 203.4 TFLOP/s at 1 / 2 x 4096 against 168.9 for the mma.sync one at 2 x 4096; deterministic
+// mode keeps the two mma.sync kernels.
 //
 // Kernel shapes per head_dim (Geometry<D, warps, m-tiles per warp, tile>). Forward: 4 warps of 16
 // queries (64 per CTA), key tiles of 64 — measured on an H100 at head_dim 128 (tools/bench_attention,
@@ -309,6 +311,12 @@ template <int D>
 void flash_backward_launch(const BackwardParams& p, const Tensor& q) {
   using Gq = typename Flash<D>::Dq;
   using Gkv = typename Flash<D>::Dkdv;
+  if (p.dq_sum && D == 128 && hopper_kernels(q)) {
+    using H = HopperBackward;
+    launch_blocks(hopper_backward, p, H::kBlock, p.kv_heads, H::kThreads, H::kSharedBytes, q,
+                  "attention_backward (dk, dv, dq)");
+    return;
+  }
   if (p.dq_sum) {
     launch_blocks(flash_backward_dkdv<Gkv, true>, p, Gkv::kBlock, p.kv_heads, Gkv::kThreads,
                   dkdv_shared_bytes<Gkv, true>(), q, "attention_backward (dk, dv, dq)");

@@ -1,4 +1,4 @@
-// Hopper (sm_90a) attention forward for head_dim 128: the FlashAttention-2 algorithm of
+// Hopper (sm_90a) attention for head_dim 128. Forward: the FlashAttention-2 algorithm of
 // attention_flash.cuh with both products on warpgroup tensor cores (wgmma). A CTA of two warpgroups
 // owns 128 queries of one head and sample (64 per warpgroup); K and V come in tiles of 128 keys,
 // three buffers deep in 128-byte-swizzled shared memory. S = Q K^T reads Q and K from shared memory;
@@ -197,6 +197,178 @@ __global__ void __launch_bounds__(G::kThreads) hopper_forward(ForwardParams p) {
   }
   store_rows<1, D>(static_cast<bits16*>(p.out), o, inverse, b.begin + q0 + warp_row0, valid_q - warp_row0,
                    p.q_heads, head);
+#endif
+}
+
+// ---- backward ----------------------------------------------------------------------------------
+// The single-pass backward of attention_flash.cuh on warpgroup tensor cores. A CTA of two
+// warpgroups owns 128 keys of one kv head and sample (64 per warpgroup) and loops over the query
+// tiles of 64 that see them (every query head of the GQA group). Per tile, each warpgroup forms
+// S^T = K Q^T and dP^T = V dO^T for its keys (both operands K-major in shared memory), turns them
+// into P^T and dS^T in registers, and adds dV += P^T dO and dK += dS^T Q (register A operands, dO
+// and Q read MN-major). dS^T goes to shared memory for dQ = dS K, which the two warpgroups split
+// by head_dim halves (dS and K both read MN-major) and add into the f32 dQ sum with atomics.
+struct HopperBackward {
+  static constexpr int kDim = 128, kGroups = 2, kThreads = kGroups * wgmma::kGroupThreads;
+  static constexpr int kBlock = 64 * kGroups, kTile = 64, kStages = 2;
+  // K, V, the Q and dO buffers, dS^T (one swizzled panel: [kBlock][kTile]), the lse and delta
+  // buffers, slack to align the start to a swizzle atom.
+  static constexpr int kSharedBytes = (2 * kBlock * kDim + 2 * kStages * kTile * kDim + kBlock * kTile) * 2 +
+                                      2 * kStages * kTile * 4 + wgmma::kAtomBytes;
+  // Leading offsets of MN-major operands: the 64-column panels of a query tile and of the key block.
+  static constexpr uint32_t kTileLeading = kTile * wgmma::kPanel * 2, kBlockLeading = kBlock * wgmma::kPanel * 2;
+};
+
+__global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(BackwardParams p) {
+#ifdef PONDER_WGMMA_AVAILABLE
+  using G = HopperBackward;
+  constexpr int D = G::kDim, BC = G::kBlock, BR = G::kTile, STAGES = G::kStages;
+  constexpr uint32_t kAtom = wgmma::kAtomBytes;
+  extern __shared__ char shared_raw[];
+  bits16* sk = atom_aligned(shared_raw);                      // [BC][D]
+  bits16* sv = sk + BC * D;                                   // [BC][D]
+  bits16* sq = sv + BC * D;                                   // [STAGES][BR][D]
+  bits16* sdo = sq + STAGES * BR * D;                         // [STAGES][BR][D]
+  bits16* sds = sdo + STAGES * BR * D;                        // [BC][BR], dS^T
+  float* slse = reinterpret_cast<float*>(sds + BC * BR);      // [STAGES][BR], log2 units
+  float* sdelta = slse + STAGES * BR;                         // [STAGES][BR]
+
+  const int kv_head = blockIdx.x % p.kv_heads;
+  const int64_t slot = blockIdx.x / p.kv_heads;
+  const SampleBlock b = locate_block(p, slot, BC);
+  if (!b.active) return;
+  const int k0 = b.start, valid_k = b.len - k0;
+  const int group = threadIdx.x / wgmma::kGroupThreads, warp = (threadIdx.x / 32) % 4;
+  const int group_row0 = group * 64, warp_row0 = group_row0 + warp * 16;
+  const auto* q = static_cast<const bits16*>(p.q);
+  const auto* grad_out = static_cast<const bits16*>(p.grad_out);
+
+  const int first = first_query(p.mask, k0, b.prefix);
+  const int q_tiles = (b.len - first + BR - 1) / BR, items = p.group * q_tiles;
+  auto head_of = [&](int item) { return kv_head * p.group + item / q_tiles; };
+  auto first_query_of = [&](int item) { return first + (item % q_tiles) * BR; };
+  auto load_item = [&](int item) {
+    if (item >= items) return;
+    const int buffer = item % STAGES, head = head_of(item), q0 = first_query_of(item);
+    wgmma::load_rows<BR, D, G::kThreads>(sq + buffer * BR * D, q, b.begin + q0, b.len - q0, p.q_heads, head,
+                                         threadIdx.x);
+    wgmma::load_rows<BR, D, G::kThreads>(sdo + buffer * BR * D, grad_out, b.begin + q0, b.len - q0, p.q_heads, head,
+                                         threadIdx.x);
+    // Queries past the sample get lse = +inf (P = 0) and D = 0, so they add nothing.
+    for (int c = threadIdx.x; c < BR; c += G::kThreads) {
+      const int i = q0 + c;
+      const int64_t at = head * p.tokens + b.begin + i;
+      slse[buffer * BR + c] = i < b.len ? p.lse[at] * kLog2e : INFINITY;
+      sdelta[buffer * BR + c] = i < b.len ? p.delta[at] : 0.f;
+    }
+  };
+  wgmma::load_rows<BC, D, G::kThreads>(sk, static_cast<const bits16*>(p.k), b.begin + k0, valid_k, p.kv_heads,
+                                       kv_head, threadIdx.x);
+  wgmma::load_rows<BC, D, G::kThreads>(sv, static_cast<const bits16*>(p.v), b.begin + k0, valid_k, p.kv_heads,
+                                       kv_head, threadIdx.x);
+  load_item(0);
+  mma::commit_copies();
+
+  int key[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) key[half] = k0 + warp_row0 + fragment_row(0, 2 * half);
+  const float scale_log2 = p.scale * kLog2e;
+  float dk[1][D / 8][4], dv[1][D / 8][4];
+  mma::zero(dk);
+  mma::zero(dv);
+
+  for (int item = 0; item < items; ++item) {
+    mma::wait_copies<0>();
+    wgmma::fence_shared_for_async();
+    __syncthreads();  // this item's tiles are in; every warpgroup is done with the previous item
+    load_item(item + 1);
+    mma::commit_copies();
+    const int buffer = item % STAGES, head = head_of(item), q0 = first_query_of(item);
+    const bits16* q_tile = sq + buffer * BR * D;
+    const bits16* do_tile = sdo + buffer * BR * D;
+    const float* lse2 = slse + buffer * BR;
+    const float* delta = sdelta + buffer * BR;
+    // Past this point every query of the tile sees every key of the block.
+    const bool masked = visible_keys(p.mask, q0, b.len, b.prefix) < k0 + BC;
+
+    float st[BR / 8][4], dst[BR / 8][4];  // S^T, then P^T; dP^T, then dS^T
+    wgmma::hold(dk[0]);
+    wgmma::hold(dv[0]);
+    wgmma::fence();
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+      wgmma::mma_ss<0, 0>(st, wgmma::k_major(sk, BC, group_row0, ks), wgmma::k_major(q_tile, BR, 0, ks), ks > 0);
+    }
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+      wgmma::mma_ss<0, 0>(dst, wgmma::k_major(sv, BC, group_row0, ks), wgmma::k_major(do_tile, BR, 0, ks), ks > 0);
+    }
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::hold(st);
+    wgmma::hold(dst);
+#pragma unroll
+    for (int nt = 0; nt < BR / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int c = fragment_column(nt, e);
+        float prob = exp2f(fmaf(st[nt][e], scale_log2, -lse2[c]));
+        if (masked && key[e / 2] >= visible_keys(p.mask, q0 + c, b.len, b.prefix)) prob = 0.f;
+        st[nt][e] = prob;
+        dst[nt][e] = prob * (dst[nt][e] - delta[c]);
+      }
+    }
+    uint32_t pa[BR / 16][4], dsa[BR / 16][4];
+    probabilities_as_a<BR / 8>(pa, st);
+    probabilities_as_a<BR / 8>(dsa, dst);
+    wgmma::fence();
+#pragma unroll
+    for (int j = 0; j < BR / 16; ++j) {
+      wgmma::mma_rs<1>(dv[0], pa[j], wgmma::mn_major(do_tile, BR, j, G::kTileLeading, kAtom), true);
+    }
+#pragma unroll
+    for (int j = 0; j < BR / 16; ++j) {
+      wgmma::mma_rs<1>(dk[0], dsa[j], wgmma::mn_major(q_tile, BR, j, G::kTileLeading, kAtom), true);
+    }
+    wgmma::commit();
+
+    // dS^T rows of this thread's keys into the shared tile, for dQ.
+#pragma unroll
+    for (int nt = 0; nt < BR / 8; ++nt) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int row = warp_row0 + fragment_row(0, 2 * half), col = fragment_column(nt, 0);
+        *reinterpret_cast<uint32_t*>(sds + wgmma::swizzled_offset(BC, row, col)) =
+            dsa[nt / 2][(nt % 2) * 2 + half];
+      }
+    }
+    wgmma::fence_shared_for_async();
+    __syncthreads();  // both warpgroups' dS^T rows are in place
+
+    float dq[8][4];  // this warpgroup's half of head_dim for the tile's queries
+#pragma unroll
+    for (int j = 0; j < BC / 16; ++j) {
+      wgmma::mma_ss<1, 1>(dq, wgmma::mn_major(sds, BC, j, G::kBlockLeading, kAtom),
+                          wgmma::mn_major(sk + group * BC * wgmma::kPanel, BC, j, G::kBlockLeading, kAtom), j > 0);
+    }
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::hold(dq);
+    wgmma::hold(dk[0]);
+    wgmma::hold(dv[0]);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int i = q0 + warp * 16 + fragment_row(0, 2 * half);
+      if (i >= b.len) continue;
+      float* row = p.dq_sum + ((b.begin + i) * p.q_heads + head) * D + group * wgmma::kPanel;
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) mma::add_pair(row + fragment_column(nt, 0), dq[nt][2 * half], dq[nt][2 * half + 1]);
+    }
+  }
+  float dk_factor[1][2] = {{p.scale, p.scale}}, dv_factor[1][2] = {{1.f, 1.f}};
+  const int64_t first_key = b.begin + k0 + warp_row0;
+  store_rows<1, D>(static_cast<bits16*>(p.dk), dk, dk_factor, first_key, valid_k - warp_row0, p.kv_heads, kv_head);
+  store_rows<1, D>(static_cast<bits16*>(p.dv), dv, dv_factor, first_key, valid_k - warp_row0, p.kv_heads, kv_head);
 #endif
 }
 
