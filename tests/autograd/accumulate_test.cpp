@@ -100,7 +100,7 @@ TEST(GradAccumulation, Bf16WeightSumsIntoAnFp32Grad) {
   ASSERT_EQ(w.grad().dtype(), DType::f32);
   EXPECT_TRUE(w.grad().is_same(buffer.view(0)));
   Tensor expected = reference_weight_grad(x.to(DType::f64), w.to(DType::f64), g.to(DType::f64)) * 2.0;
-  EXPECT_LT(testing::relative_error(w.grad(), expected), 2e-2);
+  EXPECT_LT(testing::relative_error(w.grad(), expected), 1e-2);  // measured 2.4e-3
 }
 
 // A GradHook on the leaf sees each backward's gradient alone (not the running .grad), once.
