@@ -61,7 +61,8 @@ struct Gemm {
 std::string describe(const Gemm& g) {
   auto op = [](const Operand& x) { return x.transpose ? "T" : "N"; };
   std::ostringstream os;
-  os << "cuBLASLt " << dtype_name(g.dtype) << "->" << dtype_name(g.d_dtype) << " m=" << g.m << " n=" << g.n << " k=" << g.k << " batch=" << g.batch
+  os << "cuBLASLt " << dtype_name(g.dtype) << "->" << dtype_name(g.d_dtype) << " m=" << g.m << " n=" << g.n
+     << " k=" << g.k << " batch=" << g.batch
      << " op(A)=" << op(g.a) << " lda=" << g.a.ld << " strideA=" << g.a.batch_stride << " op(B)=" << op(g.b)
      << " ldb=" << g.b.ld << " strideB=" << g.b.batch_stride << " ldd=" << g.ldd
      << " epilogue=" << static_cast<int>(g.epilogue) << (g.accumulate ? " beta=1" : "");
@@ -121,7 +122,7 @@ uint32_t alignment(const void* data, int64_t ld, int64_t batch_stride, DType t) 
   return static_cast<uint32_t>(bits & (~bits + 1));
 }
 
-// Everything cuBLASLt's heuristic sees, and whether the product accumulates (which decides tuning).
+// Everything cuBLASLt's heuristic sees, including whether the product accumulates (beta = 1).
 struct AlgoKey {
   int device, dtype, d_dtype, compute, epilogue;
   bool transpose_a, transpose_b, deterministic, accumulate;
