@@ -32,9 +32,19 @@ class GraphTask {
     size_t index;
   };
 
+  // A tensor offered to a node to accumulate into (Node::accumulate_into), and whether it was taken
+  // out of the edge's gradient buffer (and must go back there if the node ignores it).
+  struct Offer {
+    Tensor target;
+    bool from_buffer = false;
+  };
+
   void discover(const std::vector<Edge>& roots);
   void mark_needed(const std::vector<Edge>& roots);
-  void deliver(const Edge& edge, Tensor grad, const Node* from);
+  bool wanted(Node* target) const { return accumulate_ || needed_.count(target); }
+  Tensor* buffered_slot(const Edge& edge);
+  Offer offer_for(const Node& node, size_t i);
+  void deliver(const Edge& edge, Tensor grad, const Node* from, Offer offer);
   void execute(Node* node);
   bool leads_to_capture(const Node* node) const {
     for (const Edge& e : node->next_edges())
@@ -98,22 +108,91 @@ void GraphTask::mark_needed(const std::vector<Edge>& roots) {
   }
 }
 
-void GraphTask::deliver(const Edge& edge, Tensor grad, const Node* from) {
+namespace {
+
+// The leaf's .grad when the gradient for `target` (a leaf accumulator) may be summed straight into
+// it: only in backward(), only without GradHooks (they must see each backward's gradient alone),
+// and only where a GEMM can write it (dense, the gradient's shape, device and dtype — or fp32
+// under a bf16 leaf, the mixed-precision gradient buffer).
+Tensor leaf_grad_target(Node* target) {
+  auto* acc = dynamic_cast<AccumulateGrad*>(target);
+  if (!acc) return {};
+  const AutogradMeta& meta = acc->leaf().impl()->autograd_meta();
+  const Tensor& g = meta.grad;
+  const OutputInfo& info = target->outputs()[0];
+  bool dtype_ok = g.defined() && (g.dtype() == info.dtype || (info.dtype == DType::bf16 && g.dtype() == DType::f32));
+  if (!dtype_ok || !meta.hooks.empty() || !g.is_contiguous() || g.shape() != info.shape ||
+      g.device() != info.device)
+    return {};
+  return g;
+}
+
+// Whether `slot` is where the leaf's gradient ends up anyway (its .grad), so sums go in place.
+bool is_leaf_grad(Node* target, const Tensor& slot) {
+  auto* acc = dynamic_cast<AccumulateGrad*>(target);
+  return acc && slot.is_same(acc->leaf().grad());
+}
+
+// Input i of `node` shares its gradient slot with another input (e.g. x @ x): two in-place sums
+// into one offered tensor inside one kernel call would race, so such slots get no offer.
+bool slot_shared_within(const Node& node, size_t i) {
+  const auto& edges = node.next_edges();
+  for (size_t j = 0; j < edges.size(); ++j) {
+    if (j != i && edges[j].node == edges[i].node && edges[j].input_nr == edges[i].input_nr) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Tensor* GraphTask::buffered_slot(const Edge& edge) {
+  auto it = buffers_.find(edge.node.get());
+  if (it == buffers_.end() || edge.input_nr >= it->second.size()) return nullptr;
+  Tensor& slot = it->second[edge.input_nr];
+  return slot.defined() ? &slot : nullptr;
+}
+
+// What input i of `node` may accumulate into: the buffered gradient of its slot when the engine
+// alone holds it (or it is the leaf's .grad already), else the leaf's .grad when it qualifies.
+GraphTask::Offer GraphTask::offer_for(const Node& node, size_t i) {
+  const Edge& edge = node.next_edges()[i];
+  if (!edge.valid() || !wanted(edge.node.get()) || slot_shared_within(node, i)) return {};
+  if (Tensor* slot = buffered_slot(edge)) {
+    if (!exclusively_owned(*slot) && !is_leaf_grad(edge.node.get(), *slot)) return {};
+    return {std::move(*slot), true};
+  }
+  return {accumulate_ ? leaf_grad_target(edge.node.get()) : Tensor(), false};
+}
+
+// Sums `grad` into the edge's buffer. A gradient that is `offer.target` holds that sum already;
+// an ignored offer taken from the buffer goes back first.
+void GraphTask::deliver(const Edge& edge, Tensor grad, const Node* from, Offer offer) {
   Node* target = edge.node.get();
-  bool wanted = accumulate_ || needed_.count(target);
-  if (grad.defined() && wanted) {
+  const bool is_wanted = wanted(target);
+  const bool summed = grad.defined() && grad.is_same(offer.target);
+  if ((grad.defined() && is_wanted) || offer.from_buffer) {
     const OutputInfo& info = target->outputs().at(edge.input_nr);
-    PONDER_CHECK(grad.shape() == info.shape && grad.dtype() == info.dtype &&
-                     grad.device() == info.device,
+    PONDER_CHECK(!grad.defined() || summed || (grad.shape() == info.shape && grad.dtype() == info.dtype &&
+                                                grad.device() == info.device),
                  AutogradError, "autograd: ", from ? from->name() : "root",
                  " produced a gradient ", describe(grad), " for a tensor ", info.shape, ' ',
                  dtype_name(info.dtype), ' ', info.device, " (input of ", target->name(), ")");
     TensorList& buf = buffers_[target];
     if (buf.size() < target->outputs().size()) buf.resize(target->outputs().size());
     Tensor& slot = buf[edge.input_nr];
-    slot = slot.defined() ? backend::add(slot, grad) : std::move(grad);
+    if (offer.from_buffer && !summed) slot = std::move(offer.target);
+    if (summed || !slot.defined()) {
+      if (grad.defined()) slot = std::move(grad);
+    } else if (grad.defined()) {
+      // A slot nobody else sees (or the .grad it stands for) takes the sum in place.
+      if (exclusively_owned(slot) || is_leaf_grad(target, slot)) {
+        backend::add_into(slot, grad);
+      } else {
+        slot = backend::add(slot, grad);
+      }
+    }
   }
-  if (--dependencies_[target] == 0 && wanted) ready_.push(target);
+  if (--dependencies_[target] == 0 && is_wanted) ready_.push(target);
 }
 
 void GraphTask::execute(Node* node) {
@@ -136,16 +215,27 @@ void GraphTask::execute(Node* node) {
   bool any = false;
   for (const Tensor& g : grads) any = any || g.defined();
 
-  TensorList input_grads;
-  if (any) input_grads = node->apply(std::move(grads));
-  if (!retain_graph_) node->mark_released();
   const auto& edges = node->next_edges();
+  std::vector<Offer> offers(edges.size());
+  TensorList input_grads;
+  if (any) {
+    for (size_t i = 0; i < edges.size(); ++i) offers[i] = offer_for(*node, i);
+    node->accumulate_into.resize(edges.size());
+    for (size_t i = 0; i < edges.size(); ++i) node->accumulate_into[i] = offers[i].target;
+    // Cleared however apply() ends: the node must not keep the buffers alive.
+    struct ClearOffers {
+      Node* node;
+      ~ClearOffers() { node->accumulate_into.clear(); }
+    } clear{node};
+    input_grads = node->apply(std::move(grads));
+  }
+  if (!retain_graph_) node->mark_released();
   PONDER_CHECK(input_grads.empty() || input_grads.size() == edges.size(), AutogradError,
                "autograd: ", node->name(), " returned ", input_grads.size(),
                " gradients for ", edges.size(), " inputs");
   for (size_t i = 0; i < edges.size(); ++i) {
     if (!edges[i].valid()) continue;
-    deliver(edges[i], input_grads.empty() ? Tensor() : std::move(input_grads[i]), node);
+    deliver(edges[i], input_grads.empty() ? Tensor() : std::move(input_grads[i]), node, std::move(offers[i]));
   }
 }
 
@@ -156,7 +246,7 @@ void GraphTask::run(const std::vector<Edge>& roots, TensorList root_grads, size_
   if (!accumulate_) mark_needed(roots);
   // Roots enter like edges from a virtual node, so shared roots sum their gradients.
   for (const Edge& r : roots) ++dependencies_[r.node.get()];
-  for (size_t i = 0; i < roots.size(); ++i) deliver(roots[i], std::move(root_grads[i]), nullptr);
+  for (size_t i = 0; i < roots.size(); ++i) deliver(roots[i], std::move(root_grads[i]), nullptr, Offer{});
   while (!ready_.empty()) {
     Node* n = ready_.top();
     ready_.pop();

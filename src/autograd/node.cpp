@@ -17,12 +17,12 @@ Tensor owned_dense_copy(const Tensor& g, DType dtype) {
   backend::copy(out, g);
   return out;
 }
+}  // namespace
 
 bool exclusively_owned(const Tensor& g) {
   return g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.is_contiguous() &&
          g.offset() == 0;
 }
-}  // namespace
 
 Node::Node() : sequence_nr_(next_sequence_nr.fetch_add(1, std::memory_order_relaxed)) {}
 
@@ -37,6 +37,10 @@ Tensor Node::grad_or_zeros(const Tensor& grad, size_t i) const {
   Tensor z = Tensor::empty(o.shape, {o.dtype, o.device});
   backend::fill(z, 0.0);
   return z;
+}
+
+Tensor Node::accumulation_target(size_t i) const {
+  return i < accumulate_into.size() ? accumulate_into[i] : Tensor();
 }
 
 void Node::add_pre_hook(uint32_t output_nr, GradHook hook) {
@@ -57,18 +61,23 @@ AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : leaf_(std::mo
 }
 
 TensorList AccumulateGrad::apply(TensorList&& grads) {
-  Tensor g = grads[0];
+  Tensor g = std::move(grads[0]);  // moved: a sole owner may become the .grad itself
   if (!g.defined()) return {};
   AutogradMeta& meta = leaf_->autograd_meta();
-  for (const GradHook& hook : meta.hooks) {
-    Tensor replaced = hook(g);
-    if (replaced.defined()) g = replaced;
-  }
-  if (!meta.grad.defined()) {
-    meta.grad = exclusively_owned(g) ? g : owned_dense_copy(g, g.dtype());
-  } else {
-    backend::add_into(meta.grad, g);
+  if (g.is_same(meta.grad)) {
+    // Already summed into .grad in place; offered only to leaves without GradHooks.
     meta.grad.bump_version();
+  } else {
+    for (const GradHook& hook : meta.hooks) {
+      Tensor replaced = hook(g);
+      if (replaced.defined()) g = replaced;
+    }
+    if (!meta.grad.defined()) {
+      meta.grad = exclusively_owned(g) ? g : owned_dense_copy(g, g.dtype());
+    } else {
+      backend::add_into(meta.grad, g);
+      meta.grad.bump_version();
+    }
   }
   Tensor leaf(leaf_);
   for (const PostAccumulateHook& hook : meta.post_accumulate_hooks) hook(leaf);

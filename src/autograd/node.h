@@ -41,6 +41,18 @@ class Node : public std::enable_shared_from_this<Node> {
   // Frees tensors kept for backward; called once apply() has run without retain_graph.
   virtual void release_saved() {}
 
+  // Set by the engine for the duration of apply(), one per next edge (undefined = none): the tensor
+  // input i's gradient would otherwise be summed with afterwards — the gradient already buffered
+  // for that slot, or the leaf's .grad. A node may add its gradient into it in place (a GEMM does
+  // so for free, beta = 1) and return that very tensor; the engine then knows the sum is done.
+  // This saves a temporary and a full read-read-write pass per shared use: weights used several
+  // times, inputs feeding several projections, micro-batches accumulating into .grad. Nodes that
+  // ignore it work unchanged. It is dense and has the gradient's shape and device; its dtype is
+  // the gradient's, or f32 for a bf16 leaf whose .grad is fp32.
+  TensorList accumulate_into;
+  // accumulate_into[i] if offered, else undefined.
+  Tensor accumulation_target(size_t i) const;
+
   const std::vector<Edge>& next_edges() const { return next_edges_; }
   void set_next_edges(std::vector<Edge> edges) { next_edges_ = std::move(edges); }
   // Whether input i receives a gradient (it, or something it came from, requires grad).
@@ -73,7 +85,8 @@ class Node : public std::enable_shared_from_this<Node> {
   bool released_ = false;
 };
 
-// Adds gradients into a leaf's .grad, then runs its post-accumulate hooks.
+// Adds gradients into a leaf's .grad, then runs its post-accumulate hooks. A gradient that is the
+// .grad itself was accumulated there already by the node that produced it (Node::accumulate_into).
 class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf);
@@ -85,6 +98,10 @@ class AccumulateGrad final : public Node {
  private:
   std::shared_ptr<TensorImpl> leaf_;
 };
+
+// True when nothing but `g` refers to its memory: no other handle, no view, dense from offset 0.
+// Only such a gradient may be written in place by the engine or kept as a leaf's .grad.
+bool exclusively_owned(const Tensor& g);
 
 // The edge through which a gradient reaches `t`: its grad_fn slot, or its leaf accumulator.
 // Invalid when t does not require grad.

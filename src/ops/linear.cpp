@@ -11,20 +11,29 @@ using namespace ops_detail;
 namespace {
 
 // y = x W^T + b over the rows of x: dx = dy W, dW = dy^T x, db = the column sums of dy.
+// dx and dW are added into the engine's accumulation targets when it offers them (the GEMMs'
+// beta = 1), so shared inputs and weights cost no separate sums.
 struct LinearBackward final : Node {
   const char* name() const override { return "linear"; }
   TensorList apply(TensorList&& g) override {
     const int64_t out_features = g[0].size(-1);
     Tensor dy = reshape(g[0], {rows, out_features});
     Tensor gx, gw, gb;
-    if (needs_input_grad(0)) gx = Tensor::empty({rows, in_features}, options);
-    if (needs_input_grad(1)) gw = Tensor::empty({out_features, in_features}, options);
+    if (needs_input_grad(0)) gx = target_or_empty(0, x_shape);
+    if (needs_input_grad(1)) gw = target_or_empty(1, {out_features, in_features});
     if (needs_input_grad(2)) gb = Tensor::empty({out_features}, options);
     Tensor xv = needs_input_grad(1) ? x.get(name()) : Tensor();
     Tensor wv = needs_input_grad(0) ? weight.get(name()) : Tensor();
-    PONDER_DISPATCH(options.device, linear_backward, gx, gw, gb, dy, xv, wv);
-    if (gx.defined()) gx = gx.as_strided(x_shape, contiguous_strides(x_shape), 0);
+    Tensor gx2d = gx.defined() ? gx.as_strided({rows, in_features}, {in_features, 1}, gx.offset()) : Tensor();
+    const bool accumulate_x = gx.defined() && gx.is_same(accumulation_target(0));
+    const bool accumulate_w = gw.defined() && gw.is_same(accumulation_target(1));
+    PONDER_DISPATCH(options.device, linear_backward, gx2d, gw, gb, dy, xv, wv, accumulate_x, accumulate_w);
     return {gx, gw, gb};
+  }
+  // The offered accumulation target for input i, or a fresh gradient of `shape`.
+  Tensor target_or_empty(size_t i, const Shape& shape) const {
+    Tensor target = accumulation_target(i);
+    return target.defined() ? target : Tensor::empty(shape, options);
   }
   void release_saved() override {
     x.reset();

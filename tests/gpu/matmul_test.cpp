@@ -1,5 +1,6 @@
 // cuBLASLt products and the dense layer against their CPU twins.
 #include "gpu/twin.h"
+#include "optim/grad_buffer.h"
 #include "support/test_util.h"
 
 #if PONDER_WITH_CUDA
@@ -224,6 +225,38 @@ TEST_F(Linear, EmptyRowsAndZeroInputWidth) {
     Tensor x0 = random_tensor({4, 0}, 4, dt, true), w0 = random_tensor({5, 0}, 5, dt, true);
     EXPECT_TRUE(cuda_matches_cpu(dense, {x0, w0, b}, tol));  // no inputs: the output is the bias
   }
+}
+
+// A weight used four times and an input feeding two linears: the engine offers the buffered
+// gradients and the GEMMs add into them (beta = 1), with the bias gradient fused as well.
+TEST_F(Linear, SharedWeightAndInputAccumulateInPlace) {
+  auto shared = [](const TensorList& in) {
+    Tensor h = linear(in[0], in[1], in[2]);
+    return linear(linear(h, in[1], in[2]), in[1]) + linear(h, in[1]);
+  };
+  for (DType dt : kGpuTypes) {
+    Tensor x = random_tensor({2, 40, 64}, 1, dt, true), w = random_tensor({64, 64}, 2, dt, true);
+    Tensor b = random_tensor({64}, 3, dt, true);
+    EXPECT_TRUE(cuda_matches_cpu(shared, {x, w, b}, twin_tolerance(dt))) << dtype_name(dt);
+  }
+}
+
+// Mixed precision: a bf16 weight with an fp32 gradient buffer takes its products summed in fp32
+// (bf16 operands, fp32 D), across uses and across backward calls.
+TEST_F(Linear, Bf16WeightAccumulatesIntoAnFp32GradBuffer) {
+  auto accumulated = [](Device device) {
+    Tensor x = random_tensor({96, 128}, 1, DType::bf16).to(device);
+    Tensor w = random_tensor({128, 128}, 2, DType::bf16).to(device).set_requires_grad(true);
+    optim::GradBuffer buffer({w}, DType::f32);
+    for (uint64_t seed : {3, 4}) {
+      linear(linear(x, w), w).backward(random_tensor({96, 128}, seed, DType::bf16).to(device));
+    }
+    EXPECT_TRUE(w.grad().is_same(buffer.view(0)));
+    return buffer.view(0).to(Device::cpu());
+  };
+  Tensor gpu = accumulated(Device::cuda(0)), cpu = accumulated(Device::cpu());
+  ASSERT_EQ(gpu.dtype(), DType::f32);
+  EXPECT_LT(relative_error(gpu, cpu), 5e-3);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "backend/cpu/matmul.h"
 #include "ops/ops.h"
 #include "support/test_util.h"
 
@@ -81,6 +82,25 @@ TEST(Matmul, GradcheckBroadcastAndSharedOperands) {
   Tensor empty = random_tensor({2, 0, 5}, 5, DType::f64, true), w2 = random_tensor({5, 6}, 6, DType::f64, true);
   matmul(empty, w2).sum().backward();  // no rows: a zero gradient for the shared operand
   EXPECT_TRUE(all_close(w2.grad(), zeros({5, 6}, {.dtype = DType::f64}), 0, 0));
+}
+
+// The backend's accumulating product (gradients summed in place): out += a @ b, also into an f32
+// out from bf16 operands, and into a bf16 out.
+TEST(Matmul, BackendAccumulatesIntoItsOutput) {
+  Tensor a = random_tensor({3, 5}, 1), b = random_tensor({5, 4}, 2).t().contiguous().t(), c = random_tensor({3, 4}, 3);
+  Tensor out = c.clone();
+  backend::cpu::matmul(out, a, b, /*accumulate=*/true);
+  EXPECT_TRUE(all_close(out, c + matmul(a, b), 1e-13, 1e-13));
+
+  Tensor a16 = a.to(DType::bf16), b16 = b.to(DType::bf16);
+  Tensor exact = c + matmul(a16.to(DType::f64), b16.to(DType::f64));
+  Tensor wide = c.to(DType::f32);
+  backend::cpu::matmul(wide, a16, b16, true);
+  EXPECT_TRUE(all_close(wide, exact, 1e-6, 1e-6));
+  Tensor narrow = c.to(DType::bf16);
+  backend::cpu::matmul(narrow, a16, b16, true);
+  EXPECT_TRUE(all_close(narrow, c.to(DType::bf16).to(DType::f64) + exact - c, 8e-3, 1e-2));  // a bf16 rounding
+  EXPECT_THROW(backend::cpu::matmul(c.to(DType::f32), a, b, true), DTypeError);
 }
 
 TEST(Matmul, ShapeErrorsNameTheOperands) {

@@ -45,9 +45,10 @@ struct Operand {
   int64_t rows, cols, ld, batch_stride;
 };
 
-// D (m x n) = op(A) (m x k) * op(B) (k x n) [+ D], `batch` times.
+// D (m x n) = op(A) (m x k) * op(B) (k x n) [+ D], `batch` times. D is of A and B's dtype, or f32
+// under bf16 operands (gradients summed into an fp32 buffer).
 struct Gemm {
-  DType dtype;
+  DType dtype, d_dtype;
   int64_t m, n, k, batch;
   Operand a, b;
   void* d;
@@ -60,10 +61,11 @@ struct Gemm {
 std::string describe(const Gemm& g) {
   auto op = [](const Operand& x) { return x.transpose ? "T" : "N"; };
   std::ostringstream os;
-  os << "cuBLASLt " << dtype_name(g.dtype) << " m=" << g.m << " n=" << g.n << " k=" << g.k << " batch=" << g.batch
+  os << "cuBLASLt " << dtype_name(g.dtype) << "->" << dtype_name(g.d_dtype) << " m=" << g.m << " n=" << g.n
+     << " k=" << g.k << " batch=" << g.batch
      << " op(A)=" << op(g.a) << " lda=" << g.a.ld << " strideA=" << g.a.batch_stride << " op(B)=" << op(g.b)
      << " ldb=" << g.b.ld << " strideB=" << g.b.batch_stride << " ldd=" << g.ldd
-     << " epilogue=" << static_cast<int>(g.epilogue);
+     << " epilogue=" << static_cast<int>(g.epilogue) << (g.accumulate ? " beta=1" : "");
   return os.str();
 }
 
@@ -120,9 +122,9 @@ uint32_t alignment(const void* data, int64_t ld, int64_t batch_stride, DType t) 
   return static_cast<uint32_t>(bits & (~bits + 1));
 }
 
-// Everything cuBLASLt's heuristic sees, and whether the product accumulates (which decides tuning).
+// Everything cuBLASLt's heuristic sees, including whether the product accumulates (beta = 1).
 struct AlgoKey {
-  int device, dtype, compute, epilogue;
+  int device, dtype, d_dtype, compute, epilogue;
   bool transpose_a, transpose_b, deterministic, accumulate;
   int64_t m, n, k, batch, lda, ldb, ldd, stride_a, stride_b, stride_d;
   uint32_t align_a, align_b, align_d, align_vector;
@@ -131,12 +133,13 @@ struct AlgoKey {
 
 AlgoKey key_of(const Gemm& g, int device, const Types& types) {
   auto align_vector = g.epilogue_vector ? alignment(g.epilogue_vector, 0, 0, g.dtype) : 0u;
-  return {device, static_cast<int>(g.dtype), static_cast<int>(types.compute), static_cast<int>(g.epilogue),
+  return {device, static_cast<int>(g.dtype), static_cast<int>(g.d_dtype), static_cast<int>(types.compute),
+          static_cast<int>(g.epilogue),
           g.a.transpose, g.b.transpose, deterministic(), g.accumulate, g.m, g.n, g.k, g.batch, g.a.ld, g.b.ld,
           g.ldd, g.a.batch_stride, g.b.batch_stride, g.d_batch_stride,
           alignment(g.a.data, g.a.ld, g.a.batch_stride, g.dtype),
           alignment(g.b.data, g.b.ld, g.b.batch_stride, g.dtype),
-          alignment(g.d, g.ldd, g.d_batch_stride, g.dtype), align_vector};
+          alignment(g.d, g.ldd, g.d_batch_stride, g.d_dtype), align_vector};
 }
 
 // ---- descriptors ----
@@ -198,11 +201,25 @@ cublasStatus_t launch(const Gemm& g, int device, cublasLtMatmulDesc_t desc, cubl
                         state.workspace->data_ptr(), kWorkspaceBytes, ponder::cuda::compute_stream(device));
 }
 
+// Where timing runs may write g's D: D itself, which the caller's own run then overwrites again,
+// or for an accumulating g (whose runs would each add to D) a zeroed scratch of D's extent.
+Gemm timing_copy(const Gemm& g, int device, Tensor& scratch) {
+  Gemm timed = g;
+  if (!g.accumulate) return timed;
+  const int64_t extent = (g.batch - 1) * g.d_batch_stride + (g.n - 1) * g.ldd + g.m;
+  scratch = Tensor::empty({extent}, {g.d_dtype, Device::cuda(device)});
+  fill(scratch, 0.0);
+  timed.d = scratch.data_ptr();
+  return timed;
+}
+
 // The fastest of the candidates by the shortest of kTimedRuns runs each (candidates that fail to
-// launch are skipped). Every run overwrites D, which the caller's own run then overwrites again.
-cublasLtMatmulAlgo_t fastest(const Gemm& g, int device, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
+// launch are skipped).
+cublasLtMatmulAlgo_t fastest(const Gemm& real, int device, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
                              cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t d,
                              const std::vector<cublasLtMatmulHeuristicResult_t>& candidates) {
+  Tensor scratch;
+  const Gemm g = timing_copy(real, device, scratch);
   const cudaStream_t stream = ponder::cuda::compute_stream(device);
   cudaEvent_t start, stop;
   ponder::cuda::check(cudaEventCreate(&start), "cudaEventCreate (GEMM tuning)");
@@ -232,9 +249,8 @@ cublasLtMatmulAlgo_t fastest(const Gemm& g, int device, cublasLtMatmulDesc_t des
 }
 
 // The algorithm for g: the fastest of the heuristic's first kCandidates answers, timed on g's own
-// operands; the heuristic's first answer alone when g accumulates (timing runs would add to D) or in
-// deterministic mode (timing noise must not change the result between runs). None when the
-// heuristic has none.
+// operands; the heuristic's first answer alone in deterministic mode (timing noise must not change
+// the result between runs). None when the heuristic has none.
 std::optional<cublasLtMatmulAlgo_t> best_algorithm(const Gemm& g, int device, const AlgoKey& key,
                                                    cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
                                                    cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t d) {
@@ -251,7 +267,7 @@ std::optional<cublasLtMatmulAlgo_t> best_algorithm(const Gemm& g, int device, co
     // Split-K partial sums only in fp32: partials rounded to bf16 would undo the fp32 accumulation.
     set(g, pref.get(), CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, uint32_t{CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE});
   }
-  const bool tune = !g.accumulate && !key.deterministic;
+  const bool tune = !key.deterministic;
   std::vector<cublasLtMatmulHeuristicResult_t> results(tune ? kCandidates : 1);
   int found = 0;
   const DeviceState& state = device_state(device);
@@ -296,7 +312,7 @@ bool run(const Gemm& g, int device) {
   LayoutDesc a, b, d;
   make_layout(a, g, types.data, g.a.rows, g.a.cols, g.a.ld, g.a.batch_stride);
   make_layout(b, g, types.data, g.b.rows, g.b.cols, g.b.ld, g.b.batch_stride);
-  make_layout(d, g, types.data, g.m, g.n, g.ldd, g.d_batch_stride);
+  make_layout(d, g, types_for(g.d_dtype).data, g.m, g.n, g.ldd, g.d_batch_stride);
   const AlgoKey key = key_of(g, device, types);
   auto algo = cached_algorithm(g, device, key, desc.get(), a.get(), b.get(), d.get());
   if (!algo) {
@@ -380,9 +396,11 @@ bool product(const Tensor& out, const Tensor& a, const Tensor& b, Epilogue epilo
     if (plain && !accumulate && out.numel() > 0) fill(out, 0.0);
     return plain;
   }
+  PONDER_CHECK(out.dtype() == a.dtype() || (out.dtype() == DType::f32 && a.dtype() == DType::bf16), DTypeError,
+               "matmul: a ", dtype_name(a.dtype()), " product cannot be written to ", dtype_name(out.dtype()));
   const Prepared pa = prepare(a), pb = prepare(b);
-  Gemm g{out.dtype(), n, m, k, out.numel() / (m * n), transposed_operand(pb, k, n), transposed_operand(pa, m, k),
-         out.data_ptr(), n, m * n, epilogue.kind, epilogue.vector, accumulate};
+  Gemm g{a.dtype(), out.dtype(), n, m, k, out.numel() / (m * n), transposed_operand(pb, k, n),
+         transposed_operand(pa, m, k), out.data_ptr(), n, m * n, epilogue.kind, epilogue.vector, accumulate};
   // b shared by every batch item and a's rows evenly spaced across items: one product over all rows.
   const int64_t row_step = m == 1 ? pa.batch_stride : pa.layout.ld;
   if (g.batch > 1 && pb.batch_stride == 0 && !pa.layout.column_major && pa.batch_stride == m * row_step &&
@@ -412,7 +430,9 @@ void column_sums(const Tensor& sums, const Tensor& grad) {
 void set_allow_tf32(bool allow) { tf32_allowed.store(allow); }
 bool allow_tf32() { return tf32_allowed.load(); }
 
-void matmul(const Tensor& out, const Tensor& a, const Tensor& b) { product(out, a, b, {}, false); }
+void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) {
+  product(out, a, b, {}, accumulate);
+}
 
 void linear(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const Tensor w_t = transposed(weight);
@@ -425,15 +445,18 @@ void linear(const Tensor& out, const Tensor& x, const Tensor& weight, const Tens
 }
 
 void linear_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_bias,
-                     const Tensor& grad, const Tensor& x, const Tensor& weight) {
-  if (grad_x.defined()) matmul(grad_x, grad, weight);
+                     const Tensor& grad, const Tensor& x, const Tensor& weight, bool accumulate_x,
+                     bool accumulate_weight) {
+  if (grad_x.defined()) matmul(grad_x, grad, weight, accumulate_x);
   bool bias_done = false;
   if (grad_weight.defined()) {
-    // dW = dY^T X reduces dY over the rows, the GEMM's k: the bias gradient comes out of the same pass.
-    if (grad_bias.defined()) {
-      bias_done = product(grad_weight, transposed(grad), x, {CUBLASLT_EPILOGUE_BGRADB, grad_bias.data_ptr()}, false);
+    // dW = dY^T X reduces dY over the rows, the GEMM's k: the bias gradient comes out of the same
+    // pass (cuBLASLt's bias vector takes D's dtype, so not under an fp32 D of bf16 operands).
+    if (grad_bias.defined() && grad_weight.dtype() == grad.dtype()) {
+      bias_done = product(grad_weight, transposed(grad), x, {CUBLASLT_EPILOGUE_BGRADB, grad_bias.data_ptr()},
+                          accumulate_weight);
     }
-    if (!bias_done) matmul(grad_weight, transposed(grad), x);
+    if (!bias_done) matmul(grad_weight, transposed(grad), x, accumulate_weight);
   }
   if (grad_bias.defined() && !bias_done) column_sums(grad_bias, grad);
 }

@@ -9,10 +9,12 @@
 
 namespace ponder::backend::cuda {
 
-void matmul(const Tensor& out, const Tensor& a, const Tensor& b);
+// Accumulating products run with beta = 1 (D = A B + D): deterministic, no extra pass.
+void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate = false);
 void linear(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias);
 void linear_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_bias,
-                     const Tensor& grad, const Tensor& x, const Tensor& weight);
+                     const Tensor& grad, const Tensor& x, const Tensor& weight, bool accumulate_x = false,
+                     bool accumulate_weight = false);
 
 // Process-wide: f32 products run on TF32 tensor cores (inputs rounded to 10 mantissa bits, about
 // 1e-3 relative error, several times faster). Off by default.
