@@ -83,34 +83,41 @@ cudaStream_t stream_on(Device device) { return ::ponder::cuda::compute_stream(de
 // ---- updates ----
 
 template <class In, class Rule, int S, size_t... K>
-__device__ __forceinline__ void update_range(const UpdateTensor<Rule, S>& e, int64_t begin, int64_t end,
-                                             std::index_sequence<K...>) {
+__device__ __forceinline__ void update_range(const UpdateTensor<Rule, S>& e, float input_scale, int64_t begin,
+                                             int64_t end, std::index_sequence<K...>) {
   const In* input = static_cast<const In*>(e.input);
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
-    backend::update_element(e.rule, i, e.target, e.working, input, e.state[K]...);
+    backend::update_element(e.rule, i, e.target, e.working, input, input_scale, e.state[K]...);
 }
 
+// input_scale: one f64 the inputs are multiplied by (the clip factor), or null for none.
 template <class Rule, int S>
-__global__ void update_chunks(const UpdateTensor<Rule, S>* tensors, const Chunk* chunks, int64_t count) {
+__global__ void update_chunks(const UpdateTensor<Rule, S>* tensors, const Chunk* chunks, int64_t count,
+                              const double* input_scale) {
+  // Rounded to f32 as the CPU rounds it for f32 masters (and as the scale pass rounded it for f32 gradients).
+  const float scale = input_scale ? static_cast<float>(*input_scale) : 1.0f;
   for (int64_t c = blockIdx.x; c < count; c += gridDim.x) {
     const Chunk chunk = chunks[c];
     const UpdateTensor<Rule, S> e = tensors[chunk.tensor];  // a local copy: the stores cannot alias it
     const int64_t end = std::min(e.n, chunk.begin + kChunk);
     constexpr auto states = std::make_index_sequence<S>{};
     switch (e.input_dtype) {
-      case DType::bf16: update_range<bf16>(e, chunk.begin, end, states); break;
-      case DType::f64: update_range<double>(e, chunk.begin, end, states); break;
-      default: update_range<float>(e, chunk.begin, end, states); break;
+      case DType::bf16: update_range<bf16>(e, scale, chunk.begin, end, states); break;
+      case DType::f64: update_range<double>(e, scale, chunk.begin, end, states); break;
+      default: update_range<float>(e, scale, chunk.begin, end, states); break;
     }
   }
 }
 
+// `input_scale` as backend/cpu/optim.h's grad_scale (undefined for none).
 template <class Rule, int S>
-void launch_updates(const char* kernel, const std::vector<UpdateTensor<Rule, S>>& tensors, Device device) {
+void launch_updates(const char* kernel, const std::vector<UpdateTensor<Rule, S>>& tensors, Device device,
+                    const Tensor& input_scale = {}) {
+  cpu::check_grad_scale(kernel, input_scale, device);
   const DeviceTable<UpdateTensor<Rule, S>> table = upload(tensors, device);
   if (table.chunk_count == 0) return;
   update_chunks<<<chunk_grid(table.chunk_count), kThreads, 0, stream_on(device)>>>(
-      table.tensors, table.chunks, table.chunk_count);
+      table.tensors, table.chunks, table.chunk_count, input_scale.defined() ? input_scale.data<double>() : nullptr);
   check_launch(kernel);
 }
 
@@ -165,7 +172,7 @@ UpdateTensor<Rule, S> update_tensor(const char* kernel, const Rule& rule, const 
 }
 
 template <template <class> class Rule>
-void adam_update_list(const char* kernel, const std::vector<AdamTensors>& tensors) {
+void adam_update_list(const char* kernel, const std::vector<AdamTensors>& tensors, const Tensor& grad_scale) {
   if (tensors.empty()) return;
   const Device device = tensors.front().param.device();
   check_on_gpu(kernel, tensors.front().param);
@@ -175,18 +182,18 @@ void adam_update_list(const char* kernel, const std::vector<AdamTensors>& tensor
     entries.push_back(update_tensor<Rule<float>, 2>(kernel, Rule<float>(t.step), t.param, t.master, t.grad,
                                                     {t.exp_avg, t.exp_avg_sq}, device, keep));
   }
-  launch_updates(kernel, entries, device);
+  launch_updates(kernel, entries, device, grad_scale);
 }
 
 template <int S>
 void sgd_launch(const Tensor& param, const Tensor& master, const Tensor& grad, const std::array<Tensor, S>& state,
-                const SgdStep& step) {
+                const SgdStep& step, const Tensor& grad_scale) {
   check_on_gpu("sgd_update", param);
   TensorList keep;
   const Device device = param.device();
   const auto e = update_tensor<SgdRule<float>, S>("sgd_update", SgdRule<float>(step), param, master, grad, state,
                                                    device, keep);
-  launch_updates<SgdRule<float>, S>("sgd_update", {e}, device);
+  launch_updates<SgdRule<float>, S>("sgd_update", {e}, device, grad_scale);
 }
 
 // ---- sums of squares ----
@@ -254,7 +261,7 @@ void squares_launch(const char* kernel, const Tensor& out, const TensorList& xs)
   check_launch(kernel);
 }
 
-// ---- scale ----
+// ---- scale, clip factor ----
 
 template <class T>
 __global__ void scale_kernel(T* x, int64_t n, compute_t<T> factor) {
@@ -262,32 +269,37 @@ __global__ void scale_kernel(T* x, int64_t n, compute_t<T> factor) {
     x[i] = static_cast<T>(factor * static_cast<compute_t<T>>(x[i]));
 }
 
+__global__ void clip_factor_kernel(double* factor, const double* sum_squares, double max_norm) {
+  *factor = backend::clip_factor_of(*sum_squares, max_norm);
+}
+
 }  // namespace
 
 void adamw_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& exp_avg,
-                  const Tensor& exp_avg_sq, const AdamStep& step) {
-  adam_update_list<AdamWRule>("adamw_update", {{param, master, grad, exp_avg, exp_avg_sq, step}});
+                  const Tensor& exp_avg_sq, const AdamStep& step, const Tensor& grad_scale) {
+  adam_update_list<AdamWRule>("adamw_update", {{param, master, grad, exp_avg, exp_avg_sq, step}}, grad_scale);
 }
 
 void adam_atan2_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& exp_avg,
-                       const Tensor& exp_avg_sq, const AdamStep& step) {
-  adam_update_list<AdamAtan2Rule>("adam_atan2_update", {{param, master, grad, exp_avg, exp_avg_sq, step}});
+                       const Tensor& exp_avg_sq, const AdamStep& step, const Tensor& grad_scale) {
+  adam_update_list<AdamAtan2Rule>("adam_atan2_update", {{param, master, grad, exp_avg, exp_avg_sq, step}},
+                                  grad_scale);
 }
 
-void adamw_update_list(const std::vector<AdamTensors>& tensors) {
-  adam_update_list<AdamWRule>("adamw_update", tensors);
+void adamw_update_list(const std::vector<AdamTensors>& tensors, const Tensor& grad_scale) {
+  adam_update_list<AdamWRule>("adamw_update", tensors, grad_scale);
 }
 
-void adam_atan2_update_list(const std::vector<AdamTensors>& tensors) {
-  adam_update_list<AdamAtan2Rule>("adam_atan2_update", tensors);
+void adam_atan2_update_list(const std::vector<AdamTensors>& tensors, const Tensor& grad_scale) {
+  adam_update_list<AdamAtan2Rule>("adam_atan2_update", tensors, grad_scale);
 }
 
 void sgd_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& momentum_buffer,
-                const SgdStep& step) {
+                const SgdStep& step, const Tensor& grad_scale) {
   if (momentum_buffer.defined()) {
-    sgd_launch<1>(param, master, grad, {momentum_buffer}, step);
+    sgd_launch<1>(param, master, grad, {momentum_buffer}, step, grad_scale);
   } else {
-    sgd_launch<0>(param, master, grad, {}, step);
+    sgd_launch<0>(param, master, grad, {}, step, grad_scale);
   }
 }
 
@@ -326,6 +338,17 @@ void scale(const Tensor& x, double factor) {
     scale_kernel<T><<<grid_for(n), kThreads, 0, stream_of(x)>>>(x.data<T>(), n, C(factor));
   });
   check_launch("scale");
+}
+
+void clip_factor(const Tensor& factor, const Tensor& sum_squares, double max_norm) {
+  check_on_gpu("clip_factor", factor);
+  for (const Tensor* t : {&factor, &sum_squares}) {
+    PONDER_CHECK(t->numel() == 1 && t->dtype() == DType::f64 && t->device() == factor.device(), DTypeError,
+                 "clip_factor: ", describe(*t), " must be one f64 element on ", factor.device());
+  }
+  clip_factor_kernel<<<1, 1, 0, stream_on(factor.device())>>>(factor.data<double>(), sum_squares.data<double>(),
+                                                              max_norm);
+  check_launch("clip_factor");
 }
 
 }  // namespace ponder::backend::cuda

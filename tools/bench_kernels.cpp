@@ -114,7 +114,7 @@ std::vector<Case> cases(DType t) {
   const int64_t params = kParamTensors * kParamRows * kParamCols;
   const int64_t per_param = (t == DType::bf16 ? 2 + 8 : 8) + 4 + 8 + 8;
   const std::string param_shape = std::to_string(kParamTensors) + "x2048x2048";
-  using Update = void (*)(const std::vector<backend::AdamTensors>&);
+  using Update = void (*)(const std::vector<backend::AdamTensors>&, const Tensor&);
   for (auto [name, update] : {std::pair<const char*, Update>{"adamw step", backend::cuda::adamw_update_list},
                               std::pair<const char*, Update>{"adam_atan2 step", backend::cuda::adam_atan2_update_list}}) {
     out.push_back({name, param_shape, params * per_param, [=](Generator& g) {
@@ -128,7 +128,7 @@ std::vector<Case> cases(DType t) {
                                        zeros(p, {DType::f32, Device::cuda(0)}), zeros(p, {DType::f32, Device::cuda(0)}),
                                        step});
                      }
-                     return [=] { update(list); };
+                     return [=] { update(list, Tensor()); };
                    }});
   }
   return out;

@@ -5,6 +5,7 @@
 // round the same operations in the same order.
 #pragma once
 
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 
@@ -99,14 +100,25 @@ struct EmaRule {
   PONDER_HOST_DEVICE void operator()(M& shadow, M x) const { shadow = keep * shadow + take * x; }
 };
 
+// The factor torch.nn.utils.clip_grad_norm_ scales gradients by: max_norm / (norm + 1e-6) when the
+// global norm exceeds max_norm, else 1. A non-finite norm also gives 1: the gradients stay as they
+// are, and the trainer skips the step.
+PONDER_HOST_DEVICE double clip_factor_of(double sum_squares, double max_norm) {
+  using std::sqrt;
+  const double norm = sqrt(sum_squares);
+  const bool clips = norm > max_norm && norm <= DBL_MAX;  // false for NaN and +inf
+  return clips ? max_norm / (norm + 1e-6) : 1.0;
+}
+
 // Element i of one pass: `target` (the master weights, or the EMA shadow) is read, updated by
-// `rule` from input[i] (the gradient, or the averaged parameter) and this element's state, written
-// back, and rounded into the working copy when there is one (working may be null).
+// `rule` from input[i]·input_scale (the gradient times the clip factor, or the averaged parameter
+// times 1) and this element's state, written back, and rounded into the working copy when there is
+// one (working may be null). Multiplying by 1 is exact, so an unscaled input is read unchanged.
 template <class Rule, class M, class P, class In, class... S>
 PONDER_HOST_DEVICE void update_element(const Rule& rule, int64_t i, M* target, P* working, const In* input,
-                                       S*... state) {
+                                       M input_scale, S*... state) {
   M t = target[i];
-  rule(t, static_cast<M>(static_cast<compute_t<In>>(input[i])), state[i]...);
+  rule(t, static_cast<M>(static_cast<compute_t<In>>(input[i])) * input_scale, state[i]...);
   target[i] = t;
   if (working) working[i] = static_cast<P>(t);
 }

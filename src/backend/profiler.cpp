@@ -30,9 +30,9 @@ OpPhase op_phase_of(std::string_view kernel) {
   if (kernel == "linear" || kernel == "linear_backward" || kernel == "matmul") return OpPhase::gemm;
   if (kernel.starts_with("attention_")) return OpPhase::attention;
   if (kernel.starts_with("cross_entropy_")) return OpPhase::loss;
-  // Updates, EMA and the gradient clipping (global norm, then scaling).
+  // Updates, EMA and the gradient clipping (global norm, its factor, and scaling where not folded).
   if (kernel.ends_with("_update") || kernel.ends_with("_update_list") || kernel == "sum_of_squares_list" ||
-      kernel == "scale")
+      kernel == "clip_factor" || kernel == "scale")
     return OpPhase::optimizer;
   return OpPhase::norm_elementwise;
 }

@@ -74,10 +74,10 @@ double ZeroShards::reduce_gradients(const optim::GradBuffer& grads) {
   return waited;
 }
 
-void ZeroShards::step(optim::Optimizer& optimizer) {
+void ZeroShards::step(optim::Optimizer& optimizer, const Tensor& grad_scale) {
   for (const Tensor& p : layout_.params)
     if (!owns(p)) p.set_grad({});
-  optimizer.step();
+  optimizer.step(grad_scale);
   if (region_ == 0) return;
   NoGrad no_grad;
   const int64_t base = comm_->rank() * region_;

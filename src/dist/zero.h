@@ -51,7 +51,8 @@ class ZeroShards {
   double reduce_gradients(const optim::GradBuffer& grads);
   // The optimizer's update of this rank's parameters, then every parameter from its owner.
   // Gradients of the other parameters are detached for the step (GradBuffer::zero re-attaches).
-  void step(optim::Optimizer& optimizer);
+  // `grad_scale` as Optimizer::step's (the clip factor).
+  void step(optim::Optimizer& optimizer, const Tensor& grad_scale = {});
   // The fp32 master of `param` on every rank (a collective for a bf16 parameter, whose master
   // lives on its owner only).
   Tensor master(const Tensor& param, const optim::Optimizer& optimizer);

@@ -38,10 +38,10 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
   PONDER_CHECK(options.eps >= 0, ValueError, "AdamW: eps must be >= 0, got ", options.eps);
 }
 
-void AdamW::step() {
+void AdamW::update_parameters(const Tensor& grad_scale) {
   update_batched([&](const std::vector<Due>& due) {
     const auto tensors = adam_tensors(due, options_.beta1, options_.beta2, options_.eps);
-    PONDER_DISPATCH(due.front().slot.param.device(), adamw_update_list, tensors);
+    PONDER_DISPATCH(due.front().slot.param.device(), adamw_update_list, tensors, grad_scale);
   });
 }
 
@@ -50,10 +50,10 @@ AdamATan2::AdamATan2(std::vector<ParamGroup> groups, AdamAtan2Options options)
   check_betas("AdamATan2", options.beta1, options.beta2);
 }
 
-void AdamATan2::step() {
+void AdamATan2::update_parameters(const Tensor& grad_scale) {
   update_batched([&](const std::vector<Due>& due) {
     const auto tensors = adam_tensors(due, options_.beta1, options_.beta2, 0.0);
-    PONDER_DISPATCH(due.front().slot.param.device(), adam_atan2_update_list, tensors);
+    PONDER_DISPATCH(due.front().slot.param.device(), adam_atan2_update_list, tensors, grad_scale);
   });
 }
 

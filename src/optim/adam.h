@@ -19,9 +19,11 @@ struct AdamWOptions {
 class AdamW : public Optimizer {
  public:
   explicit AdamW(std::vector<ParamGroup> groups, AdamWOptions options = {});
-  void step() override;
 
  private:
+  void update_parameters(const Tensor& grad_scale) override;
+  bool folds_grad_scale() const override { return true; }
+
   AdamWOptions options_;
 };
 
@@ -36,9 +38,11 @@ struct AdamAtan2Options {
 class AdamATan2 : public Optimizer {
  public:
   explicit AdamATan2(std::vector<ParamGroup> groups, AdamAtan2Options options = {});
-  void step() override;
 
  private:
+  void update_parameters(const Tensor& grad_scale) override;
+  bool folds_grad_scale() const override { return true; }
+
   AdamAtan2Options options_;
 };
 

@@ -5,35 +5,56 @@
 #include "backend/cpu/optim.h"
 #include "backend/cuda/optim.h"
 #include "backend/dispatch.h"
+#include "ops/inplace.h"
 
 namespace ponder::optim {
+namespace {
 
-double clip_grad_norm(const TensorList& params, double max_norm, const std::function<double(double)>& sum_shards) {
-  PONDER_CHECK(max_norm > 0, ValueError, "clip_grad_norm: max_norm must be positive, got ", max_norm);
+TensorList gradients_of(const TensorList& params, const char* caller) {
   TensorList grads;
   for (const Tensor& p : params) {
     const Tensor& g = p.grad();
     if (!g.defined()) continue;
-    PONDER_CHECK(grads.empty() || g.device() == grads.front().device(), DeviceError, "clip_grad_norm: gradient ",
+    PONDER_CHECK(grads.empty() || g.device() == grads.front().device(), DeviceError, caller, ": gradient ",
                  describe(g), " is not on ", grads.front().device(), " like the first one");
     grads.push_back(g);
   }
-  double sum_squares = 0.0;
-  if (!grads.empty()) {
-    // One reduction over every gradient, combined in an order fixed by their shapes.
-    Tensor total = Tensor::empty({1}, {DType::f64, grads.front().device()});
-    PONDER_DISPATCH(total.device(), sum_of_squares_list, total, grads);
-    sum_squares = total.to_vector<double>().front();
+  return grads;
+}
+
+}  // namespace
+
+double GradClip::norm() const { return std::sqrt(sum_squares.item<double>()); }
+
+GradClip grad_clip(const TensorList& params, double max_norm, const std::function<double(double)>& sum_shards) {
+  PONDER_CHECK(max_norm > 0, ValueError, "clip_grad_norm: max_norm must be positive, got ", max_norm);
+  const TensorList grads = gradients_of(params, "clip_grad_norm");
+  const Device device = grads.empty() ? Device::cpu() : grads.front().device();
+  GradClip clip;
+  // One reduction over every gradient, combined in an order fixed by their shapes.
+  clip.sum_squares = Tensor::empty({1}, {DType::f64, device});
+  PONDER_DISPATCH(device, sum_of_squares_list, clip.sum_squares, grads);
+  if (sum_shards) fill_(clip.sum_squares, sum_shards(clip.sum_squares.item<double>()));
+  if (std::isfinite(max_norm)) {
+    clip.factor = Tensor::empty({1}, {DType::f64, device});
+    PONDER_DISPATCH(device, clip_factor, clip.factor, clip.sum_squares, max_norm);
   }
-  if (sum_shards) sum_squares = sum_shards(sum_squares);
-  const double norm = std::sqrt(sum_squares);
-  if (!std::isfinite(norm) || norm <= max_norm) return norm;
-  const double factor = max_norm / (norm + 1e-6);  // torch's epsilon keeps the result just below max_norm
-  for (const Tensor& g : grads) {
-    PONDER_DISPATCH(g.device(), scale, g, factor);
+  return clip;
+}
+
+void scale_gradients(const TensorList& params, const Tensor& factor) {
+  const double f = factor.item<double>();
+  if (f == 1.0) return;
+  for (const Tensor& g : gradients_of(params, "scale_gradients")) {
+    PONDER_DISPATCH(g.device(), scale, g, f);
     g.bump_version();
   }
-  return norm;
+}
+
+double clip_grad_norm(const TensorList& params, double max_norm, const std::function<double(double)>& sum_shards) {
+  const GradClip clip = grad_clip(params, max_norm, sum_shards);
+  if (clip.factor.defined()) scale_gradients(params, clip.factor);
+  return clip.norm();
 }
 
 }  // namespace ponder::optim

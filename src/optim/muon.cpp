@@ -115,7 +115,7 @@ Muon::Muon(std::vector<ParamGroup> groups, MuonOptions options)
   }
 }
 
-void Muon::step() {
+void Muon::update_parameters(const Tensor&) {
   update_all([&](Slot& s, const ParamGroup& group, double lr) {
     muon_update(s.param, s.master, s.buffers[0], options_, lr, group.weight_decay);
   });
@@ -132,7 +132,7 @@ bool MuonAdamW::uses_muon(const std::string& name, const Tensor& param) {
   return param.dim() == 2 && !embedding_or_head;
 }
 
-void MuonAdamW::step() {
+void MuonAdamW::update_parameters(const Tensor&) {
   update_all([&](Slot& s, const ParamGroup& group, double lr) {
     if (group.name == kMuonGroup) {
       muon_update(s.param, s.master, s.buffers[0], options_.muon, lr, group.weight_decay);

@@ -32,9 +32,11 @@ Tensor newton_schulz(const Tensor& x, int64_t steps);
 class Muon : public Optimizer {
  public:
   explicit Muon(std::vector<ParamGroup> groups, MuonOptions options = {});
-  void step() override;
 
  private:
+  // Gradients feed the momentum through ops: a clip factor is applied by scaling them first.
+  void update_parameters(const Tensor& grad_scale) override;
+
   MuonOptions options_;
 };
 
@@ -56,13 +58,14 @@ struct MuonAdamWOptions {
 class MuonAdamW : public Optimizer {
  public:
   MuonAdamW(const nn::NamedTensors& params, MuonAdamWOptions options);
-  void step() override;
 
   // Whether the split above gives the parameter `name` to Muon.
   static bool uses_muon(const std::string& name, const Tensor& param);
 
  private:
   MuonAdamW(std::vector<ParamGroup> groups, MuonAdamWOptions options);
+  // As Muon's: a clip factor is applied by scaling the gradients first.
+  void update_parameters(const Tensor& grad_scale) override;
 
   MuonAdamWOptions options_;
 };

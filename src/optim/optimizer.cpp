@@ -6,6 +6,7 @@
 
 #include "backend/kernels.h"
 #include "ops/creation.h"
+#include "optim/clip.h"
 
 namespace ponder::optim {
 namespace {
@@ -95,6 +96,14 @@ void Optimizer::set_lr(double lr) {
   PONDER_CHECK(std::isfinite(lr) && lr >= 0, ValueError, "optimizer: learning rate must be finite and >= 0, got ",
                lr);
   lr_ = lr;
+}
+
+void Optimizer::step(const Tensor& grad_scale) {
+  if (!grad_scale.defined() || folds_grad_scale()) return update_parameters(grad_scale);
+  TensorList params;
+  for (const ParamGroup& group : groups_) params.insert(params.end(), group.params.begin(), group.params.end());
+  scale_gradients(params, grad_scale);
+  update_parameters({});
 }
 
 void Optimizer::zero_grad() {

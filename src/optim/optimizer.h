@@ -37,7 +37,11 @@ class Optimizer {
 
   // One update of every parameter that has a gradient; parameters without one are skipped (their
   // state, including the per-parameter update count used for bias correction, stays as it is).
-  virtual void step() = 0;
+  // `grad_scale` (one f64 element on the parameters' device, e.g. GradClip::factor; undefined: none)
+  // multiplies every gradient. Optimizers whose kernels take it multiply as they read each gradient
+  // and leave the gradients as they are; the others scale the gradients in place first (one pass
+  // each, and the host reads the factor).
+  void step(const Tensor& grad_scale = {});
   // A gradient that shares its storage with other tensors (a GradBuffer view) is filled with zeros
   // and kept; any other gradient is released, so the next backward allocates it afresh.
   void zero_grad();
@@ -74,6 +78,11 @@ class Optimizer {
     double lr;
   };
   using BatchUpdateFn = std::function<void(const std::vector<Due>& due)>;
+
+  // step() itself; `grad_scale` is undefined unless folds_grad_scale().
+  virtual void update_parameters(const Tensor& grad_scale) = 0;
+  // Whether update_parameters multiplies the gradients by grad_scale as its kernels read them.
+  virtual bool folds_grad_scale() const { return false; }
 
   // `buffer_names` are the per-parameter state buffers the update rule keeps (zero-initialised).
   Optimizer(std::vector<ParamGroup> groups, double lr, std::vector<std::string> buffer_names);

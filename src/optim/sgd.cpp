@@ -24,7 +24,7 @@ Sgd::Sgd(std::vector<ParamGroup> groups, SgdOptions options)
                options.dampening);
 }
 
-void Sgd::step() {
+void Sgd::update_parameters(const Tensor& grad_scale) {
   update_all([&](Slot& s, const ParamGroup& group, double lr) {
     const backend::SgdStep h{.lr = lr,
                              .momentum = options_.momentum,
@@ -33,7 +33,7 @@ void Sgd::step() {
                              .nesterov = options_.nesterov,
                              .first = s.updates == 1};
     const Tensor buffer = s.buffers.empty() ? Tensor() : s.buffers[0];
-    PONDER_DISPATCH(s.param.device(), sgd_update, s.param, s.master, s.param.grad(), buffer, h);
+    PONDER_DISPATCH(s.param.device(), sgd_update, s.param, s.master, s.param.grad(), buffer, h, grad_scale);
   });
 }
 

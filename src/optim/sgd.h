@@ -18,9 +18,11 @@ struct SgdOptions {
 class Sgd : public Optimizer {
  public:
   explicit Sgd(std::vector<ParamGroup> groups, SgdOptions options = {});
-  void step() override;
 
  private:
+  void update_parameters(const Tensor& grad_scale) override;
+  bool folds_grad_scale() const override { return true; }
+
   SgdOptions options_;
 };
 

@@ -144,11 +144,15 @@ Trainer::StepResult Trainer::train_step() {
     loss_sum = loss_sum.defined() ? loss_sum + l64 : l64;
   }
   res.exposed_comm_s = zero_ ? zero_->reduce_gradients(*grads_) : sync_->finish();
-  res.loss = sum_over_ranks(loss_sum.item<double>()) * scale;
   const double max_norm = r.optim.clip_grad_norm > 0 ? r.optim.clip_grad_norm : std::numeric_limits<double>::infinity();
-  // With ZeRO-1 only the owned gradients are summed: the norm combines every rank's share.
-  res.grad_norm = zero_ ? optim::clip_grad_norm(zero_->owned(), max_norm, [&](double s) { return sum_over_ranks(s); })
-                        : optim::clip_grad_norm(grads_->params(), max_norm);
+  // Queued before the loss is read, so the one wait for the loss (which the skip decisions need)
+  // also covers the norm; the optimizer applies the clip factor as it reads the gradients. With
+  // ZeRO-1 only the owned gradients are summed: the norm combines every rank's share on the host.
+  const optim::GradClip clip =
+      zero_ ? optim::grad_clip(zero_->owned(), max_norm, [&](double s) { return sum_over_ranks(s); })
+            : optim::grad_clip(grads_->params(), max_norm);
+  res.loss = sum_over_ranks(loss_sum.item<double>()) * scale;
+  res.grad_norm = clip.norm();
   if (!is_finite(res.loss) || !is_finite(res.grad_norm)) {
     res.skipped = "non-finite values in " + (!is_finite(res.loss) ? std::string("the loss") : first_non_finite_gradient());
   } else {
@@ -157,9 +161,9 @@ Trainer::StepResult Trainer::train_step() {
   if (res.skipped.empty()) {
     optimizer_->set_lr(r.optim.lr * schedule_(state_.step));
     if (zero_) {
-      zero_->step(*optimizer_);
+      zero_->step(*optimizer_, clip.factor);
     } else {
-      optimizer_->step();
+      optimizer_->step(clip.factor);
     }
     if (ema_) ema_->update();
     remember_loss(res.loss);

@@ -24,6 +24,7 @@ TEST(OpProfiler, ClassifiesKernelsByName) {
   EXPECT_EQ(backend::op_phase_of("adam_atan2_update_list"), OpPhase::optimizer);
   EXPECT_EQ(backend::op_phase_of("ema_update"), OpPhase::optimizer);
   EXPECT_EQ(backend::op_phase_of("sum_of_squares_list"), OpPhase::optimizer);
+  EXPECT_EQ(backend::op_phase_of("clip_factor"), OpPhase::optimizer);
   EXPECT_EQ(backend::op_phase_of("add_rms_norm_forward"), OpPhase::norm_elementwise);
   EXPECT_EQ(backend::op_phase_of("binary"), OpPhase::norm_elementwise);
 }

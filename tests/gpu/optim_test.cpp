@@ -2,6 +2,7 @@
 // paths against one tensor at a time, and the optimizers that dispatch to them.
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -29,8 +30,8 @@ constexpr double kMasterTolerance = 1e-6;
 constexpr double kSumTolerance = 1e-9;
 
 using AdamFn = void (*)(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                        const backend::AdamStep&);
-using AdamListFn = void (*)(const std::vector<backend::AdamTensors>&);
+                        const backend::AdamStep&, const Tensor&);
+using AdamListFn = void (*)(const std::vector<backend::AdamTensors>&, const Tensor&);
 
 ::testing::AssertionResult near(const std::string& what, const Tensor& gpu, const Tensor& cpu, double tolerance) {
   if (!gpu.is_cuda()) return ::testing::AssertionFailure() << what << ": not on the GPU";
@@ -105,7 +106,9 @@ struct AdamTwin {
   }
 };
 
-void run(AdamFn fn, const backend::AdamTensors& a) { fn(a.param, a.master, a.grad, a.exp_avg, a.exp_avg_sq, a.step); }
+void run(AdamFn fn, const backend::AdamTensors& a) {
+  fn(a.param, a.master, a.grad, a.exp_avg, a.exp_avg_sq, a.step, Tensor());
+}
 
 void check_adam(AdamFn cpu_fn, AdamFn gpu_fn) {
   for (DType grad_dtype : {DType::f32, DType::bf16}) {
@@ -150,8 +153,8 @@ void check_adam_list(AdamFn gpu_one, AdamListFn gpu_list, AdamListFn cpu_list) {
       cpu.push_back(all[k].cpu);
       gpu.push_back(all[k].gpu);
     }
-    cpu_list(cpu);
-    gpu_list(gpu);
+    cpu_list(cpu, {});
+    gpu_list(gpu, {});
     for (size_t k = 0; k < all.size(); ++k) {
       const backend::AdamTensors &a = all[k].gpu, &b = one[k].gpu;
       const std::string at = "tensor " + std::to_string(k) + ", step " + std::to_string(step);
@@ -172,6 +175,61 @@ TEST_F(OptimKernels, AdamWListEqualsOneTensorAtATime) {
 TEST_F(OptimKernels, AdamAtan2ListEqualsOneTensorAtATime) {
   check_adam_list(backend::cuda::adam_atan2_update, backend::cuda::adam_atan2_update_list,
                   backend::cpu::adam_atan2_update_list);
+}
+
+// A clip factor (one f64 on each device, a different one per step, 1 included) folded into a list
+// update: the CPU's values, and the bits of scaling f32 gradients first (today's separate pass),
+// then updating without a factor.
+void check_adam_list_with_clip_factor(AdamListFn gpu_list, AdamListFn cpu_list) {
+  std::vector<AdamTwin> folded, scaled;
+  for (size_t k = 0; k < std::size(kSizes); ++k) {
+    folded.emplace_back(kSizes[k], k % 2 == 0, 10 * k);
+    scaled.emplace_back(kSizes[k], k % 2 == 0, 10 * k);
+  }
+  const double factors[] = {0.37, 1.0, 0.0123};
+  for (int64_t step = 1; step <= kSteps; ++step) {
+    const Tensor factor_cpu = tensor({factors[step - 1]}, {1}, {.dtype = DType::f64});
+    std::vector<backend::AdamTensors> cpu, gpu, gpu_scaled;
+    for (size_t k = 0; k < folded.size(); ++k) {
+      folded[k].next(step, DType::f32, 100 * step + k);
+      scaled[k].next(step, DType::f32, 100 * step + k);
+      backend::cuda::scale(scaled[k].gpu.grad, factors[step - 1]);
+      cpu.push_back(folded[k].cpu);
+      gpu.push_back(folded[k].gpu);
+      gpu_scaled.push_back(scaled[k].gpu);
+    }
+    cpu_list(cpu, factor_cpu);
+    gpu_list(gpu, factor_cpu.to(kGpu));
+    gpu_list(gpu_scaled, {});
+    for (size_t k = 0; k < folded.size(); ++k) {
+      const backend::AdamTensors &a = folded[k].gpu, &b = scaled[k].gpu;
+      const std::string at = "tensor " + std::to_string(k) + ", step " + std::to_string(step);
+      EXPECT_TRUE(folded[k].matches_cpu()) << at;
+      EXPECT_TRUE(bits_equal("master " + at, a.master.defined() ? a.master : a.param,
+                             b.master.defined() ? b.master : b.param));
+      EXPECT_TRUE(bits_equal("exp_avg " + at, a.exp_avg, b.exp_avg));
+      EXPECT_TRUE(bits_equal("exp_avg_sq " + at, a.exp_avg_sq, b.exp_avg_sq));
+    }
+  }
+}
+
+TEST_F(OptimKernels, AdamWListFoldsTheClipFactor) {
+  check_adam_list_with_clip_factor(backend::cuda::adamw_update_list, backend::cpu::adamw_update_list);
+}
+
+TEST_F(OptimKernels, AdamAtan2ListFoldsTheClipFactor) {
+  check_adam_list_with_clip_factor(backend::cuda::adam_atan2_update_list, backend::cpu::adam_atan2_update_list);
+}
+
+TEST_F(OptimKernels, ClipFactorGivesTheCpuBits) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (double sum_squares : {0.0, 0.25, 1.0, 4.0, 1e30, inf, std::nan("")}) {
+    const Tensor sum_cpu = tensor({sum_squares}, {1}, {.dtype = DType::f64});
+    const Tensor factor_cpu = Tensor::empty({1}, {DType::f64}), factor_gpu = Tensor::empty({1}, {DType::f64, kGpu});
+    backend::cpu::clip_factor(factor_cpu, sum_cpu, 1.0);
+    backend::cuda::clip_factor(factor_gpu, sum_cpu.to(kGpu), 1.0);
+    EXPECT_TRUE(bits_equal("factor for " + std::to_string(sum_squares), factor_gpu, factor_cpu));
+  }
 }
 
 TEST_F(OptimKernels, SgdMatchesCpu) {
@@ -377,6 +435,33 @@ TEST_F(OptimKernels, EmaMatchesCpuThroughTheOptimizerLayer) {
   }
   for (size_t k = 0; k < cpu.size(); ++k)
     EXPECT_TRUE(near("shadow " + cpu[k].first, ema_gpu.state()[k].second, ema_cpu.state()[k].second, kMasterTolerance));
+}
+
+// The optimizer with grad_clip's factor on the GPU (folded into the launch) against the CPU.
+TEST_F(OptimKernels, ClippedAdamWStepMatchesCpu) {
+  TensorList cpu, gpu;
+  for (size_t k = 0; k < std::size(kSizes); ++k) {
+    cpu.push_back(random_tensor({kSizes[k]}, k, DType::bf16, true));
+    gpu.push_back(cpu.back().detach().to(kGpu).set_requires_grad(true));
+  }
+  optim::AdamW opt_cpu({{"all", cpu, 0.1}}, {.lr = 1e-2}), opt_gpu({{"all", gpu, 0.1}}, {.lr = 1e-2});
+  for (int step = 1; step <= kSteps; ++step) {
+    for (size_t k = 0; k < cpu.size(); ++k) {
+      const Tensor g = random_tensor(cpu[k].shape(), 100 * step + k, DType::f32) * double(step);
+      cpu[k].set_grad(g);
+      gpu[k].set_grad(g.to(kGpu));
+    }
+    const optim::GradClip clip_cpu = optim::grad_clip(cpu, 1.0), clip_gpu = optim::grad_clip(gpu, 1.0);
+    ASSERT_LT(clip_cpu.factor.item<double>(), 1.0);
+    EXPECT_NEAR(clip_gpu.factor.to(Device::cpu()).item<double>(), clip_cpu.factor.item<double>(), 1e-9);
+    opt_cpu.step(clip_cpu.factor);
+    opt_gpu.step(clip_gpu.factor);
+    for (size_t k = 0; k < cpu.size(); ++k) {
+      const Tensor master = opt_gpu.master_of(gpu[k]);
+      EXPECT_TRUE(near("master " + std::to_string(k), master, opt_cpu.master_of(cpu[k]), kMasterTolerance));
+      EXPECT_TRUE(is_rounded_master(gpu[k], master)) << "parameter " << k << ", step " << step;
+    }
+  }
 }
 
 TEST_F(OptimKernels, ClipGradNormMatchesCpu) {

@@ -108,5 +108,103 @@ TEST(ClipGradNorm, LargeGradientsSumInAFixedOrder) {
   EXPECT_NEAR(clip_grad_norm({a}, 1e9), expected, 1e-9 * expected);
 }
 
+// ---- the clip factor folded into the optimizers' updates ----
+
+constexpr double kMaxNorm = 0.5;
+
+// Two 2-D parameters (Muon takes only those) whose gradients grow from step to step, so that each
+// step is clipped by its own factor; Adam's first step alone would hardly notice a factor (it is
+// nearly invariant to the gradients' scale), later steps do.
+struct ClippedRun {
+  TensorList params;
+  explicit ClippedRun(DType dtype)
+      : params{random_tensor({4, 3}, 1, dtype, true), random_tensor({5, 2}, 2, dtype, true)} {}
+  void set_gradients(int step) const {
+    const DType grad_dtype = params[0].dtype() == DType::f64 ? DType::f64 : DType::f32;  // as GradBuffer's
+    for (size_t k = 0; k < params.size(); ++k)
+      params[k].set_grad(random_tensor(params[k].shape(), 100 * step + k, grad_dtype) * (1.0 + step));
+  }
+  std::vector<ParamGroup> groups() const { return {{"decay", {params[0]}, 0.1}, {"no_decay", {params[1]}}}; }
+};
+
+// step(grad_clip's factor) against clip_grad_norm's scaling pass and then step(): the same bits (the
+// fold multiplies each gradient by the same rounded factor the pass did). An optimizer that folds
+// the factor leaves the gradients alone; the others scale them in place like the pass.
+template <class Opt, class Options>
+void expect_folded_clip_equals_scale_then_step(DType dtype, const Options& options, bool folds) {
+  const ClippedRun folded(dtype), separate(dtype);
+  Opt a(folded.groups(), options), b(separate.groups(), options);
+  for (int step = 0; step < 4; ++step) {
+    const std::string at = std::string(dtype_name(dtype)) + ", step " + std::to_string(step);
+    folded.set_gradients(step);
+    separate.set_gradients(step);
+    const double norm = clip_grad_norm(separate.params, kMaxNorm);
+    b.step();
+    const GradClip clip = grad_clip(folded.params, kMaxNorm);
+    ASSERT_LT(clip.factor.item<double>(), 1.0) << at;
+    EXPECT_EQ(clip.norm(), norm) << at;
+    const Tensor raw_grad = folded.params[0].grad().clone();
+    a.step(clip.factor);
+    EXPECT_TRUE(all_close(folded.params[0].grad(), folds ? raw_grad : separate.params[0].grad(), 0, 0)) << at;
+    for (size_t k = 0; k < folded.params.size(); ++k) {
+      EXPECT_TRUE(all_close(folded.params[k], separate.params[k], 0, 0)) << "parameter " << k << ", " << at;
+      EXPECT_TRUE(all_close(a.master_of(folded.params[k]), b.master_of(separate.params[k]), 0, 0)) << at;
+    }
+  }
+}
+
+TEST(ClipFactor, AdamFamilyFoldsItIntoTheUpdate) {
+  for (DType dtype : {DType::f64, DType::f32, DType::bf16}) {
+    expect_folded_clip_equals_scale_then_step<AdamW>(dtype, AdamWOptions{.lr = 0.01}, true);
+    expect_folded_clip_equals_scale_then_step<AdamATan2>(dtype, AdamAtan2Options{.lr = 0.01}, true);
+  }
+}
+
+TEST(ClipFactor, SgdFoldsItIntoTheUpdate) {
+  for (DType dtype : {DType::f64, DType::f32})
+    expect_folded_clip_equals_scale_then_step<Sgd>(dtype, SgdOptions{.lr = 0.1, .momentum = 0.9}, true);
+}
+
+TEST(ClipFactor, MuonScalesTheGradientsFirst) {
+  for (DType dtype : {DType::f64, DType::f32})
+    expect_folded_clip_equals_scale_then_step<Muon>(dtype, MuonOptions{.lr = 0.02}, false);
+}
+
+TEST(ClipFactor, AtOrBelowTheLimitTheFactorIsOneAndTheUpdateUntouched) {
+  const ClippedRun folded(DType::f32), plain(DType::f32);
+  AdamATan2 a(folded.groups(), {.lr = 0.01}), b(plain.groups(), {.lr = 0.01});
+  for (int step = 0; step < 3; ++step) {
+    folded.set_gradients(step);
+    plain.set_gradients(step);
+    const GradClip clip = grad_clip(folded.params, 1e6);
+    EXPECT_EQ(clip.factor.item<double>(), 1.0);
+    a.step(clip.factor);
+    b.step();
+    for (size_t k = 0; k < folded.params.size(); ++k) EXPECT_TRUE(all_close(folded.params[k], plain.params[k], 0, 0));
+  }
+  EXPECT_FALSE(grad_clip(folded.params, std::numeric_limits<double>::infinity()).factor.defined());  // no clipping
+}
+
+TEST(ClipFactor, NonFiniteNormGivesOneAndLeavesGradientsAlone) {
+  for (double bad : {std::numeric_limits<double>::infinity(), std::nan("")}) {
+    Tensor a = random_tensor({3}, 1, DType::f32, true);
+    const Tensor g = tensor({1.0, bad, 2.0}, {3});
+    a.set_grad(g.clone());
+    const GradClip clip = grad_clip({a}, 1.0);
+    EXPECT_EQ(std::isnan(clip.norm()), std::isnan(bad));
+    EXPECT_FALSE(std::isfinite(clip.norm()));
+    EXPECT_EQ(clip.factor.item<double>(), 1.0);
+    EXPECT_EQ(a.grad().to_vector<float>()[2], 2.0f);
+  }
+}
+
+TEST(ClipFactor, AScaleOfTheWrongKindIsRefused) {
+  const ClippedRun run(DType::f32);
+  run.set_gradients(0);
+  AdamW opt(run.groups());
+  EXPECT_EQ(error_message<DTypeError>([&] { opt.step(tensor({0.5}, {1})); }),
+            "adamw_update: grad_scale [1] f32 cpu must be one f64 element on cpu");
+}
+
 }  // namespace
 }  // namespace ponder::optim

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "ops/ops.h"
+#include "optim/clip.h"
 #include "optim/muon.h"
 #include "support/python.h"
 #include "support/resume_check.h"
@@ -185,6 +186,53 @@ TEST(Trainer, TheLossSpikeGuardSkipsSpikesLikeNonFiniteSteps) {
   EXPECT_EQ(two.end, RunEnd::diverged);
   EXPECT_EQ(two.state.step, 7);
   EXPECT_NE(two.log.find("stopping: 2 consecutive skipped steps (the first: a loss spike"), std::string::npos) << two.log;
+  fs::remove_all(run);
+}
+
+// The trainer's clipped steps (the norm read with the loss, the factor folded into AdamW's update)
+// against the same steps written out with clip_grad_norm's scaling pass: the same weights bit for
+// bit, and the same grad_norm in the metrics.
+TEST(Trainer, FoldedClippingMatchesClipThenStep) {
+  const io::Recipe recipe = io::parse_recipe(
+      kRecipe, "r.yaml", {"train.steps=3", "schedule.name=constant", "schedule.warmup_steps=0", "optim.clip_grad_norm=0.05"});
+  const fs::path run = testing::scratch_dir("folded_clip");
+  Trainer trainer(make_context(recipe, run / "trainer"));
+  trainer.run();
+
+  TrainContext ref = make_context(recipe, run / "reference");
+  models::LanguageModel& model = *ref.model;
+  model.to(ref.device);
+  model.to(ref.param_dtype);
+  model.train(true);
+  auto optimizer = make_optimizer(recipe.optim, model.named_parameters());
+  optimizer->set_lr(recipe.optim.lr);  // constant, no warmup
+  std::vector<double> norms;
+  for (int64_t step = 0; step < recipe.train.steps; ++step) {
+    std::vector<models::PackedBatch> micro;
+    int64_t tokens = 0;
+    for (int64_t i = 0; i < recipe.accumulation(); ++i) {
+      micro.push_back(ref.train_data->next());
+      tokens += micro.back().loss_tokens;
+    }
+    model.begin_step(step, recipe.train.steps);
+    for (const models::PackedBatch& b : micro)
+      (model.loss_sum(models::to_device(b, ref.device)) * (1.0 / double(tokens))).backward();
+    norms.push_back(optim::clip_grad_norm(model.parameters(), recipe.optim.clip_grad_norm));
+    ASSERT_GT(norms.back(), recipe.optim.clip_grad_norm) << "step " << step << " is not clipped";
+    optimizer->step();
+    optimizer->zero_grad();
+  }
+
+  std::ifstream in(run / "trainer" / "metrics.jsonl");
+  std::vector<double> logged;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("grad_norm")) logged.push_back(j["grad_norm"].get<double>());
+  }
+  EXPECT_EQ(logged, norms);
+  const TensorList got = trainer.model().parameters(), want = model.parameters();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t k = 0; k < got.size(); ++k) EXPECT_TRUE(testing::all_close(got[k], want[k], 0, 0)) << "parameter " << k;
   fs::remove_all(run);
 }
 

@@ -20,9 +20,9 @@ compute_t<T> load(const T* p, int64_t i) {
 
 // One pass of update_element (backend/optim_math.h) over n elements.
 template <class M, class G, class P, class Rule, class... S>
-void update_loop(M* theta, P* working, const G* grad, int64_t n, const Rule& rule, S*... state) {
+void update_loop(M* theta, P* working, const G* grad, M grad_scale, int64_t n, const Rule& rule, S*... state) {
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) update_element(rule, i, theta, working, grad, state...);
+  for (int64_t i = 0; i < n; ++i) update_element(rule, i, theta, working, grad, grad_scale, state...);
 }
 
 void check_operand(const char* kernel, const char* what, const Tensor& t, int64_t numel) {
@@ -40,7 +40,7 @@ void visit_master(DType t, const char* kernel, Fn&& fn) {
 // Checks the operands and runs Rule<M> over them, M the master's type; `state` are buffers of M.
 template <template <class> class Rule, class Step, class... State>
 void run_update(const char* kernel, const Tensor& param, const Tensor& master, const Tensor& grad,
-                const Step& step, const State&... state) {
+                const Tensor& grad_scale, const Step& step, const State&... state) {
   const Tensor& target = master.defined() ? master : param;
   const int64_t n = param.numel();
   check_operand(kernel, "parameter", param, n);
@@ -48,6 +48,8 @@ void run_update(const char* kernel, const Tensor& param, const Tensor& master, c
   (check_operand(kernel, "state", state, n), ...);
   PONDER_CHECK(grad.numel() == n, ShapeError, kernel, ": gradient ", describe(grad), " does not match parameter ",
                describe(param));
+  check_grad_scale(kernel, grad_scale, Device::cpu());
+  const double scale = grad_scale.defined() ? *grad_scale.data<double>() : 1.0;
   const Tensor g = backend::contiguous(grad);
   visit_master(target.dtype(), kernel, [&](auto master_tag) {
     using M = decltype(master_tag);
@@ -55,12 +57,13 @@ void run_update(const char* kernel, const Tensor& param, const Tensor& master, c
     visit_floating(g.dtype(), kernel, [&](auto grad_tag) {
       using G = decltype(grad_tag);
       if (!master.defined()) {
-        update_loop(target.data<M>(), static_cast<M*>(nullptr), g.data<G>(), n, rule, state.template data<M>()...);
+        update_loop(target.data<M>(), static_cast<M*>(nullptr), g.data<G>(), M(scale), n, rule,
+                    state.template data<M>()...);
         return;
       }
       visit_floating(param.dtype(), kernel, [&](auto param_tag) {
         using P = decltype(param_tag);
-        update_loop(target.data<M>(), param.data<P>(), g.data<G>(), n, rule, state.template data<M>()...);
+        update_loop(target.data<M>(), param.data<P>(), g.data<G>(), M(scale), n, rule, state.template data<M>()...);
       });
     });
   });
@@ -90,38 +93,46 @@ double squares_of(const Tensor& x) {
   return total;
 }
 
-void check_sum_output(const char* kernel, const Tensor& out) {
-  PONDER_CHECK(out.numel() == 1 && out.dtype() == DType::f64, DTypeError, kernel, ": out ", describe(out),
+void check_sum_output(const char* kernel, const Tensor& out, const char* what = "out") {
+  PONDER_CHECK(out.numel() == 1 && out.dtype() == DType::f64, DTypeError, kernel, ": ", what, " ", describe(out),
                " must be one f64 element");
 }
 
 }  // namespace
 
 void adamw_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& exp_avg,
-                  const Tensor& exp_avg_sq, const AdamStep& step) {
-  run_update<AdamWRule>("adamw_update", param, master, grad, step, exp_avg, exp_avg_sq);
+                  const Tensor& exp_avg_sq, const AdamStep& step, const Tensor& grad_scale) {
+  run_update<AdamWRule>("adamw_update", param, master, grad, grad_scale, step, exp_avg, exp_avg_sq);
 }
 
 void adam_atan2_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& exp_avg,
-                       const Tensor& exp_avg_sq, const AdamStep& step) {
-  run_update<AdamAtan2Rule>("adam_atan2_update", param, master, grad, step, exp_avg, exp_avg_sq);
+                       const Tensor& exp_avg_sq, const AdamStep& step, const Tensor& grad_scale) {
+  run_update<AdamAtan2Rule>("adam_atan2_update", param, master, grad, grad_scale, step, exp_avg, exp_avg_sq);
 }
 
-void adamw_update_list(const std::vector<AdamTensors>& tensors) {
-  for (const AdamTensors& t : tensors) adamw_update(t.param, t.master, t.grad, t.exp_avg, t.exp_avg_sq, t.step);
+void adamw_update_list(const std::vector<AdamTensors>& tensors, const Tensor& grad_scale) {
+  for (const AdamTensors& t : tensors)
+    adamw_update(t.param, t.master, t.grad, t.exp_avg, t.exp_avg_sq, t.step, grad_scale);
 }
 
-void adam_atan2_update_list(const std::vector<AdamTensors>& tensors) {
-  for (const AdamTensors& t : tensors) adam_atan2_update(t.param, t.master, t.grad, t.exp_avg, t.exp_avg_sq, t.step);
+void adam_atan2_update_list(const std::vector<AdamTensors>& tensors, const Tensor& grad_scale) {
+  for (const AdamTensors& t : tensors)
+    adam_atan2_update(t.param, t.master, t.grad, t.exp_avg, t.exp_avg_sq, t.step, grad_scale);
 }
 
 void sgd_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& momentum_buffer,
-                const SgdStep& step) {
+                const SgdStep& step, const Tensor& grad_scale) {
   if (momentum_buffer.defined()) {
-    run_update<SgdRule>("sgd_update", param, master, grad, step, momentum_buffer);
+    run_update<SgdRule>("sgd_update", param, master, grad, grad_scale, step, momentum_buffer);
   } else {
-    run_update<SgdRule>("sgd_update", param, master, grad, step);
+    run_update<SgdRule>("sgd_update", param, master, grad, grad_scale, step);
   }
+}
+
+void check_grad_scale(const char* kernel, const Tensor& grad_scale, Device device) {
+  if (!grad_scale.defined()) return;
+  PONDER_CHECK(grad_scale.numel() == 1 && grad_scale.dtype() == DType::f64 && grad_scale.device() == device,
+               DTypeError, kernel, ": grad_scale ", describe(grad_scale), " must be one f64 element on ", device);
 }
 
 void ema_update(const Tensor& shadow, const Tensor& param, double decay) {
@@ -135,7 +146,7 @@ void ema_update(const Tensor& shadow, const Tensor& param, double decay) {
     const EmaRule<S> rule(decay);
     visit_floating(p.dtype(), "ema_update", [&](auto param_tag) {
       using P = decltype(param_tag);
-      update_loop(shadow.data<S>(), static_cast<S*>(nullptr), p.data<P>(), n, rule);
+      update_loop(shadow.data<S>(), static_cast<S*>(nullptr), p.data<P>(), S(1), n, rule);
     });
   });
 }
@@ -169,6 +180,12 @@ void scale(const Tensor& x, double factor) {
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(f * load(p, i));
   });
+}
+
+void clip_factor(const Tensor& factor, const Tensor& sum_squares, double max_norm) {
+  check_sum_output("clip_factor", factor, "factor");
+  check_sum_output("clip_factor", sum_squares, "sum_squares");
+  *factor.data<double>() = clip_factor_of(*sum_squares.data<double>(), max_norm);
 }
 
 }  // namespace ponder::backend::cpu

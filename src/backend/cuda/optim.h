@@ -16,14 +16,14 @@
 namespace ponder::backend::cuda {
 
 void adamw_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& exp_avg,
-                  const Tensor& exp_avg_sq, const AdamStep& step);
+                  const Tensor& exp_avg_sq, const AdamStep& step, const Tensor& grad_scale = {});
 void adam_atan2_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& exp_avg,
-                       const Tensor& exp_avg_sq, const AdamStep& step);
-// Every listed parameter in one launch (all on one device).
-void adamw_update_list(const std::vector<AdamTensors>& tensors);
-void adam_atan2_update_list(const std::vector<AdamTensors>& tensors);
+                       const Tensor& exp_avg_sq, const AdamStep& step, const Tensor& grad_scale = {});
+// Every listed parameter in one launch (all on one device); grad_scale is read by the kernel.
+void adamw_update_list(const std::vector<AdamTensors>& tensors, const Tensor& grad_scale = {});
+void adam_atan2_update_list(const std::vector<AdamTensors>& tensors, const Tensor& grad_scale = {});
 void sgd_update(const Tensor& param, const Tensor& master, const Tensor& grad, const Tensor& momentum_buffer,
-                const SgdStep& step);
+                const SgdStep& step, const Tensor& grad_scale = {});
 
 void ema_update(const Tensor& shadow, const Tensor& param, double decay);
 // Every listed shadow in one launch (all on one device).
@@ -33,5 +33,7 @@ void ema_update_list(const TensorList& shadows, const TensorList& params, double
 void sum_of_squares(const Tensor& out, const Tensor& x);
 void sum_of_squares_list(const Tensor& out, const TensorList& xs);
 void scale(const Tensor& x, double factor);
+// One thread: the host never sees the norm.
+void clip_factor(const Tensor& factor, const Tensor& sum_squares, double max_norm);
 
 }  // namespace ponder::backend::cuda
