@@ -86,13 +86,18 @@ got=$(for d in "$run"/checkpoints/step_*; do [[ -f $d/COMPLETE ]] && digest "$d"
 for d in "$run"/checkpoints/step_*; do [[ -f $d/COMPLETE ]] || fail "second SIGINT: $d has no COMPLETE"; done
 echo "signals_and_disk: a second SIGINT exited 130 at once, every complete checkpoint intact"
 
-# A failing write during a checkpoint: files may not grow past 32 KiB (model.safetensors needs more).
+# A failing write during a checkpoint: files may not grow past a limit that leaves room for the
+# few metrics lines the resumed run appends (metrics.jsonl's size depends on how many steps ran
+# before SIGTERM) but not for model.safetensors.
 run=$work/run_TERM
 before=$(newest "$run")
 want=$(digest "$before")
 steps=$(sed -n 's/^step: //p' "$before/trainer.yaml")
+limit_kib=$(($(stat -c %s "$run/metrics.jsonl") / 1024 + 16))
+(($(stat -c %s "$before/model.safetensors") > limit_kib * 1024)) ||
+  fail "failed write: model.safetensors is not larger than the $limit_kib KiB file size limit"
 set +e
-(trap '' XFSZ; ulimit -f 32; exec "$ponder" resume "$run" --set checkpoint.every=$((steps + 2))) >"$work/log_full" 2>&1
+(trap '' XFSZ; ulimit -f $limit_kib; exec "$ponder" resume "$run" --set checkpoint.every=$((steps + 2))) >"$work/log_full" 2>&1
 status=$?
 set -e
 [[ $status == 1 ]] || { cat "$work/log_full" >&2; fail "failed write: exit status $status, not 1"; }
