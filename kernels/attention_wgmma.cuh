@@ -208,13 +208,17 @@ __global__ void __launch_bounds__(G::kThreads) hopper_forward(ForwardParams p) {
 // into P^T and dS^T in registers, and adds dV += P^T dO and dK += dS^T Q (register A operands, dO
 // and Q read MN-major). dS^T goes to shared memory for dQ = dS K, which the two warpgroups split
 // by head_dim halves (dS and K both read MN-major) and add into the f32 dQ sum with atomics.
+// A tile's dQ product and atomics overlap the next tile's products: the atomics of tile t are
+// issued while the tensor cores form S^T of tile t + 1, and P^T while they form dP^T; hence three Q/dO buffers (tile t + 2
+// loads while t + 1 is in use and t's dV/dK products may still read theirs) and two dS^T buffers.
 struct HopperBackward {
   static constexpr int kDim = 128, kGroups = 2, kThreads = kGroups * wgmma::kGroupThreads;
-  static constexpr int kBlock = 64 * kGroups, kTile = 64, kStages = 2;
-  // K, V, the Q and dO buffers, dS^T (one swizzled panel: [kBlock][kTile]), the lse and delta
-  // buffers, slack to align the start to a swizzle atom.
-  static constexpr int kSharedBytes = (2 * kBlock * kDim + 2 * kStages * kTile * kDim + kBlock * kTile) * 2 +
-                                      2 * kStages * kTile * 4 + wgmma::kAtomBytes;
+  static constexpr int kBlock = 64 * kGroups, kTile = 64, kStages = 3, kDsBuffers = 2;
+  // K, V, the Q and dO buffers, the dS^T buffers (one swizzled panel each: [kBlock][kTile]), the lse
+  // and delta buffers, slack to align the start to a swizzle atom.
+  static constexpr int kSharedBytes =
+      (2 * kBlock * kDim + 2 * kStages * kTile * kDim + kDsBuffers * kBlock * kTile) * 2 + 2 * kStages * kTile * 4 +
+      wgmma::kAtomBytes;
   // Leading offsets of MN-major operands: the 64-column panels of a query tile and of the key block.
   static constexpr uint32_t kTileLeading = kTile * wgmma::kPanel * 2, kBlockLeading = kBlock * wgmma::kPanel * 2;
 };
@@ -225,13 +229,13 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(Back
   constexpr int D = G::kDim, BC = G::kBlock, BR = G::kTile, STAGES = G::kStages;
   constexpr uint32_t kAtom = wgmma::kAtomBytes;
   extern __shared__ char shared_raw[];
-  bits16* sk = atom_aligned(shared_raw);                      // [BC][D]
-  bits16* sv = sk + BC * D;                                   // [BC][D]
-  bits16* sq = sv + BC * D;                                   // [STAGES][BR][D]
-  bits16* sdo = sq + STAGES * BR * D;                         // [STAGES][BR][D]
-  bits16* sds = sdo + STAGES * BR * D;                        // [BC][BR], dS^T
-  float* slse = reinterpret_cast<float*>(sds + BC * BR);      // [STAGES][BR], log2 units
-  float* sdelta = slse + STAGES * BR;                         // [STAGES][BR]
+  bits16* sk = atom_aligned(shared_raw);                                 // [BC][D]
+  bits16* sv = sk + BC * D;                                              // [BC][D]
+  bits16* sq = sv + BC * D;                                              // [STAGES][BR][D]
+  bits16* sdo = sq + STAGES * BR * D;                                    // [STAGES][BR][D]
+  bits16* sds = sdo + STAGES * BR * D;                                   // [kDsBuffers][BC][BR], dS^T
+  float* slse = reinterpret_cast<float*>(sds + G::kDsBuffers * BC * BR);  // [STAGES][BR], log2 units
+  float* sdelta = slse + STAGES * BR;                                    // [STAGES][BR]
 
   const int kv_head = blockIdx.x % p.kv_heads;
   const int64_t slot = blockIdx.x / p.kv_heads;
@@ -247,19 +251,34 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(Back
   const int q_tiles = (b.len - first + BR - 1) / BR, items = p.group * q_tiles;
   auto head_of = [&](int item) { return kv_head * p.group + item / q_tiles; };
   auto first_query_of = [&](int item) { return first + (item % q_tiles) * BR; };
+  // Every thread commits one copy group per item, empty past the last, so group counts line up.
   auto load_item = [&](int item) {
-    if (item >= items) return;
-    const int buffer = item % STAGES, head = head_of(item), q0 = first_query_of(item);
-    wgmma::load_rows<BR, D, G::kThreads>(sq + buffer * BR * D, q, b.begin + q0, b.len - q0, p.q_heads, head,
-                                         threadIdx.x);
-    wgmma::load_rows<BR, D, G::kThreads>(sdo + buffer * BR * D, grad_out, b.begin + q0, b.len - q0, p.q_heads, head,
-                                         threadIdx.x);
-    // Queries past the sample get lse = +inf (P = 0) and D = 0, so they add nothing.
-    for (int c = threadIdx.x; c < BR; c += G::kThreads) {
-      const int i = q0 + c;
-      const int64_t at = head * p.tokens + b.begin + i;
-      slse[buffer * BR + c] = i < b.len ? p.lse[at] * kLog2e : INFINITY;
-      sdelta[buffer * BR + c] = i < b.len ? p.delta[at] : 0.f;
+    if (item < items) {
+      const int buffer = item % STAGES, head = head_of(item), q0 = first_query_of(item);
+      wgmma::load_rows<BR, D, G::kThreads>(sq + buffer * BR * D, q, b.begin + q0, b.len - q0, p.q_heads, head,
+                                           threadIdx.x);
+      wgmma::load_rows<BR, D, G::kThreads>(sdo + buffer * BR * D, grad_out, b.begin + q0, b.len - q0, p.q_heads,
+                                           head, threadIdx.x);
+      // Queries past the sample get lse = +inf (P = 0) and D = 0, so they add nothing.
+      for (int c = threadIdx.x; c < BR; c += G::kThreads) {
+        const int i = q0 + c;
+        const int64_t at = head * p.tokens + b.begin + i;
+        slse[buffer * BR + c] = i < b.len ? p.lse[at] * kLog2e : INFINITY;
+        sdelta[buffer * BR + c] = i < b.len ? p.delta[at] : 0.f;
+      }
+    }
+    mma::commit_copies();
+  };
+  float dq[8][4];  // this warpgroup's half of head_dim for one tile's queries
+  auto add_dq = [&](int item) {
+    const int head = head_of(item), q0 = first_query_of(item);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int i = q0 + warp * 16 + fragment_row(0, 2 * half);
+      if (i >= b.len) continue;
+      float* row = p.dq_sum + ((b.begin + i) * p.q_heads + head) * D + group * wgmma::kPanel;
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) mma::add_pair(row + fragment_column(nt, 0), dq[nt][2 * half], dq[nt][2 * half + 1]);
     }
   };
   wgmma::load_rows<BC, D, G::kThreads>(sk, static_cast<const bits16*>(p.k), b.begin + k0, valid_k, p.kv_heads,
@@ -267,7 +286,7 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(Back
   wgmma::load_rows<BC, D, G::kThreads>(sv, static_cast<const bits16*>(p.v), b.begin + k0, valid_k, p.kv_heads,
                                        kv_head, threadIdx.x);
   load_item(0);
-  mma::commit_copies();
+  load_item(1);
 
   int key[2];
 #pragma unroll
@@ -278,20 +297,21 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(Back
   mma::zero(dv);
 
   for (int item = 0; item < items; ++item) {
-    mma::wait_copies<0>();
+    mma::wait_copies<1>();
     wgmma::fence_shared_for_async();
-    __syncthreads();  // this item's tiles are in; every warpgroup is done with the previous item
-    load_item(item + 1);
-    mma::commit_copies();
-    const int buffer = item % STAGES, head = head_of(item), q0 = first_query_of(item);
+    __syncthreads();  // this item's tiles are in
+    const int buffer = item % STAGES, q0 = first_query_of(item);
     const bits16* q_tile = sq + buffer * BR * D;
     const bits16* do_tile = sdo + buffer * BR * D;
+    bits16* ds_tile = sds + (item % G::kDsBuffers) * BC * BR;
     const float* lse2 = slse + buffer * BR;
     const float* delta = sdelta + buffer * BR;
     // Past this point every query of the tile sees every key of the block.
     const bool masked = visible_keys(p.mask, q0, b.len, b.prefix) < k0 + BC;
 
     float st[BR / 8][4], dst[BR / 8][4];  // S^T, then P^T; dP^T, then dS^T
+    wgmma::wait<0>();  // the previous tile's products
+    wgmma::hold(dq);
     wgmma::hold(dk[0]);
     wgmma::hold(dv[0]);
     wgmma::fence();
@@ -299,14 +319,16 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(Back
     for (int ks = 0; ks < D / 16; ++ks) {
       wgmma::mma_ss<0, 0>(st, wgmma::k_major(sk, BC, group_row0, ks), wgmma::k_major(q_tile, BR, 0, ks), ks > 0);
     }
+    wgmma::commit();
+    if (item > 0) add_dq(item - 1);  // while S^T forms
+    wgmma::fence();
 #pragma unroll
     for (int ks = 0; ks < D / 16; ++ks) {
       wgmma::mma_ss<0, 0>(dst, wgmma::k_major(sv, BC, group_row0, ks), wgmma::k_major(do_tile, BR, 0, ks), ks > 0);
     }
     wgmma::commit();
-    wgmma::wait<0>();
+    wgmma::wait<1>();
     wgmma::hold(st);
-    wgmma::hold(dst);
 #pragma unroll
     for (int nt = 0; nt < BR / 8; ++nt) {
 #pragma unroll
@@ -315,8 +337,14 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(Back
         float prob = exp2f(fmaf(st[nt][e], scale_log2, -lse2[c]));
         if (masked && key[e / 2] >= visible_keys(p.mask, q0 + c, b.len, b.prefix)) prob = 0.f;
         st[nt][e] = prob;
-        dst[nt][e] = prob * (dst[nt][e] - delta[c]);
       }
+    }
+    wgmma::wait<0>();  // dP^T, formed while P^T was
+    wgmma::hold(dst);
+#pragma unroll
+    for (int nt = 0; nt < BR / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dst[nt][e] = st[nt][e] * (dst[nt][e] - delta[fragment_column(nt, e)]);
     }
     uint32_t pa[BR / 16][4], dsa[BR / 16][4];
     probabilities_as_a<BR / 8>(pa, st);
@@ -338,33 +366,28 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(Back
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int row = warp_row0 + fragment_row(0, 2 * half), col = fragment_column(nt, 0);
-        *reinterpret_cast<uint32_t*>(sds + wgmma::swizzled_offset(BC, row, col)) =
+        *reinterpret_cast<uint32_t*>(ds_tile + wgmma::swizzled_offset(BC, row, col)) =
             dsa[nt / 2][(nt % 2) * 2 + half];
       }
     }
     wgmma::fence_shared_for_async();
-    __syncthreads();  // both warpgroups' dS^T rows are in place
-
-    float dq[8][4];  // this warpgroup's half of head_dim for the tile's queries
+    // Both warpgroups' dS^T rows are in place, and both have finished the previous item's dV/dK
+    // products, so its Q/dO buffer may take item + 2.
+    __syncthreads();
+    load_item(item + 2);
+    wgmma::fence();  // dq was read by the atomics since its last product
 #pragma unroll
     for (int j = 0; j < BC / 16; ++j) {
-      wgmma::mma_ss<1, 1>(dq, wgmma::mn_major(sds, BC, j, G::kBlockLeading, kAtom),
+      wgmma::mma_ss<1, 1>(dq, wgmma::mn_major(ds_tile, BC, j, G::kBlockLeading, kAtom),
                           wgmma::mn_major(sk + group * BC * wgmma::kPanel, BC, j, G::kBlockLeading, kAtom), j > 0);
     }
     wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::hold(dq);
-    wgmma::hold(dk[0]);
-    wgmma::hold(dv[0]);
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int i = q0 + warp * 16 + fragment_row(0, 2 * half);
-      if (i >= b.len) continue;
-      float* row = p.dq_sum + ((b.begin + i) * p.q_heads + head) * D + group * wgmma::kPanel;
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt) mma::add_pair(row + fragment_column(nt, 0), dq[nt][2 * half], dq[nt][2 * half + 1]);
-    }
   }
+  wgmma::wait<0>();
+  wgmma::hold(dq);
+  wgmma::hold(dk[0]);
+  wgmma::hold(dv[0]);
+  if (items > 0) add_dq(items - 1);
   float dk_factor[1][2] = {{p.scale, p.scale}}, dv_factor[1][2] = {{1.f, 1.f}};
   const int64_t first_key = b.begin + k0 + warp_row0;
   store_rows<1, D>(static_cast<bits16*>(p.dk), dk, dk_factor, first_key, valid_k - warp_row0, p.kv_heads, kv_head);
