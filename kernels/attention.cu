@@ -182,8 +182,11 @@ __global__ void finish_dq(uint2* dq, const float4* dq_sum, float scale, int64_t 
 // PrefixLM, 1 / 2 / 4 x 4096): 268 / 301 / 294 TFLOP/s, against 244 / 278 / 273 with key tiles of
 // 64, 196 / 211 / 196 with one warpgroup and tiles of 128, 249 / 277 / 269 with one and 64, and
 // 262 / 298 / 290 two buffers deep. Its single-pass backward (128 keys per CTA, query tiles of 64):
-// 181.8 / 203.4 TFLOP/s at 1 / 2 x 4096 against 168.9 for the mma.sync one at 2 x 4096; deterministic
-// mode keeps the two mma.sync kernels.
+// 181.8 / 203.4 TFLOP/s at 1 / 2 x 4096 against 168.9 for the mma.sync one at 2 x 4096; issuing a
+// tile's dQ atomics under the next tile's S^T product took it from 184.6 / 207.4 to 194.2 / 218.6
+// (H200, same run). The atomics still cost about a quarter (274.5 at 2 x 4096 without them, timing
+// only); a bulk reduction (cp.reduce.async.bulk) or red.global.add.v4 measured no faster than
+// red.global.add.v2. Deterministic mode keeps the two mma.sync kernels.
 //
 // Kernel shapes per head_dim (Geometry<D, warps, m-tiles per warp, tile>). Forward: 4 warps of 16
 // queries (64 per CTA), key tiles of 64 — measured on an H100 at head_dim 128 (tools/bench_attention,
