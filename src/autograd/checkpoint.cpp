@@ -7,6 +7,8 @@
 namespace ponder::autograd {
 namespace {
 
+thread_local bool checkpoints_enabled = true;
+
 class CheckpointFunction final : public Function {
  public:
   CheckpointFunction(RegionFn fn, std::vector<Generator*> generators)
@@ -37,7 +39,10 @@ class CheckpointFunction final : public Function {
       roots.push_back(outputs[i]);
       grads.push_back(grad_outputs[i]);
     }
-    if (!roots.empty()) autograd::backward(roots, grads);
+    // retain_graph: the fresh graph dies with this call anyway, but a non-retaining backward would
+    // also release the parameters' gradient accumulators, which the outer graph (and every other
+    // region reaching the same parameters) still needs.
+    if (!roots.empty()) autograd::backward(roots, grads, /*retain_graph=*/true);
     TensorList input_grads;
     for (const Tensor& x : inputs) input_grads.push_back(x.defined() ? x.grad() : Tensor());
     return input_grads;
@@ -66,7 +71,11 @@ class CheckpointFunction final : public Function {
 
 }  // namespace
 
+NoCheckpoint::NoCheckpoint() : previous_(checkpoints_enabled) { checkpoints_enabled = false; }
+NoCheckpoint::~NoCheckpoint() { checkpoints_enabled = previous_; }
+
 TensorList checkpoint(RegionFn fn, const TensorList& inputs, std::vector<Generator*> generators) {
+  if (!checkpoints_enabled) return fn(inputs);
   return call(std::make_shared<CheckpointFunction>(std::move(fn), std::move(generators)), inputs);
 }
 

@@ -16,4 +16,19 @@ using RegionFn = std::function<TensorList(const TensorList&)>;
 TensorList checkpoint(RegionFn fn, const TensorList& inputs,
                       std::vector<Generator*> generators = {});
 
+// While one lives (thread-local), checkpoint() runs its region as plain ops that keep their
+// activations. For graphs that are differentiated with autograd::grad, e.g. the retained graph of
+// implicit differentiation: a checkpoint's backward recomputes its region and back-propagates
+// through it into every parameter it reaches, which a grad() call must not do.
+class NoCheckpoint {
+ public:
+  NoCheckpoint();
+  ~NoCheckpoint();
+  NoCheckpoint(const NoCheckpoint&) = delete;
+  NoCheckpoint& operator=(const NoCheckpoint&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace ponder::autograd

@@ -242,6 +242,8 @@ void read_runtime(Section root, Recipe& r) {
   r.runtime.device = s.get<std::string>("device", r.runtime.device, one_of({"auto", "cpu", "cuda"}));
   r.runtime.deterministic = s.get<bool>("deterministic", r.runtime.deterministic);
   r.runtime.precision = s.get<std::string>("precision", r.runtime.precision, one_of({"auto", "bf16", "f32"}));
+  r.runtime.recompute =
+      s.get<std::string>("recompute", r.runtime.recompute, one_of({"none", "mlp", "attention_mlp"}));
 }
 
 void read_distributed(Section root, Recipe& r) {

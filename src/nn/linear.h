@@ -31,6 +31,7 @@ class Linear : public Module {
   void merge_lora();
   bool has_lora() const { return lora_A != nullptr; }
   double lora_scale() const { return lora_.alpha / double(lora_.rank); }
+  Generator* dropout_generator() const { return dropout_gen_.get(); }  // null without adapter dropout
 
   int64_t in_features() const { return weight.size(1); }
   int64_t out_features() const { return weight.size(0); }

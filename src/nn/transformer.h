@@ -14,6 +14,12 @@
 
 namespace ponder::nn {
 
+// What a block recomputes in backward instead of keeping (activation checkpointing): nothing, the
+// MLP's internals (its gate/up/activation products; it keeps only its input), or the attention's
+// internals too (q/k/v, RoPE, the attention output and gate). Costs one more forward of that part.
+enum class Recompute { none, mlp, attention_mlp };
+Recompute parse_recompute(const std::string& name);  // "none" | "mlp" | "attention_mlp"
+
 struct BlockConfig {
   AttentionConfig attn{};
   MlpConfig mlp{};
@@ -45,6 +51,7 @@ class TransformerBlock : public Module {
   PendingSum forward(const PendingSum& x, const Tensor& positions, const AttentionSpec& spec,
                      KVCache* cache = nullptr) const;
   const BlockConfig& config() const { return config_; }
+  void set_recompute(Recompute recompute) { recompute_ = recompute; }
 
   // Optional per-branch scaling (e.g. a learned per-channel gate): when set, a branch's output
   // (attn(...) or mlp(...) above) goes through the hook before it joins the residual stream.
@@ -58,8 +65,16 @@ class TransformerBlock : public Module {
   std::shared_ptr<Norm> input_layernorm, post_attention_layernorm;
 
  private:
+  // The branches before their hooks, recomputed in backward when recompute_ asks for it.
+  Tensor attention_branch(const Tensor& in, const Tensor& positions, const AttentionSpec& spec, KVCache* cache) const;
+  Tensor mlp_branch(const Tensor& in) const;
+
   BlockConfig config_;
+  Recompute recompute_ = Recompute::none;
 };
+
+// Sets what every TransformerBlock in `model` recomputes.
+void set_recompute(Module& model, Recompute recompute);
 
 // `layers` identical blocks (each with its own parameters) and an optional exit norm `norm`.
 class Stack : public Module {

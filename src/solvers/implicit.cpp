@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "autograd/checkpoint.h"
 #include "autograd/engine.h"
 #include "autograd/function.h"
 #include "autograd/grad_mode.h"
@@ -46,6 +47,7 @@ class ImplicitFixedPoint final : public autograd::Function {
 
   TensorList forward(const TensorList& context) override {
     EnableGrad grad;
+    autograd::NoCheckpoint whole_graph;  // vjp() differentiates it with autograd::grad
     y_ = y_star_.detach().set_requires_grad(true);
     for (const Tensor& c : context) {
       context_.push_back(c.requires_grad() ? c.detach().set_requires_grad(true) : c.detach());

@@ -160,7 +160,7 @@ BenchResult benchmark_training(io::Recipe recipe, const BenchOptions& options) {
   ctx.run_dir = scratch.path();
   ctx.device = resolve_device(recipe);
   ctx.param_dtype = resolve_precision(recipe, ctx.device);
-  ctx.model = build_model(recipe.model, recipe.runtime.seed);
+  ctx.model = build_training_model(recipe);
   ctx.train_data = std::make_unique<ResidentBatch>(recipe, ctx.device);
   r.family = ctx.model->family();
   r.device = ctx.device;

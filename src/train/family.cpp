@@ -25,11 +25,12 @@ struct BlockCost {
   double parameters = 0;
   double matmul_parameters = 0;  // weights of the block's matmuls (2 FLOPs each per token)
   double attention_flops = 0;    // scores and the weighted sum over a full row: 4·T·heads·head_dim
-  // bf16 activations its unfused ops keep for backward: norm inputs and outputs, q/k/v before and
-  // after RoPE, the attention output (+ gate), the o_proj input, the MLP's gate/up/activation/product.
+  // bf16 activations its unfused ops keep for backward: norm inputs and outputs (4d), q/k/v before
+  // and after RoPE, the attention output (+ gate) and the o_proj input (8d), the MLP's
+  // gate/up/activation/product (4 ffn); what the block recomputes it does not keep.
   double activation_bytes = 0;
 
-  BlockCost(const nn::BlockConfig& b, int64_t seq_len) {
+  BlockCost(const nn::BlockConfig& b, int64_t seq_len, nn::Recompute recompute) {
     const double d = double(b.attn.dim), heads = double(b.attn.heads);
     const double kv = double(b.attn.kv_heads ? b.attn.kv_heads : b.attn.heads);
     const double head_dim = double(b.attn.head_dim ? b.attn.head_dim : b.attn.dim / b.attn.heads);
@@ -40,16 +41,19 @@ struct BlockCost {
     parameters = matmul_parameters + (b.norm.weighted ? 2 * d : 0) +
                  (b.attn.qk_norm && b.attn.qk_norm_weighted ? 2 * head_dim : 0);
     attention_flops = 4.0 * double(seq_len) * heads * head_dim;
-    activation_bytes = 2.0 * (12 * d + 4 * ffn);
+    const double attention_internals = recompute == nn::Recompute::attention_mlp ? 0 : 8 * d;
+    const double mlp_internals = recompute == nn::Recompute::none ? 4 * ffn : 0;
+    activation_bytes = 2.0 * (4 * d + attention_internals + mlp_internals);
   }
   double forward_flops() const { return 2 * matmul_parameters + attention_flops; }
 };
 
 struct Coster {
   int64_t seq_len;
+  nn::Recompute recompute;
 
   ModelCost operator()(const models::TransformerConfig& c) const {
-    const BlockCost block(models::block_config(c), seq_len);
+    const BlockCost block(models::block_config(c), seq_len, recompute);
     const double layers = double(c.layers), d = double(c.dim), vocab = double(c.vocab_size);
     ModelCost cost;
     cost.parameters = static_cast<int64_t>(layers * block.parameters + d + vocab * d * (c.tie_embeddings ? 1 : 2));
@@ -62,7 +66,7 @@ struct Coster {
   // The 2·(H·L + H) stack calls all run forward; backward (twice the forward) covers the bp_max
   // calls of the steady state; the LM head always has both.
   ModelCost operator()(const models::HrmTextConfig& c) const {
-    const BlockCost block(models::block_config(c), seq_len);
+    const BlockCost block(models::block_config(c), seq_len, recompute);
     const double layers = double(c.layers_per_stack), d = double(c.dim), vocab = double(c.vocab_size);
     const double stack_call = layers * block.forward_flops(), head = 2 * vocab * d;
     const double bp = double(c.bp.fixed > 0 ? c.bp.fixed : c.bp.bp_max);
@@ -79,7 +83,7 @@ struct Coster {
   // one vector-Jacobian product per adjoint iteration (phantom: its unrolled steps, recomputed).
   // Only the backbone and one head application keep activations, whatever the iteration count.
   ModelCost operator()(const models::AttractorConfig& c) const {
-    const BlockCost block(models::block_config(c), seq_len);
+    const BlockCost block(models::block_config(c), seq_len, recompute);
     const double backbone = double(c.n_backbone_layers) * block.forward_flops();
     const double fp = double(c.n_fp_blocks) * block.forward_flops();
     const double d = double(c.dim), vocab = double(c.vocab_size), head = 2 * vocab * d;
@@ -141,10 +145,18 @@ std::shared_ptr<models::LanguageModel> build_model(const io::ModelConfig& config
   return std::visit(Builder{seed}, config);
 }
 
+std::shared_ptr<models::LanguageModel> build_training_model(const io::Recipe& recipe) {
+  auto model = build_model(recipe.model, recipe.runtime.seed);
+  nn::set_recompute(*model, nn::parse_recompute(recipe.runtime.recompute));
+  return model;
+}
+
 int64_t vocab_size(const io::ModelConfig& config) {
   return std::visit([](const auto& c) { return c.vocab_size; }, config);
 }
 
-ModelCost model_cost(const io::ModelConfig& config, int64_t seq_len) { return std::visit(Coster{seq_len}, config); }
+ModelCost model_cost(const io::ModelConfig& config, int64_t seq_len, nn::Recompute recompute) {
+  return std::visit(Coster{seq_len, recompute}, config);
+}
 
 }  // namespace ponder::train

@@ -7,10 +7,13 @@
 
 #include "io/recipe.h"
 #include "models/language_model.h"
+#include "nn/transformer.h"
 
 namespace ponder::train {
 
 std::shared_ptr<models::LanguageModel> build_model(const io::ModelConfig& config, uint64_t seed);
+// The recipe's model as training runs it: build_model, then what its blocks recompute (runtime.recompute).
+std::shared_ptr<models::LanguageModel> build_training_model(const io::Recipe& recipe);
 
 int64_t vocab_size(const io::ModelConfig& config);
 
@@ -25,6 +28,7 @@ struct ModelCost {
   double activation_bytes_per_token = 0;
 };
 
-ModelCost model_cost(const io::ModelConfig& config, int64_t seq_len);
+// `recompute`: what the blocks recompute in backward (it changes only activation_bytes_per_token).
+ModelCost model_cost(const io::ModelConfig& config, int64_t seq_len, nn::Recompute recompute = nn::Recompute::none);
 
 }  // namespace ponder::train

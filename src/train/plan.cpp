@@ -29,7 +29,7 @@ std::string si(double v) {
 
 Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
   Plan p;
-  p.cost = model_cost(r.model, r.data.seq_len);
+  p.cost = model_cost(r.model, r.data.seq_len, nn::parse_recompute(r.runtime.recompute));
   const double params = double(p.cost.parameters);
   const double zero_shards = r.distributed.zero == 1 ? double(o.gpus) : 1.0;
   // momentum / (m, v); muon keeps only a momentum for hidden weights, so 2 bounds it from above
@@ -59,7 +59,8 @@ std::string format_plan(const io::Recipe& r, const PlanOptions& o, const Plan& p
   s << "budget       " << p.steps << " steps x " << r.batch.global_tokens << " tokens = " << si(double(p.tokens)) << " tokens\n";
   s << "memory/GPU   weights " << gib(p.memory.weights) << ", master " << gib(p.memory.master) << ", grads "
     << gib(p.memory.gradients) << ", optimizer " << gib(p.memory.optimizer) << ", activations " << gib(p.memory.activations)
-    << " (micro-batch " << r.batch.micro_tokens << " tokens" << (r.distributed.zero == 1 ? ", ZeRO-1" : "") << ")";
+    << " (micro-batch " << r.batch.micro_tokens << " tokens" << (r.distributed.zero == 1 ? ", ZeRO-1" : "")
+    << (r.runtime.recompute != "none" ? ", recompute " + r.runtime.recompute : "") << ")";
   if (p.memory.gather > 0) s << ", all-gather buffer " << gib(p.memory.gather);
   s << "\n";
   s << "             total " << gib(p.memory.total()) << "\n";

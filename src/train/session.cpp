@@ -79,7 +79,7 @@ TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path&
   ctx.comm = comm ? std::move(comm) : std::make_shared<dist::LocalCommunicator>(ctx.device);
   ctx.param_dtype = resolve_precision(recipe, ctx.device);
   backend::set_deterministic(recipe.runtime.deterministic);
-  ctx.model = build_model(recipe.model, recipe.runtime.seed);
+  ctx.model = build_training_model(recipe);
   init_backbone(*ctx.model, recipe);  // a resumed run's checkpoint then overwrites it
   if (recipe.data.task.empty()) {
     attach_shards(ctx, recipe);

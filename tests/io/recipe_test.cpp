@@ -65,6 +65,13 @@ TEST(Recipe, OverridesAreValidatedTheSameWay) {
             "--set expects key.path=value, got \"optim.lr\"");
 }
 
+TEST(Recipe, RecomputationIsOffByDefaultAndValidated) {
+  EXPECT_EQ(parse(kGood).runtime.recompute, "none");
+  EXPECT_EQ(parse(kGood, {"runtime.recompute=attention_mlp"}).runtime.recompute, "attention_mlp");
+  EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"runtime.recompute=all"}); }),
+            "runtime.recompute: expected one of none, mlp, attention_mlp, got \"all\" (from --set)");
+}
+
 TEST(Recipe, TheLossSpikeGuardIsOffByDefaultAndValidated) {
   EXPECT_EQ(parse(kGood).train.spike_zscore, 0.0);
   Recipe r = parse(kGood, {"train.spike_zscore=4.5", "train.spike_window=20"});

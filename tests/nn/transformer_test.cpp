@@ -5,6 +5,7 @@
 #include "nn/init.h"
 #include "nn/nn_test_util.h"
 #include "ops/ops.h"
+#include "tensor/allocator.h"
 
 namespace ponder::nn {
 namespace {
@@ -154,6 +155,52 @@ TEST(NnStack, GradientsReachEveryParameter) {
   Tensor out = stack.forward(random_tensor({p.tokens, 8}, 14, DType::f32), p.positions, p.spec);
   square(out).sum().backward();
   for (auto& [name, param] : stack.named_parameters()) EXPECT_TRUE(param.grad().defined()) << name;
+}
+
+
+// A two-layer stack's gradients under `recompute`, and the bytes its forward leaves held for
+// backward (the output included).
+struct RecomputeRun {
+  TensorList grads;
+  int64_t kept_bytes = 0;
+};
+
+RecomputeRun run_with(Recompute recompute, bool post_norm) {
+  Generator gen(15);
+  Stack stack(small_config({}, post_norm), 2, NormConfig{}, gen);
+  perturb_norms(stack, gen);
+  stack.to(DType::f64);  // the sums of a gradient's parts may come in another order: f64 leaves ~1e-16
+  set_recompute(stack, recompute);
+  auto p = packed({6, 9, 1}, AttentionMask::prefix_lm, {2, 9, 0});
+  Tensor x = random_tensor({p.tokens, 8}, 16, DType::f64, true);
+  Tensor upstream = random_tensor({p.tokens, 8}, 17, DType::f64);
+  const int64_t before = memory_stats(Device::cpu()).current_bytes;
+  // Applied twice, as the weight-shared recurrent stacks are: each parameter meets two regions.
+  Tensor out = stack.forward(stack.forward(x, p.positions, p.spec), p.positions, p.spec);
+  RecomputeRun run;
+  run.kept_bytes = memory_stats(Device::cpu()).current_bytes - before;
+  (out * upstream).sum().backward();
+  for (auto& [name, param] : stack.named_parameters()) run.grads.push_back(param.grad());
+  run.grads.push_back(x.grad());
+  return run;
+}
+
+TEST(NnStack, RecomputationKeepsLessAndGivesTheSameGradients) {
+  for (bool post_norm : {false, true}) {
+    const RecomputeRun kept = run_with(Recompute::none, post_norm);
+    const RecomputeRun mlp = run_with(Recompute::mlp, post_norm);
+    const RecomputeRun both = run_with(Recompute::attention_mlp, post_norm);
+    EXPECT_LT(mlp.kept_bytes, kept.kept_bytes) << "post_norm " << post_norm;
+    EXPECT_LT(both.kept_bytes, mlp.kept_bytes) << "post_norm " << post_norm;
+    ASSERT_EQ(mlp.grads.size(), kept.grads.size());
+    for (size_t i = 0; i < kept.grads.size(); ++i) {
+      EXPECT_TRUE(all_close(mlp.grads[i], kept.grads[i], 1e-12, 1e-14)) << "gradient " << i;
+      EXPECT_TRUE(all_close(both.grads[i], kept.grads[i], 1e-12, 1e-14)) << "gradient " << i;
+    }
+  }
+  EXPECT_EQ(parse_recompute("attention_mlp"), Recompute::attention_mlp);
+  EXPECT_EQ(error_message<ValueError>([] { parse_recompute("all"); }),
+            "recompute: unknown value \"all\" (choices: none, mlp, attention_mlp)");
 }
 
 }  // namespace

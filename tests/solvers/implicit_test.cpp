@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "autograd/checkpoint.h"
 #include "support/test_util.h"
 #include "tensor/allocator.h"
 
@@ -117,6 +118,27 @@ TensorList neumann_one_by_hand(const ContractiveMap& map, const Tensor& y_star, 
   }
   Tensor delta = (v + jv) * s;
   return {matmul(delta.t(), y_star), matmul(delta.t(), map.c), sum(delta, {0}), matmul(delta, map.U)};
+}
+
+// A map whose body is an activation-checkpointed region (as transformer blocks with
+// runtime.recompute are) gives the same gradients: the retained graph keeps its activations
+// instead, since each adjoint iteration's autograd::grad must not reach the parameters.
+TEST(ImplicitFixedPoint, CheckpointedMapsGiveTheSameGradients) {
+  const Tensor weight = random_tensor({3, 5}, 98);
+  for (BackwardMode mode : {BackwardMode::picard, BackwardMode::anderson, BackwardMode::phantom}) {
+    ContractiveMap plain(3, 5, 4, 23), checkpointed(3, 5, 4, 23);
+    TensorList expected = implicit_gradients(plain, weight, {.mode = mode});
+    ContextMap region = [&](const Tensor& y, const TensorList& context) {
+      auto body = [&](const TensorList& in) -> TensorList { return {checkpointed(in[0], in[1])}; };
+      return autograd::checkpoint(body, {y, context[0]})[0];
+    };
+    FixedPointResult r = checkpointed.solve();
+    sum(implicit_fixed_point(region, r.solution, {checkpointed.c}, {.mode = mode}) * weight).backward();
+    TensorList grads = checkpointed.gradients();
+    for (size_t k = 0; k < expected.size(); ++k) {
+      EXPECT_TRUE(all_close(grads[k], expected[k], 1e-12, 1e-14)) << kNames[k] << ", mode " << static_cast<int>(mode);
+    }
+  }
 }
 
 TEST(ImplicitFixedPoint, OnestepIsTheFirstOrderNeumannFormula) {

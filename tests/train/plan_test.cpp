@@ -46,5 +46,21 @@ TEST(Plan, NumbersAgreeWithAHandCalculation) {
   EXPECT_NE(text.find("hours on 4 GPU(s)"), std::string::npos) << text;
 }
 
+TEST(Plan, RecomputationLeavesOnlyTheNormsActivations) {
+  // per token and layer, bf16: norm inputs/outputs 4d, attention internals 8d, MLP internals 4 ffn;
+  // plus the LM head's logits chunk, the same in all three.
+  const double d = 64, ffn = 160, micro = 1024, layers = 3;
+  auto activations = [&](const char* recompute) {
+    io::Recipe r = io::parse_recipe(kRecipe, "r.yaml", {std::string("runtime.recompute=") + recompute});
+    return make_plan(r, PlanOptions{}).memory.activations;
+  };
+  const double none = activations("none"), mlp = activations("mlp"), both = activations("attention_mlp");
+  EXPECT_DOUBLE_EQ(none - mlp, micro * layers * 2 * 4 * ffn);
+  EXPECT_DOUBLE_EQ(mlp - both, micro * layers * 2 * 8 * d);
+  io::Recipe r = io::parse_recipe(kRecipe, "r.yaml", {"runtime.recompute=mlp"});
+  const std::string text = format_plan(r, PlanOptions{}, make_plan(r, PlanOptions{}));
+  EXPECT_NE(text.find("recompute mlp"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace ponder::train
