@@ -39,6 +39,7 @@ struct PlanArgs {
   int64_t gpus = 1;
   double gpu_hour_price = 0;
   double tokens_per_s = 0;
+  double gpu_memory_gib = 79;  // what batch.micro_tokens: auto may fill (an H100's free memory)
 };
 int plan(const PlanArgs& args);
 

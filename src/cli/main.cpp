@@ -89,6 +89,8 @@ int main(int argc, char** argv) {
   plan_cmd->add_option("--gpus", plan_args.gpus, "Number of GPUs")->check(CLI::Range(1, 1 << 20));
   plan_cmd->add_option("--gpu-hour-price", plan_args.gpu_hour_price, "USD per GPU-hour")->check(CLI::NonNegativeNumber);
   plan_cmd->add_option("--tokens-per-s", plan_args.tokens_per_s, "Measured tokens/s per GPU")->check(CLI::NonNegativeNumber);
+  plan_cmd->add_option("--gpu-memory", plan_args.gpu_memory_gib, "GiB per GPU that batch.micro_tokens: auto may fill (default 79, an H100)")
+      ->check(CLI::PositiveNumber);
   add_overrides(plan_cmd, plan_args.overrides);
 
   BenchArgs bench_args;

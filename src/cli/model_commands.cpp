@@ -31,7 +31,13 @@ int plan(const PlanArgs& args) {
     o.gpus = args.gpus;
     o.tokens_per_s_per_gpu = args.tokens_per_s;
     o.gpu_hour_price = args.gpu_hour_price;
-    std::fputs(train::format_plan(recipe, o, train::make_plan(recipe, o)).c_str(), stdout);
+    std::string chosen;
+    if (recipe.batch.micro_auto()) {
+      const train::MicroBatchChoice choice = train::choose_micro_batch(recipe, o, args.gpu_memory_gib * double(1 << 30));
+      recipe.batch.micro_tokens = choice.micro_tokens;
+      chosen = "micro-batch  " + train::describe(choice, recipe) + " (--gpu-memory)\n";
+    }
+    std::fputs((train::format_plan(recipe, o, train::make_plan(recipe, o)) + chosen).c_str(), stdout);
     return 0;
   });
 }

@@ -200,6 +200,15 @@ void read_optim(Section root, Recipe& r) {
   c.ema = o.get<double>("ema", c.ema, in_range(0, 0.999999999));
 }
 
+// batch.micro_tokens: a number of tokens, or auto (BatchRecipe::kAuto).
+int64_t read_micro_tokens(Section& b, int64_t per_rank) {
+  if (b.has("micro_tokens")) {
+    const YAML::Node value = b.raw("micro_tokens");
+    if (value.IsScalar() && value.Scalar() == "auto") return BatchRecipe::kAuto;
+  }
+  return b.get<int64_t>("micro_tokens", per_rank, {"a positive integer or auto", [](const int64_t& v) { return v > 0; }});
+}
+
 void read_train_and_batch(Section root, Recipe& r) {
   Section t = root.section("train"), b = root.section("batch");
   r.train.steps = t.get<int64_t>("steps", 0, non_negative_int());
@@ -208,10 +217,16 @@ void read_train_and_batch(Section root, Recipe& r) {
   r.train.spike_zscore = t.get<double>("spike_zscore", r.train.spike_zscore, non_negative());
   r.train.spike_window = t.get<int64_t>("spike_window", r.train.spike_window, in_range_int(2, 100000));
   r.batch.global_tokens = b.require<int64_t>("global_tokens", positive_int());
-  r.batch.micro_tokens = b.get<int64_t>("micro_tokens", r.batch.global_tokens / r.distributed.world_size, positive_int());
-  const int64_t seq = r.data.seq_len, micro = r.batch.micro_tokens, global = r.batch.global_tokens;
+  r.batch.micro_tokens = read_micro_tokens(b, r.batch.global_tokens / r.distributed.world_size);
+  const int64_t seq = r.data.seq_len, global = r.batch.global_tokens;
+  // auto is resolved when the run starts (train::resolve_micro_batch): whole rows dividing each rank's share
+  const int64_t micro = r.batch.micro_auto() ? seq : r.batch.micro_tokens;
   if (micro % seq != 0) {
     b.fail("micro_tokens", std::to_string(micro) + " is not a multiple of data.seq_len " + std::to_string(seq));
+  }
+  if (r.batch.micro_auto() && global % (seq * r.distributed.world_size) != 0) {
+    b.fail("global_tokens", std::to_string(global) + " is not a multiple of data.seq_len × world size (" +
+                                std::to_string(seq) + " × " + std::to_string(r.distributed.world_size) + ")");
   }
   if (global % (micro * r.distributed.world_size) != 0) {
     b.fail("global_tokens", std::to_string(global) + " is not a multiple of batch.micro_tokens × world size (" +
@@ -285,6 +300,12 @@ Recipe read(ConfigReader& reader, const std::vector<std::string>& overrides, int
 }
 
 }  // namespace
+
+int64_t Recipe::micro_tokens() const {
+  PONDER_CHECK(!batch.micro_auto(), ValueError,
+               "batch.micro_tokens is auto and has not been chosen yet (train::resolve_micro_batch does it)");
+  return batch.micro_tokens;
+}
 
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides, int64_t world_size) {
   ConfigReader reader = ConfigReader::from_file(path);

@@ -72,7 +72,11 @@ struct TrainRecipe {
 
 struct BatchRecipe {
   int64_t global_tokens = 0;       // tokens per optimizer step across all ranks
-  int64_t micro_tokens = 0;        // tokens per forward/backward on one rank
+  // Tokens per forward/backward on one rank, or kAuto ("auto" in the file): the largest that the
+  // memory of the device allows, chosen when the run starts (train::resolve_micro_batch).
+  int64_t micro_tokens = 0;
+  static constexpr int64_t kAuto = -1;
+  bool micro_auto() const { return micro_tokens == kAuto; }
   // Derived: rows per micro-batch and accumulation steps (see Recipe::accumulation).
 };
 
@@ -122,9 +126,11 @@ struct Recipe {
   EvalRecipe eval;
   std::string resolved_yaml;       // every value, defaults included
 
-  int64_t rows_per_micro_batch() const { return batch.micro_tokens / data.seq_len; }
+  // batch.micro_tokens once resolved; a ValueError while it is still auto.
+  int64_t micro_tokens() const;
+  int64_t rows_per_micro_batch() const { return micro_tokens() / data.seq_len; }
   // Micro-batches per optimizer step on each rank.
-  int64_t accumulation() const { return batch.global_tokens / (batch.micro_tokens * distributed.world_size); }
+  int64_t accumulation() const { return batch.global_tokens / (micro_tokens() * distributed.world_size); }
 };
 
 // Reads and validates a recipe file with `--set key=value` overrides applied first.

@@ -1,8 +1,12 @@
 #include "tensor/allocator.h"
 
 #include <algorithm>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
+#include <string>
 
 #include "tensor/cuda_memory.h"
 #include "tensor/error.h"
@@ -36,6 +40,18 @@ void cpu_free(void* ptr, size_t nbytes) {
   cpu_counters().on_free(static_cast<int64_t>(nbytes));
 }
 
+// MemAvailable of /proc/meminfo (what can be allocated without swapping), else the free pages.
+int64_t cpu_available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") return kib * 1024;
+    meminfo.ignore(64, '\n');
+  }
+  return static_cast<int64_t>(sysconf(_SC_AVPHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+}
+
 }  // namespace
 
 std::string MemoryStats::str() const {
@@ -60,6 +76,10 @@ void free_bytes(Device device, void* ptr, size_t nbytes) {
 MemoryStats memory_stats(Device device) {
   if (device.is_cuda()) return cuda_memory_stats(device.index);
   return cpu_counters().stats(cpu_counters().current());
+}
+
+int64_t available_memory(Device device) {
+  return device.is_cuda() ? cuda_available_memory(device.index) : cpu_available_memory();
 }
 
 void reset_peak_memory(Device device) {

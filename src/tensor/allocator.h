@@ -23,5 +23,8 @@ void free_bytes(Device device, void* ptr, size_t nbytes);
 
 MemoryStats memory_stats(Device device);
 void reset_peak_memory(Device device);
+// Bytes this process could still allocate on `device`: the device's free memory plus what the
+// caching pool holds unused (a GPU), or the memory the system has available (the CPU).
+int64_t available_memory(Device device);
 
 }  // namespace ponder

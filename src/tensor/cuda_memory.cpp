@@ -206,6 +206,14 @@ void cuda_free(int device, void* ptr, size_t) {
 }
 
 MemoryStats cuda_memory_stats(int device) { return pool_of(device).stats(); }
+
+int64_t cuda_available_memory(int device) {
+  const MemoryStats pool = pool_of(device).stats();
+  cuda::DeviceGuard guard(device);
+  size_t free = 0, total = 0;
+  cuda::check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+  return static_cast<int64_t>(free) + pool.reserved_bytes - pool.current_bytes;
+}
 void cuda_reset_peak_memory(int device) { pool_of(device).reset_peak(); }
 void cuda_empty_cache(int device) { pool_of(device).empty_cache(); }
 void cuda_poison_allocations(bool on) { poison_allocations.store(on); }

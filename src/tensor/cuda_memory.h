@@ -11,6 +11,8 @@ namespace ponder {
 void* cuda_allocate(int device, size_t nbytes);
 void cuda_free(int device, void* ptr, size_t nbytes);
 MemoryStats cuda_memory_stats(int device);
+// The device's free memory (cudaMemGetInfo) plus the pool's cached, unused bytes.
+int64_t cuda_available_memory(int device);
 void cuda_reset_peak_memory(int device);
 // Returns cached, entirely free segments to the driver.
 void cuda_empty_cache(int device);

@@ -14,6 +14,7 @@ namespace {
 void* cuda_allocate(int, size_t) { no_cuda(); }
 void cuda_free(int, void*, size_t) {}
 MemoryStats cuda_memory_stats(int) { return {}; }
+int64_t cuda_available_memory(int) { no_cuda(); }
 void cuda_reset_peak_memory(int) {}
 void cuda_empty_cache(int) {}
 void cuda_poison_allocations(bool) {}

@@ -25,9 +25,11 @@ struct BlockCost {
   double parameters = 0;
   double matmul_parameters = 0;  // weights of the block's matmuls (2 FLOPs each per token)
   double attention_flops = 0;    // scores and the weighted sum over a full row: 4·T·heads·head_dim
-  // bf16 activations its unfused ops keep for backward: norm inputs and outputs (4d), q/k/v before
-  // and after RoPE, the attention output (+ gate) and the o_proj input (8d), the MLP's
-  // gate/up/activation/product (4 ffn); what the block recomputes it does not keep.
+  // Activations its ops keep for backward, in bf16: the two norms' inputs and outputs (4d); the
+  // rotated q and k, v, the attention output, and with an output gate the gate and the gated
+  // product (o_proj's input); the MLP's gate and up products and their SwiGLU (down_proj's input),
+  // or up and relu² without a gate. In fp32: each norm's inverse RMS, the attention's log-sum-exp
+  // per head. What the block recomputes it does not keep (tests/train/plan_test.cpp measures it).
   double activation_bytes = 0;
 
   BlockCost(const nn::BlockConfig& b, int64_t seq_len, nn::Recompute recompute) {
@@ -41,9 +43,13 @@ struct BlockCost {
     parameters = matmul_parameters + (b.norm.weighted ? 2 * d : 0) +
                  (b.attn.qk_norm && b.attn.qk_norm_weighted ? 2 * head_dim : 0);
     attention_flops = 4.0 * double(seq_len) * heads * head_dim;
-    const double attention_internals = recompute == nn::Recompute::attention_mlp ? 0 : 8 * d;
-    const double mlp_internals = recompute == nn::Recompute::none ? 4 * ffn : 0;
-    activation_bytes = 2.0 * (4 * d + attention_internals + mlp_internals);
+    const double q_width = heads * head_dim, kv_width = kv * head_dim;
+    const double attention_kept = 2 * q_width + 2 * kv_width + (b.attn.output_gate ? 2 * q_width : 0);
+    const double mlp_kept = (mlp_matrices == 3 ? 3 : 2) * ffn;
+    const double attention_internals = recompute == nn::Recompute::attention_mlp ? 0 : attention_kept;
+    const double mlp_internals = recompute == nn::Recompute::none ? mlp_kept : 0;
+    const double attention_statistics = recompute == nn::Recompute::attention_mlp ? 0 : heads;
+    activation_bytes = 2.0 * (4 * d + attention_internals + mlp_internals) + 4.0 * (2 + attention_statistics);
   }
   double forward_flops() const { return 2 * matmul_parameters + attention_flops; }
 };

@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <sstream>
 
-
 namespace ponder::train {
 namespace {
 
@@ -27,6 +26,34 @@ std::string si(double v) {
 
 }  // namespace
 
+MicroBatchChoice choose_micro_batch(const io::Recipe& recipe, const PlanOptions& o, double available_bytes) {
+  const int64_t seq = recipe.data.seq_len, ranks = recipe.distributed.world_size;
+  PONDER_CHECK(recipe.batch.global_tokens % (seq * ranks) == 0, io::ConfigError, "batch.global_tokens: ",
+               recipe.batch.global_tokens, " is not a multiple of data.seq_len × world size (", seq, " × ", ranks, ")");
+  const int64_t rows = recipe.batch.global_tokens / (seq * ranks);
+  io::Recipe r = recipe;
+  MicroBatchChoice choice{.available_bytes = available_bytes};
+  for (int64_t k = rows; k >= 1; --k) {
+    if (rows % k != 0) continue;
+    r.batch.micro_tokens = k * seq;
+    choice.micro_tokens = k * seq;
+    choice.estimated_bytes = make_plan(r, o).memory.total();
+    if (choice.estimated_bytes <= kUsableMemory * available_bytes) return choice;
+  }
+  throw io::ConfigError("batch.micro_tokens: auto, but one row of " + std::to_string(seq) + " tokens needs an estimated " +
+                        gib(choice.estimated_bytes) + ", more than " + std::to_string(int(kUsableMemory * 100)) +
+                        "% of the " + gib(available_bytes) +
+                        " available; set runtime.recompute, distributed.zero: 1 with more GPUs, or a shorter data.seq_len");
+}
+
+std::string describe(const MicroBatchChoice& c, const io::Recipe& r) {
+  const int64_t share = r.batch.global_tokens / r.distributed.world_size;
+  const int64_t rows = c.micro_tokens / r.data.seq_len;
+  return "auto: " + std::to_string(c.micro_tokens) + " tokens (" + std::to_string(rows) + (rows == 1 ? " row" : " rows") +
+         ") of " + std::to_string(share) + " per rank, estimated " + gib(c.estimated_bytes) + " of " +
+         gib(c.available_bytes) + " available";
+}
+
 Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
   Plan p;
   p.cost = model_cost(r.model, r.data.seq_len, nn::parse_recompute(r.runtime.recompute));
@@ -38,8 +65,9 @@ Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
   p.memory.master = 4 * params / zero_shards;
   p.memory.gradients = 4 * params;
   p.memory.optimizer = 4 * state_tensors * params / zero_shards + (r.optim.ema > 0 ? 4 * params / zero_shards : 0);
-  p.memory.activations = p.cost.activation_bytes_per_token * double(r.batch.micro_tokens);
+  p.memory.activations = p.cost.activation_bytes_per_token * double(r.micro_tokens());
   p.memory.gather = r.distributed.zero == 1 ? 2 * params : 0;
+  p.memory.shards = r.distributed.zero == 1 ? (4 + 2) * params / zero_shards : 0;
   p.steps = r.train.steps;
   p.tokens = r.train.steps * r.batch.global_tokens;
   p.estimated_rate = o.tokens_per_s_per_gpu <= 0;
@@ -59,9 +87,9 @@ std::string format_plan(const io::Recipe& r, const PlanOptions& o, const Plan& p
   s << "budget       " << p.steps << " steps x " << r.batch.global_tokens << " tokens = " << si(double(p.tokens)) << " tokens\n";
   s << "memory/GPU   weights " << gib(p.memory.weights) << ", master " << gib(p.memory.master) << ", grads "
     << gib(p.memory.gradients) << ", optimizer " << gib(p.memory.optimizer) << ", activations " << gib(p.memory.activations)
-    << " (micro-batch " << r.batch.micro_tokens << " tokens" << (r.distributed.zero == 1 ? ", ZeRO-1" : "")
+    << " (micro-batch " << r.micro_tokens() << " tokens" << (r.distributed.zero == 1 ? ", ZeRO-1" : "")
     << (r.runtime.recompute != "none" ? ", recompute " + r.runtime.recompute : "") << ")";
-  if (p.memory.gather > 0) s << ", all-gather buffer " << gib(p.memory.gather);
+  if (p.memory.gather > 0) s << ", all-gather buffer " << gib(p.memory.gather) << ", shards " << gib(p.memory.shards);
   s << "\n";
   s << "             total " << gib(p.memory.total()) << "\n";
   std::snprintf(buf, sizeof buf, "throughput   %.0f tokens/s per GPU%s\n", p.tokens_per_s_per_gpu,

@@ -24,7 +24,8 @@ struct MemoryPlan {  // bytes per GPU
   double optimizer = 0;   // fp32 state (sharded with ZeRO-1)
   double activations = 0; // saved for backward, one micro-batch
   double gather = 0;      // ZeRO-1: the working-dtype buffer every parameter is all-gathered into
-  double total() const { return weights + master + gradients + optimizer + activations + gather; }
+  double shards = 0;      // ZeRO-1: this rank's reduced gradients (fp32) and parameters (working dtype)
+  double total() const { return weights + master + gradients + optimizer + activations + gather + shards; }
 };
 
 struct Plan {
@@ -37,6 +38,21 @@ struct Plan {
   double hours = 0;
   double price = 0;
 };
+
+// batch.micro_tokens: auto. The largest micro-batch of whole rows that divides one rank's share of
+// the global batch and whose estimated memory (make_plan) fits kUsableMemory of `available_bytes`.
+// The estimate leaves out the allocator's rounding, library workspaces and the gradients in
+// flight during backward (the XL benchmark's peak came out 2–5% over it), hence the margin. A
+// ConfigError when not even one row fits.
+constexpr double kUsableMemory = 0.85;
+struct MicroBatchChoice {
+  int64_t micro_tokens = 0;
+  double estimated_bytes = 0;  // make_plan's total at that micro-batch
+  double available_bytes = 0;
+};
+MicroBatchChoice choose_micro_batch(const io::Recipe& recipe, const PlanOptions& options, double available_bytes);
+// "auto: 8192 tokens (2 rows) of 24576 per rank, estimated 41.20 GiB of 79.00 GiB" — for logs.
+std::string describe(const MicroBatchChoice& choice, const io::Recipe& recipe);
 
 Plan make_plan(const io::Recipe& recipe, const PlanOptions& options);
 std::string format_plan(const io::Recipe& recipe, const PlanOptions& options, const Plan& plan);

@@ -1,10 +1,15 @@
 #include "train/session.h"
 
+#include <algorithm>
+
 #include "backend/determinism.h"
 #include "data/tokenizer.h"
 #include "io/errors.h"
+#include "ops/creation.h"
+#include "tensor/allocator.h"
 #include "train/backbone.h"
 #include "train/family.h"
+#include "train/plan.h"
 #include "train/shard_source.h"
 #include "train/task_source.h"
 
@@ -70,6 +75,21 @@ void attach_shards(TrainContext& ctx, const io::Recipe& r) {
 
 }  // namespace
 
+std::string resolve_micro_batch(io::Recipe& recipe, Device device, dist::Communicator& comm) {
+  if (!recipe.batch.micro_auto()) return "";
+  constexpr double kMiB = 1 << 20;
+  const Tensor mine = full({1}, double(available_memory(device)) / kMiB, {DType::f32, comm.device()});
+  const Tensor all = Tensor::empty({comm.world_size()}, {DType::f32, comm.device()});
+  comm.all_gather(mine, all);
+  const std::vector<float> available = all.to_vector<float>();
+  PlanOptions options;
+  options.gpus = comm.world_size();
+  const MicroBatchChoice choice =
+      choose_micro_batch(recipe, options, *std::min_element(available.begin(), available.end()) * kMiB);
+  recipe.batch.micro_tokens = choice.micro_tokens;
+  return "batch.micro_tokens " + describe(choice, recipe);
+}
+
 TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path& run_dir,
                           std::shared_ptr<dist::Communicator> comm) {
   TrainContext ctx;
@@ -77,14 +97,18 @@ TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path&
   ctx.run_dir = run_dir;
   ctx.device = comm && comm->device().is_cuda() ? comm->device() : resolve_device(recipe);
   ctx.comm = comm ? std::move(comm) : std::make_shared<dist::LocalCommunicator>(ctx.device);
-  ctx.param_dtype = resolve_precision(recipe, ctx.device);
-  backend::set_deterministic(recipe.runtime.deterministic);
-  ctx.model = build_training_model(recipe);
-  init_backbone(*ctx.model, recipe);  // a resumed run's checkpoint then overwrites it
-  if (recipe.data.task.empty()) {
-    attach_shards(ctx, recipe);
+  if (std::string chosen = resolve_micro_batch(ctx.recipe, ctx.device, *ctx.comm); !chosen.empty()) {
+    ctx.notes.push_back(std::move(chosen));
+  }
+  const io::Recipe& r = ctx.recipe;
+  ctx.param_dtype = resolve_precision(r, ctx.device);
+  backend::set_deterministic(r.runtime.deterministic);
+  ctx.model = build_training_model(r);
+  init_backbone(*ctx.model, r);  // a resumed run's checkpoint then overwrites it
+  if (r.data.task.empty()) {
+    attach_shards(ctx, r);
   } else {
-    attach_task(ctx, recipe);
+    attach_task(ctx, r);
   }
   return ctx;
 }

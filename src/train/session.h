@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 
 #include "io/recipe.h"
 #include "train/trainer.h"
@@ -14,9 +15,15 @@ Device resolve_device(const io::Recipe& recipe, int local_rank = 0);
 // runtime.precision: auto is bf16 on a GPU and f32 on a CPU.
 DType resolve_precision(const io::Recipe& recipe, Device device);
 
+// batch.micro_tokens: auto — the largest micro-batch whose estimated memory fits the device's
+// available memory (train::choose_micro_batch); every rank takes the choice of the rank with the
+// least, so that all run the same number of micro-batches. Returns the line that says what was
+// chosen, or nothing when the recipe gave a number.
+std::string resolve_micro_batch(io::Recipe& recipe, Device device, dist::Communicator& comm);
+
 // Builds the model, data and evaluation of a run for one rank of `comm` (a single process when
-// null; a GPU communicator also fixes the device). Rank 0 saves the tokenizer into
-// run_dir/tokenizer so exports can ship it.
+// null; a GPU communicator also fixes the device), resolving batch.micro_tokens: auto. Rank 0
+// saves the tokenizer into run_dir/tokenizer so exports can ship it.
 TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path& run_dir,
                           std::shared_ptr<dist::Communicator> comm = nullptr);
 

@@ -80,6 +80,7 @@ Trainer::Trainer(TrainContext context)
     log_ = make_run_logger(ctx_.run_dir / "log.txt");
     progress_ = std::make_unique<Progress>(log_, r.train.steps);
   }
+  for (const std::string& note : ctx_.notes) message(note);
   flops_per_token_ = model_cost(r.model, r.data.seq_len).train_flops_per_token;
 }
 

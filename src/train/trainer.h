@@ -33,6 +33,7 @@ struct TrainContext {
   std::unique_ptr<Evaluation> evaluation;  // may be null
   // The job's ranks (Local for one process). Only rank 0 logs, evaluates and writes checkpoints.
   std::shared_ptr<dist::Communicator> comm;
+  std::vector<std::string> notes;  // choices made while setting up (batch.micro_tokens: auto), logged at the start
 };
 
 // How a run ended (the same on every rank), and the process exit status it implies.

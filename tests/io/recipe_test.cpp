@@ -72,6 +72,19 @@ TEST(Recipe, RecomputationIsOffByDefaultAndValidated) {
             "runtime.recompute: expected one of none, mlp, attention_mlp, got \"all\" (from --set)");
 }
 
+TEST(Recipe, AutoMicroBatchIsLeftForTheRunToChoose) {
+  Recipe r = parse(kGood, {"batch.micro_tokens=auto"});
+  EXPECT_TRUE(r.batch.micro_auto());
+  EXPECT_NE(r.resolved_yaml.find("micro_tokens: auto"), std::string::npos) << r.resolved_yaml;
+  EXPECT_EQ(testing::error_message<ValueError>([&] { r.accumulation(); }),
+            "batch.micro_tokens is auto and has not been chosen yet (train::resolve_micro_batch does it)");
+  EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"batch.micro_tokens=automatic"}); }),
+            "batch.micro_tokens: expected a positive integer or auto, got \"automatic\" (from --set)");
+  // whole rows on every rank: 1024 tokens are 16 rows of 64, which 3 ranks cannot share
+  EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"batch.micro_tokens=auto"}, /*world=*/3); }),
+            "batch.global_tokens: 1024 is not a multiple of data.seq_len × world size (64 × 3) (line 16)");
+}
+
 TEST(Recipe, TheLossSpikeGuardIsOffByDefaultAndValidated) {
   EXPECT_EQ(parse(kGood).train.spike_zscore, 0.0);
   Recipe r = parse(kGood, {"train.spike_zscore=4.5", "train.spike_window=20"});

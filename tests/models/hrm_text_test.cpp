@@ -13,6 +13,7 @@
 #include "ops/ops.h"
 #include "support/test_util.h"
 #include "train/family.h"
+#include "train/plan.h"
 
 namespace ponder::models {
 namespace {
@@ -192,7 +193,11 @@ TEST(HrmText, RecipesValidateAndBadOnesNameTheKey) {
   }
   const io::Recipe xl = io::parse_recipe(recipe_text("xl_1b_16gpu.yaml"), "xl");
   EXPECT_EQ(xl.batch.global_tokens, 196608);
-  EXPECT_EQ(xl.batch.micro_tokens, 12288);
+  // the published 3 rows per GPU on 16 H100s; 2 of the 48 rows per step at a time on a single one
+  for (auto [gpus, rows] : {std::pair{16, 3}, std::pair{1, 2}}) {
+    const io::Recipe r = io::parse_recipe(recipe_text("xl_1b_16gpu.yaml"), "xl", {}, gpus);
+    EXPECT_EQ(train::choose_micro_batch(r, {.gpus = gpus}, 79.0 * (1 << 30)).micro_tokens, rows * 4096) << gpus;
+  }
   EXPECT_EQ(xl.data.seq_len, 4096);
   struct Case {
     std::vector<std::string> sets;

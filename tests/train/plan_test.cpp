@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include "data/packing.h"
 #include "models/transformer/transformer.h"
+#include "tensor/allocator.h"
+#include "support/test_util.h"
 
 namespace ponder::train {
 namespace {
@@ -38,7 +41,8 @@ TEST(Plan, NumbersAgreeWithAHandCalculation) {
   EXPECT_DOUBLE_EQ(p.memory.optimizer, (8 * n + 4 * n) / 4);  // m, v and the EMA, sharded
   EXPECT_DOUBLE_EQ(p.memory.gradients, 4 * n);
   EXPECT_DOUBLE_EQ(p.memory.gather, 2 * n);  // the bf16 copy ZeRO-1 all-gathers every parameter into
-  EXPECT_DOUBLE_EQ(p.memory.total(), 2 * n + n + 4 * n + 3 * n + p.memory.activations + 2 * n);
+  EXPECT_DOUBLE_EQ(p.memory.shards, (4 + 2) * n / 4);  // the reduce-scatter's fp32 output, the owned bf16 parameters
+  EXPECT_DOUBLE_EQ(p.memory.total(), 2 * n + n + 4 * n + 3 * n + p.memory.activations + 2 * n + 1.5 * n);
   EXPECT_EQ(p.tokens, 1000 * 4096);
   EXPECT_DOUBLE_EQ(p.hours, 4096000.0 / (50000.0 * 4) / 3600.0);
   EXPECT_DOUBLE_EQ(p.price, p.hours * 4 * 2.0);
@@ -46,20 +50,74 @@ TEST(Plan, NumbersAgreeWithAHandCalculation) {
   EXPECT_NE(text.find("hours on 4 GPU(s)"), std::string::npos) << text;
 }
 
+// Bytes per token that the forward of `recipe`'s model (bf16) leaves held for backward, on one
+// 256-token row of four samples.
+double kept_bytes_per_token(const io::Recipe& recipe) {
+  auto model = build_training_model(recipe);
+  model->to(DType::bf16);
+  std::vector<data::Sample> row(4);
+  for (data::Sample& sample : row) {
+    sample.instruction.assign(16, 7);
+    sample.response.assign(48, 9);
+  }
+  const models::PackedBatch batch = data::pack_rows({row}, {.row_len = 256});
+  const int64_t before = memory_stats(Device::cpu()).current_bytes;
+  Tensor loss = model->loss_sum(batch);
+  return double(memory_stats(Device::cpu()).current_bytes - before) / 256;
+}
+
+// One transformer block's share of the activations (3 layers less 1, halved), measured and estimated.
+TEST(Plan, ActivationEstimateIsWhatTheBlocksKeep) {
+  for (const char* recompute : {"none", "mlp", "attention_mlp"}) {
+    auto recipe = [&](int layers) {
+      return io::parse_recipe(kRecipe, "r.yaml",
+                              {"runtime.recompute=" + std::string(recompute), "model.layers=" + std::to_string(layers)});
+    };
+    auto estimated = [&](int layers) {
+      return model_cost(recipe(layers).model, 256, nn::parse_recompute(recompute)).activation_bytes_per_token;
+    };
+    const double measured_block = (kept_bytes_per_token(recipe(3)) - kept_bytes_per_token(recipe(1))) / 2;
+    EXPECT_DOUBLE_EQ(measured_block, (estimated(3) - estimated(1)) / 2) << recompute;
+  }
+}
+
 TEST(Plan, RecomputationLeavesOnlyTheNormsActivations) {
-  // per token and layer, bf16: norm inputs/outputs 4d, attention internals 8d, MLP internals 4 ffn;
-  // plus the LM head's logits chunk, the same in all three.
+  // per token and layer, bf16: norm inputs/outputs 4d; the attention's rotated q, k (4 heads x 16),
+  // v (2 kv heads x 16) and output; the MLP's gate, up and SwiGLU (3 ffn); plus fp32 statistics
+  // and the LM head's logits chunk.
   const double d = 64, ffn = 160, micro = 1024, layers = 3;
   auto activations = [&](const char* recompute) {
     io::Recipe r = io::parse_recipe(kRecipe, "r.yaml", {std::string("runtime.recompute=") + recompute});
     return make_plan(r, PlanOptions{}).memory.activations;
   };
   const double none = activations("none"), mlp = activations("mlp"), both = activations("attention_mlp");
-  EXPECT_DOUBLE_EQ(none - mlp, micro * layers * 2 * 4 * ffn);
-  EXPECT_DOUBLE_EQ(mlp - both, micro * layers * 2 * 8 * d);
+  EXPECT_DOUBLE_EQ(none - mlp, micro * layers * 2 * 3 * ffn);
+  EXPECT_DOUBLE_EQ(mlp - both, micro * layers * (2 * (2 * d + 2 * d / 2) + 4 * 4));  // + the 4 heads' fp32 log-sum-exp
   io::Recipe r = io::parse_recipe(kRecipe, "r.yaml", {"runtime.recompute=mlp"});
   const std::string text = format_plan(r, PlanOptions{}, make_plan(r, PlanOptions{}));
   EXPECT_NE(text.find("recompute mlp"), std::string::npos) << text;
+}
+
+TEST(Plan, AutoMicroBatchTakesTheLargestShareThatFits) {
+  // 4096 tokens on 2 ranks: 8 rows of 256 each, so the candidates are 8, 4, 2 and 1 rows
+  io::Recipe r = io::parse_recipe(kRecipe, "r.yaml", {"batch.micro_tokens=auto"}, 2);
+  const PlanOptions o{.gpus = 2};
+  auto estimate = [&](int64_t rows) {
+    io::Recipe fixed = r;
+    fixed.batch.micro_tokens = rows * 256;
+    return make_plan(fixed, o).memory.total();
+  };
+  EXPECT_EQ(choose_micro_batch(r, o, estimate(8) / kUsableMemory).micro_tokens, 8 * 256);
+  // just short of four rows' estimate: two rows, the next divisor down (three do not divide 8)
+  const double below_four = (estimate(3) + 1) / kUsableMemory;
+  ASSERT_LT(below_four * kUsableMemory, estimate(4));
+  const MicroBatchChoice two = choose_micro_batch(r, o, below_four);
+  EXPECT_EQ(two.micro_tokens, 2 * 256);
+  EXPECT_DOUBLE_EQ(two.estimated_bytes, estimate(2));
+  EXPECT_EQ(describe(two, r).substr(0, 37), "auto: 512 tokens (2 rows) of 2048 per");
+  EXPECT_NE(testing::error_message<io::ConfigError>([&] { choose_micro_batch(r, o, estimate(1)); })
+                .find("batch.micro_tokens: auto, but one row of 256 tokens needs an estimated"),
+            std::string::npos);
 }
 
 }  // namespace

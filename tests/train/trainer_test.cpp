@@ -14,6 +14,7 @@
 #include "support/python.h"
 #include "support/resume_check.h"
 #include "support/test_util.h"
+#include "train/plan.h"
 #include "train/session.h"
 
 namespace ponder::train {
@@ -233,6 +234,56 @@ TEST(Trainer, FoldedClippingMatchesClipThenStep) {
   const TensorList got = trainer.model().parameters(), want = model.parameters();
   ASSERT_EQ(got.size(), want.size());
   for (size_t k = 0; k < got.size(); ++k) EXPECT_TRUE(testing::all_close(got[k], want[k], 0, 0)) << "parameter " << k;
+  fs::remove_all(run);
+}
+
+// Rank 0 of two whose other rank has `other_mib` MiB available (all_gather is the only collective
+// resolve_micro_batch uses).
+class OtherRankHas : public dist::LocalCommunicator {
+ public:
+  explicit OtherRankHas(double other_mib) : other_mib_(other_mib) {}
+  int world_size() const override { return 2; }
+  dist::WorkHandle all_gather_async(const Tensor& input, const Tensor& out) override {
+    out.data<float>()[0] = input.item<float>();
+    out.data<float>()[1] = float(other_mib_);
+    return dist::done();
+  }
+
+ private:
+  double other_mib_;
+};
+
+TEST(Trainer, AutoMicroBatchFollowsTheRankWithTheLeastMemory) {
+  // 256 tokens on 2 ranks: 2 rows of 64 each
+  const io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml", {"batch.micro_tokens=auto"}, 2);
+  io::Recipe one_row = recipe;
+  one_row.batch.micro_tokens = 64;
+  const double one_row_mib = make_plan(one_row, PlanOptions{.gpus = 2}).memory.total() / kUsableMemory / (1 << 20);
+  for (auto [other_mib, rows] : {std::pair{one_row_mib * 1.01, 1}, std::pair{one_row_mib * 100, 2}}) {
+    io::Recipe r = recipe;
+    OtherRankHas other(other_mib);
+    const std::string chosen = resolve_micro_batch(r, Device::cpu(), other);
+    EXPECT_EQ(r.batch.micro_tokens, rows * 64) << chosen;
+    EXPECT_EQ(r.accumulation(), 2 / rows);
+    EXPECT_EQ(chosen.find("batch.micro_tokens auto: " + std::to_string(rows * 64) + " tokens"), 0u) << chosen;
+  }
+  io::Recipe r = recipe;
+  OtherRankHas none(one_row_mib * 0.99);
+  EXPECT_NE(testing::error_message<io::ConfigError>([&] { resolve_micro_batch(r, Device::cpu(), none); })
+                .find("one row of 64 tokens needs an estimated"),
+            std::string::npos);
+}
+
+TEST(Trainer, AutoMicroBatchRunsAndSaysWhatItChose) {
+  io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml", {"batch.micro_tokens=auto", "train.steps=2", "schedule.name=constant"});
+  fs::path run = testing::scratch_dir("auto_micro");
+  TrainContext ctx = make_context(recipe, run);
+  EXPECT_EQ(ctx.recipe.batch.micro_tokens, 256);  // a CPU holds the whole step of this small model
+  Trainer t(std::move(ctx));
+  EXPECT_EQ(t.run(), RunEnd::finished);
+  std::ifstream log(run / "log.txt");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("batch.micro_tokens auto: 256 tokens (4 rows) of 256 per rank"), std::string::npos) << text;
   fs::remove_all(run);
 }
 
