@@ -58,7 +58,8 @@ Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
   Plan p;
   p.cost = model_cost(r.model, r.data.seq_len, nn::parse_recompute(r.runtime.recompute));
   const double params = double(p.cost.parameters);
-  const double zero_shards = r.distributed.zero == 1 ? double(o.gpus) : 1.0;
+  const bool sharded = r.distributed.zero == 1 && o.gpus > 1;  // as the trainer: one rank does not shard
+  const double zero_shards = sharded ? double(o.gpus) : 1.0;
   // momentum / (m, v); muon keeps only a momentum for hidden weights, so 2 bounds it from above
   const double state_tensors = r.optim.name == "sgd" ? 1.0 : 2.0;
   p.memory.weights = 2 * params;
@@ -66,8 +67,8 @@ Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
   p.memory.gradients = 4 * params;
   p.memory.optimizer = 4 * state_tensors * params / zero_shards + (r.optim.ema > 0 ? 4 * params / zero_shards : 0);
   p.memory.activations = p.cost.activation_bytes_per_token * double(r.micro_tokens());
-  p.memory.gather = r.distributed.zero == 1 ? 2 * params : 0;
-  p.memory.shards = r.distributed.zero == 1 ? (4 + 2) * params / zero_shards : 0;
+  p.memory.gather = sharded ? 2 * params : 0;
+  p.memory.shards = sharded ? (4 + 2) * params / zero_shards : 0;
   p.steps = r.train.steps;
   p.tokens = r.train.steps * r.batch.global_tokens;
   p.estimated_rate = o.tokens_per_s_per_gpu <= 0;
@@ -87,7 +88,7 @@ std::string format_plan(const io::Recipe& r, const PlanOptions& o, const Plan& p
   s << "budget       " << p.steps << " steps x " << r.batch.global_tokens << " tokens = " << si(double(p.tokens)) << " tokens\n";
   s << "memory/GPU   weights " << gib(p.memory.weights) << ", master " << gib(p.memory.master) << ", grads "
     << gib(p.memory.gradients) << ", optimizer " << gib(p.memory.optimizer) << ", activations " << gib(p.memory.activations)
-    << " (micro-batch " << r.micro_tokens() << " tokens" << (r.distributed.zero == 1 ? ", ZeRO-1" : "")
+    << " (micro-batch " << r.micro_tokens() << " tokens" << (p.memory.gather > 0 ? ", ZeRO-1" : "")
     << (r.runtime.recompute != "none" ? ", recompute " + r.runtime.recompute : "") << ")";
   if (p.memory.gather > 0) s << ", all-gather buffer " << gib(p.memory.gather) << ", shards " << gib(p.memory.shards);
   s << "\n";

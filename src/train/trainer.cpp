@@ -64,8 +64,10 @@ Trainer::Trainer(TrainContext context)
     NoGrad no_grad;
     for (const Tensor& p : ctx_.model->parameters()) ctx_.comm->broadcast(p, 0);
   }
-  // ZeRO-1 lays the gradients out for its reduce-scatter and sends nothing during backward.
-  if (r.distributed.zero == 1) {
+  // ZeRO-1 lays the gradients out for its reduce-scatter and sends nothing during backward. One
+  // rank has nothing to shard: its reduce-scatter and all-gather buffers would only copy the
+  // gradients and parameters (6 bytes per parameter).
+  if (r.distributed.zero == 1 && r.distributed.world_size > 1) {
     zero_ = std::make_unique<dist::ZeroShards>(ctx_.model->parameters(), *ctx_.comm);
     grads_ = std::make_unique<optim::GradBuffer>(zero_->layout());
   } else {

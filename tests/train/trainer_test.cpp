@@ -14,6 +14,7 @@
 #include "support/python.h"
 #include "support/resume_check.h"
 #include "support/test_util.h"
+#include "tensor/allocator.h"
 #include "train/plan.h"
 #include "train/session.h"
 
@@ -284,6 +285,27 @@ TEST(Trainer, AutoMicroBatchRunsAndSaysWhatItChose) {
   std::ifstream log(run / "log.txt");
   const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("batch.micro_tokens auto: 256 tokens (4 rows) of 256 per rank"), std::string::npos) << text;
+  fs::remove_all(run);
+}
+
+// One rank has nothing to shard: distributed.zero: 1 then allocates nothing beyond the plain
+// optimizer's state and trains the same.
+TEST(Trainer, ZeroOneOnOneRankIsThePlainOptimizer) {
+  auto held_after_setup = [](const std::string& zero, const fs::path& run) {
+    const io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml", {"distributed.zero=" + zero, "train.steps=3"});
+    const int64_t before = memory_stats(Device::cpu()).current_bytes;
+    auto trainer = std::make_unique<Trainer>(make_context(recipe, run));
+    const int64_t held = memory_stats(Device::cpu()).current_bytes - before;
+    trainer->run();
+    return std::pair{held, trainer->state().step};
+  };
+  const fs::path run = testing::scratch_dir("zero_one_rank");
+  const auto plain = held_after_setup("0", run / "plain");
+  const auto zero = held_after_setup("1", run / "zero");
+  EXPECT_EQ(zero.first, plain.first);
+  EXPECT_EQ(zero.second, 3);
+  EXPECT_EQ(testing::logged_losses(run / "zero").size(), 3u);
+  EXPECT_EQ(testing::logged_losses(run / "zero"), testing::logged_losses(run / "plain"));
   fs::remove_all(run);
 }
 
