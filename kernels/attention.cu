@@ -181,7 +181,12 @@ __global__ void finish_dq(uint2* dq, const float4* dq_sum, float scale, int64_t 
 // two warpgroups of 64 queries, key tiles of 128, three buffers deep — measured (tools/bench_attention,
 // PrefixLM, 1 / 2 / 4 x 4096): 268 / 301 / 294 TFLOP/s, against 244 / 278 / 273 with key tiles of
 // 64, 196 / 211 / 196 with one warpgroup and tiles of 128, 249 / 277 / 269 with one and 64, and
-// 262 / 298 / 290 two buffers deep. Its single-pass backward (128 keys per CTA, query tiles of 64):
+// 262 / 298 / 290 two buffers deep. A warp-specialised variant (a producer warpgroup copying with
+// cp.async and signalling mbarriers, two consumer warpgroups with 224 registers taking turns on
+// named barriers) passed the tests but ran 12% slower: PrefixLM 1 / 2 x 4096 and one 16384-token
+// bidirectional row, H100 238.8 / 267.8 / 336.5 against 271.2 / 300.8 / 386.5; H200 236.7 / 265.7
+// / 331.6, and 230.7 / 259.0 / 324.6 without the turns, against 270.1 / 301.7 / 385.9 (2026-12-06,
+// each GPU one run). Its single-pass backward (128 keys per CTA, query tiles of 64):
 // 181.8 / 203.4 TFLOP/s at 1 / 2 x 4096 against 168.9 for the mma.sync one at 2 x 4096; issuing a
 // tile's dQ atomics under the next tile's S^T product took it from 184.6 / 207.4 to 194.2 / 218.6
 // (H200, same run). The atomics still cost about a quarter (274.5 at 2 x 4096 without them, timing

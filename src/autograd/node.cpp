@@ -117,13 +117,6 @@ void set_history(const Tensor& out, const std::shared_ptr<Node>& node) {
   meta.output_nr = node->add_output(out);
 }
 
-const Tensor& SavedTensor::get(const char* op) const {
-  PONDER_CHECK(!data_.defined() || data_.version() == version_, AutogradError, op,
-               ": a tensor saved for backward was modified in place after it was saved "
-               "(version ", version_, " -> ", data_.version(), ")");
-  return data_;
-}
-
 }  // namespace ponder::autograd
 
 namespace ponder {

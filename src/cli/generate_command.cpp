@@ -82,6 +82,7 @@ models::GenerateOptions generate_options(const GenerateArgs& a, const train::Inf
   o.prompt_mask = m.prompt_mask;
   o.sampling = {.temperature = a.temperature, .top_k = a.top_k, .top_p = a.top_p, .seed = a.seed};
   o.device = device;
+  o.vocab = m.tokenizer->vocab_size();
   return o;
 }
 

@@ -258,7 +258,7 @@ void read_runtime(Section root, Recipe& r) {
   r.runtime.deterministic = s.get<bool>("deterministic", r.runtime.deterministic);
   r.runtime.precision = s.get<std::string>("precision", r.runtime.precision, one_of({"auto", "bf16", "f32"}));
   r.runtime.recompute =
-      s.get<std::string>("recompute", r.runtime.recompute, one_of({"none", "mlp", "attention_mlp"}));
+      s.get<std::string>("recompute", r.runtime.recompute, one_of({"none", "elementwise", "mlp", "attention_mlp"}));
 }
 
 void read_distributed(Section root, Recipe& r) {

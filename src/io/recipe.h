@@ -85,7 +85,7 @@ struct RuntimeRecipe {
   std::string device = "auto";     // auto | cpu | cuda
   bool deterministic = false;
   std::string precision = "auto";  // auto (bf16 on GPU, f32 on CPU) | bf16 | f32
-  std::string recompute = "none";  // none | mlp | attention_mlp: what blocks recompute in backward
+  std::string recompute = "none";  // none | elementwise | mlp | attention_mlp: what blocks recompute in backward
 };
 
 struct DistributedRecipe {

@@ -1,5 +1,7 @@
 #include "models/decode.h"
 
+#include <algorithm>
+
 #include "autograd/grad_mode.h"
 #include "ops/creation.h"
 #include "ops/index.h"
@@ -63,7 +65,9 @@ std::vector<std::vector<int32_t>> greedy_decode(LanguageModel& model, const std:
     PackedBatch b = batch_of(seqs, prefix, o, last);
     Tensor logits = model.logits(b);
     Tensor idx = tensor(last, {int64_t(last.size())}, {.dtype = DType::i64, .device = o.device});
-    std::vector<int64_t> next = argmax(index_select(logits, 0, idx), -1).to_vector<int64_t>();
+    Tensor last_logits = index_select(logits, 0, idx);
+    if (o.vocab > 0) last_logits = last_logits.narrow(-1, 0, std::min(o.vocab, last_logits.size(-1)));
+    std::vector<int64_t> next = argmax(last_logits, -1).to_vector<int64_t>();
     for (size_t k = 0; k < owner.size(); ++k) {
       if (next[k] == o.eos) {
         done[owner[k]] = true;

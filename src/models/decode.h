@@ -14,6 +14,9 @@ struct DecodeOptions {
   int32_t eos = -1;  // stop a sequence when produced (not included in the result)
   AttentionMask mask = AttentionMask::prefix_lm;
   Device device = Device::cpu();
+  // Choose among the first `vocab` ids only: a tokenizer's, when the model's vocabulary is padded
+  // past it (an untrained model would otherwise pick ids no tokenizer can decode). 0: all.
+  int64_t vocab = 0;
 };
 
 // Continues every prompt (in one packed batch per step) and returns the generated tokens.

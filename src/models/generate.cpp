@@ -1,5 +1,7 @@
 #include "models/generate.h"
 
+#include <algorithm>
+
 #include "autograd/grad_mode.h"
 #include "ops/creation.h"
 
@@ -24,7 +26,9 @@ Generation generate(LanguageModel& model, const std::vector<int32_t>& prompt, co
   Generation out;
   Tensor input = token_ids(prompt, o.device);
   while (int64_t(out.tokens.size()) < o.max_new_tokens) {
-    const int32_t next = sampler.next(model.next_token_logits(input, cache));
+    Tensor logits = model.next_token_logits(input, cache);
+    if (o.vocab > 0) logits = logits.narrow(-1, 0, std::min(o.vocab, logits.size(-1)));
+    const int32_t next = sampler.next(logits);
     if (next == o.eos) {
       out.stopped_at_eos = true;
       break;

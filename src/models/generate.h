@@ -17,6 +17,7 @@ struct GenerateOptions {
   AttentionMask prompt_mask = AttentionMask::prefix_lm;
   SamplingOptions sampling{};
   Device device = Device::cpu();  // the model's
+  int64_t vocab = 0;  // choose among the first `vocab` ids only (a tokenizer's, see DecodeOptions); 0: all
 };
 
 struct Generation {

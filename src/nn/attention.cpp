@@ -2,12 +2,16 @@
 
 #include <cmath>
 
+#include "autograd/saved_tensor.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/fused.h"
 #include "ops/view.h"
 
 namespace ponder::nn {
+
+using autograd::SavedTensor;
+
 namespace {
 // Fills in the defaults (kv_heads = heads, head_dim = dim / heads) and checks the result.
 AttentionConfig resolved(AttentionConfig c) {
@@ -62,9 +66,13 @@ Tensor Attention::forward(const Tensor& x, const Tensor& positions, const Attent
     q = rotated.q;
     k = rotated.k;
   }
-  Tensor a = attend(q, k, v, spec, cache).reshape({n, c.heads * c.head_dim});
-  if (gate_proj) a = gated_output(gate_proj->forward(x), a);
-  return o_proj->forward(a);
+  const Tensor a = attend(q, k, v, spec, cache).reshape({n, c.heads * c.head_dim});
+  if (!gate_proj) return o_proj->forward(a);
+  const Tensor gate = gate_proj->forward(x), gated = gated_output(gate, a);
+  if (!recompute_gated_output_) return o_proj->forward(gated);
+  // The gate's backward keeps gate and a anyway.
+  return o_proj->forward_recomputing_input(
+      gated, [gate = SavedTensor(gate), a = SavedTensor(a)] { return gated_output(gate.get("attention"), a.get("attention")); });
 }
 
 Tensor Attention::attend(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionSpec& spec,

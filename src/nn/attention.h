@@ -39,6 +39,9 @@ class Attention : public Module {
 
   // The config with kv_heads and head_dim resolved.
   const AttentionConfig& config() const { return config_; }
+  // Whether backward makes the gated output (o_proj's input) again from the gate and the attention
+  // output instead of keeping it (with output_gate).
+  void set_recompute_gated_output(bool on) { recompute_gated_output_ = on; }
 
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, o_proj, gate_proj;
   std::shared_ptr<RMSNorm> q_norm, k_norm;
@@ -48,6 +51,7 @@ class Attention : public Module {
   Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionSpec& spec, KVCache* cache) const;
 
   AttentionConfig config_;
+  bool recompute_gated_output_ = false;
 };
 
 }  // namespace ponder::nn

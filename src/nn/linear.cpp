@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/grad_mode.h"
+#include "autograd/saved_tensor.h"
 #include "nn/init.h"
 #include "ops/dropout.h"
 #include "ops/elementwise.h"
@@ -34,6 +35,11 @@ Tensor Linear::forward(const Tensor& x) const {
   Tensor h = dropout_gen_ ? dropout(x, lora_.dropout, *dropout_gen_, is_training()) : x;
   // Scaling the rank-wide intermediate is cheaper than scaling the output; the product is the same.
   return y + lora_B->forward(lora_A->forward(h) * lora_scale());
+}
+
+Tensor Linear::forward_recomputing_input(const Tensor& x, std::function<Tensor()> remake) const {
+  autograd::RecomputedWhenSaved recomputed(x, std::move(remake));
+  return forward(x);
 }
 
 void Linear::add_lora(const LoraConfig& config, Generator& gen, std::shared_ptr<Generator> dropout_gen) {

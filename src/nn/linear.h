@@ -1,6 +1,7 @@
 // A dense layer (torch.nn.Linear names and layout) with optional LoRA adapters (PEFT's scheme).
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "nn/module.h"
@@ -22,6 +23,9 @@ class Linear : public Module {
 
   // x [..., in] -> [..., out]; with an adapter, + (alpha/rank) * lora_B(lora_A(dropout(x))).
   Tensor forward(const Tensor& x) const;
+  // The same, but backward makes x again with remake() where it needs it instead of keeping it:
+  // for a cheap product of tensors that are kept anyway (selective recomputation).
+  Tensor forward_recomputing_input(const Tensor& x, std::function<Tensor()> remake) const;
 
   // Adds children lora_A (weight [rank, in], U(-1/sqrt(in), 1/sqrt(in)) as PEFT) and lora_B
   // (weight [out, rank], zeros, so the layer's output is unchanged) and freezes weight and bias.

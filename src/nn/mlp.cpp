@@ -2,10 +2,13 @@
 
 #include <cmath>
 
+#include "autograd/saved_tensor.h"
 #include "ops/elementwise.h"
 #include "ops/fused.h"
 
 namespace ponder::nn {
+
+using autograd::SavedTensor;
 
 Activation parse_activation(const std::string& name) {
   if (name == "swiglu") return Activation::swiglu;
@@ -31,8 +34,13 @@ Mlp::Mlp(const MlpConfig& config, Generator& gen) : config_(config) {
 }
 
 Tensor Mlp::forward(const Tensor& x) const {
-  Tensor h = gate_proj ? swiglu(gate_proj->forward(x), up_proj->forward(x)) : relu2(up_proj->forward(x));
-  return down_proj->forward(h);
+  const Tensor gate = gate_proj ? gate_proj->forward(x) : Tensor(), up = up_proj->forward(x);
+  auto activation = [](const Tensor& gate, const Tensor& up) { return gate.defined() ? swiglu(gate, up) : relu2(up); };
+  const Tensor h = activation(gate, up);
+  if (!recompute_activation_) return down_proj->forward(h);
+  // The activation's backward keeps gate and up anyway.
+  return down_proj->forward_recomputing_input(
+      h, [activation, gate = SavedTensor(gate), up = SavedTensor(up)] { return activation(gate.get("mlp"), up.get("mlp")); });
 }
 
 }  // namespace ponder::nn

@@ -30,11 +30,15 @@ class Mlp : public Module {
   Mlp(const MlpConfig& config, Generator& gen);
   Tensor forward(const Tensor& x) const;
   const MlpConfig& config() const { return config_; }
+  // Whether backward makes the activation's output (down_proj's input) again from the gate and up
+  // products instead of keeping it.
+  void set_recompute_activation(bool on) { recompute_activation_ = on; }
 
   std::shared_ptr<Linear> gate_proj, up_proj, down_proj;
 
  private:
   MlpConfig config_;
+  bool recompute_activation_ = false;
 };
 
 }  // namespace ponder::nn

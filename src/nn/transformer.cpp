@@ -33,15 +33,24 @@ Norm::SumAndNormed add_and_norm(const Norm& norm, const PendingSum& x) {
 
 Recompute parse_recompute(const std::string& name) {
   if (name == "none") return Recompute::none;
+  if (name == "elementwise") return Recompute::elementwise;
   if (name == "mlp") return Recompute::mlp;
   if (name == "attention_mlp") return Recompute::attention_mlp;
-  fail<ValueError>("recompute: unknown value \"", name, "\" (choices: none, mlp, attention_mlp)");
+  fail<ValueError>("recompute: unknown value \"", name, "\" (choices: none, elementwise, mlp, attention_mlp)");
 }
 
 void set_recompute(Module& model, Recompute recompute) {
   for (auto& [name, m] : model.named_modules()) {
     if (auto* block = dynamic_cast<TransformerBlock*>(m)) block->set_recompute(recompute);
   }
+}
+
+// A part that is not recomputed whole has its products remade (a checkpointed region would remake
+// them a second time).
+void TransformerBlock::set_recompute(Recompute recompute) {
+  recompute_ = recompute;
+  mlp->set_recompute_activation(recompute == Recompute::elementwise);
+  self_attn->set_recompute_gated_output(recompute == Recompute::elementwise || recompute == Recompute::mlp);
 }
 
 Tensor PendingSum::value() const { return pending.defined() ? stream + pending : stream; }
@@ -86,7 +95,7 @@ Tensor TransformerBlock::attention_branch(const Tensor& in, const Tensor& positi
 }
 
 Tensor TransformerBlock::mlp_branch(const Tensor& in) const {
-  if (recompute_ == Recompute::none || !autograd::is_grad_enabled()) return mlp->forward(in);
+  if (recompute_ < Recompute::mlp || !autograd::is_grad_enabled()) return mlp->forward(in);
   auto region = [m = mlp](const TensorList& x) -> TensorList { return {m->forward(x[0])}; };
   return autograd::checkpoint(region, {in}, dropout_generators(*mlp))[0];
 }

@@ -14,11 +14,13 @@
 
 namespace ponder::nn {
 
-// What a block recomputes in backward instead of keeping (activation checkpointing): nothing, the
-// MLP's internals (its gate/up/activation products; it keeps only its input), or the attention's
-// internals too (q/k/v, RoPE, the attention output and gate). Costs one more forward of that part.
-enum class Recompute { none, mlp, attention_mlp };
-Recompute parse_recompute(const std::string& name);  // "none" | "mlp" | "attention_mlp"
+// What a block recomputes in backward instead of keeping, each level including the one before:
+// nothing; the cheap elementwise products that feed a projection (the MLP's activation output and
+// the attention's gated output: one elementwise pass each); the MLP's internals (activation
+// checkpointing: it keeps only its input and runs its gate/up products again); the attention's
+// internals too (q/k/v, RoPE, the attention output and gate: one more forward of the attention).
+enum class Recompute { none, elementwise, mlp, attention_mlp };
+Recompute parse_recompute(const std::string& name);  // "none" | "elementwise" | "mlp" | "attention_mlp"
 
 struct BlockConfig {
   AttentionConfig attn{};
@@ -51,7 +53,7 @@ class TransformerBlock : public Module {
   PendingSum forward(const PendingSum& x, const Tensor& positions, const AttentionSpec& spec,
                      KVCache* cache = nullptr) const;
   const BlockConfig& config() const { return config_; }
-  void set_recompute(Recompute recompute) { recompute_ = recompute; }
+  void set_recompute(Recompute recompute);
 
   // Optional per-branch scaling (e.g. a learned per-channel gate): when set, a branch's output
   // (attn(...) or mlp(...) above) goes through the hook before it joins the residual stream.

@@ -29,7 +29,8 @@ struct BlockCost {
   // rotated q and k, v, the attention output, and with an output gate the gate and the gated
   // product (o_proj's input); the MLP's gate and up products and their SwiGLU (down_proj's input),
   // or up and relu² without a gate. In fp32: each norm's inverse RMS, the attention's log-sum-exp
-  // per head. What the block recomputes it does not keep (tests/train/plan_test.cpp measures it).
+  // per head. What the block recomputes (nn::Recompute) it does not keep; tests/train/plan_test.cpp
+  // measures it.
   double activation_bytes = 0;
 
   BlockCost(const nn::BlockConfig& b, int64_t seq_len, nn::Recompute recompute) {
@@ -43,12 +44,15 @@ struct BlockCost {
     parameters = matmul_parameters + (b.norm.weighted ? 2 * d : 0) +
                  (b.attn.qk_norm && b.attn.qk_norm_weighted ? 2 * head_dim : 0);
     attention_flops = 4.0 * double(seq_len) * heads * head_dim;
+    using nn::Recompute;
+    const bool remade_products = recompute != Recompute::none;  // see nn::Recompute
     const double q_width = heads * head_dim, kv_width = kv * head_dim;
-    const double attention_kept = 2 * q_width + 2 * kv_width + (b.attn.output_gate ? 2 * q_width : 0);
-    const double mlp_kept = (mlp_matrices == 3 ? 3 : 2) * ffn;
-    const double attention_internals = recompute == nn::Recompute::attention_mlp ? 0 : attention_kept;
-    const double mlp_internals = recompute == nn::Recompute::none ? mlp_kept : 0;
-    const double attention_statistics = recompute == nn::Recompute::attention_mlp ? 0 : heads;
+    const double gate = b.attn.output_gate ? (remade_products ? 1 : 2) * q_width : 0;
+    const double attention_kept = 2 * q_width + 2 * kv_width + gate;
+    const double mlp_kept = (mlp_matrices == 3 ? 2 : 1) * ffn + (remade_products ? 0 : ffn);
+    const double attention_internals = recompute == Recompute::attention_mlp ? 0 : attention_kept;
+    const double mlp_internals = recompute >= Recompute::mlp ? 0 : mlp_kept;
+    const double attention_statistics = recompute == Recompute::attention_mlp ? 0 : heads;
     activation_bytes = 2.0 * (4 * d + attention_internals + mlp_internals) + 4.0 * (2 + attention_statistics);
   }
   double forward_flops() const { return 2 * matmul_parameters + attention_flops; }

@@ -33,7 +33,8 @@ ResponseLoss response_loss(models::LanguageModel& model, const std::vector<data:
 std::vector<std::string> greedy_answers(models::LanguageModel& model, const data::Tokenizer& tokenizer,
                                         const std::vector<std::vector<int32_t>>& prompts, int64_t max_new_tokens,
                                         AttentionMask mask, Device device) {
-  const models::DecodeOptions o{.max_new_tokens = max_new_tokens, .eos = tokenizer.eos(), .mask = mask, .device = device};
+  const models::DecodeOptions o{
+      .max_new_tokens = max_new_tokens, .eos = tokenizer.eos(), .mask = mask, .device = device, .vocab = tokenizer.vocab_size()};
   std::vector<std::string> answers;
   for (const std::vector<int32_t>& ids : models::greedy_decode(model, prompts, o)) answers.push_back(tokenizer.decode(ids));
   return answers;

@@ -73,6 +73,9 @@ Trainer::Trainer(TrainContext context)
   } else {
     grads_ = std::make_unique<optim::GradBuffer>(ctx_.model->parameters());
     sync_ = std::make_unique<dist::GradSync>(*grads_, *ctx_.comm, r.distributed.bucket_mb << 20);
+    // A recomputed region's backward adds into its parameters on its own, so a weight-shared one
+    // (HRM-Text's stacks) grows after its bucket was complete: then reduce after backward.
+    overlap_sync_ = nn::parse_recompute(r.runtime.recompute) < nn::Recompute::mlp;
   }
   optimizer_ = make_optimizer(r.optim, ctx_.model->named_parameters());
   if (r.optim.ema > 0) ema_ = std::make_unique<optim::Ema>(ctx_.model->named_parameters(), r.optim.ema);
@@ -141,7 +144,7 @@ Trainer::StepResult Trainer::train_step() {
   const double scale = 1.0 / std::max(sum_over_ranks(double(loss_tokens)), 1.0);
   for (size_t i = 0; i < micro.size(); ++i) {
     Tensor l = ctx_.model->loss_sum(models::to_device(micro[i], ctx_.device));
-    if (i + 1 == micro.size() && sync_) sync_->arm();  // the gradients are complete after this backward
+    if (i + 1 == micro.size() && sync_ && overlap_sync_) sync_->arm();  // the gradients are complete after this backward
     (l * scale).backward();
     Tensor l64 = l.detach().to(DType::f64);
     loss_sum = loss_sum.defined() ? loss_sum + l64 : l64;

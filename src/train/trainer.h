@@ -78,6 +78,7 @@ class Trainer {
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<dist::GradSync> sync_;    // without ZeRO-1
   std::unique_ptr<dist::ZeroShards> zero_;  // distributed.zero: 1
+  bool overlap_sync_ = true;  // sync_ reduces buckets during the last backward
   std::unique_ptr<optim::Ema> ema_;
   optim::Schedule schedule_;
   std::unique_ptr<MetricsLog> metrics_;

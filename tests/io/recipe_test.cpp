@@ -69,7 +69,7 @@ TEST(Recipe, RecomputationIsOffByDefaultAndValidated) {
   EXPECT_EQ(parse(kGood).runtime.recompute, "none");
   EXPECT_EQ(parse(kGood, {"runtime.recompute=attention_mlp"}).runtime.recompute, "attention_mlp");
   EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"runtime.recompute=all"}); }),
-            "runtime.recompute: expected one of none, mlp, attention_mlp, got \"all\" (from --set)");
+            "runtime.recompute: expected one of none, elementwise, mlp, attention_mlp, got \"all\" (from --set)");
 }
 
 TEST(Recipe, AutoMicroBatchIsLeftForTheRunToChoose) {

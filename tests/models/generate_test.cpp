@@ -125,6 +125,23 @@ TEST(Generate, StopsAtEosWithoutReturningIt) {
   EXPECT_EQ(streamed, std::vector<int32_t>(free.tokens.begin(), free.tokens.begin() + 6));
 }
 
+// A tokenizer with fewer ids than the model's (padded) vocabulary: both decoders choose among its ids.
+TEST(Generate, ChoicesStayInsideTheTokenizersVocabulary) {
+  auto model = baseline();
+  constexpr int64_t kTokenizerVocab = 8;
+  auto inside = [](const std::vector<int32_t>& ids) {
+    return std::all_of(ids.begin(), ids.end(), [](int32_t id) { return id >= 0 && id < kTokenizerVocab; });
+  };
+  const auto free = greedy_decode(*model, kPrompts, {.max_new_tokens = kNewTokens});
+  ASSERT_FALSE(std::all_of(free.begin(), free.end(), inside));  // else the limit would go untested
+  for (const auto& ids : greedy_decode(*model, kPrompts, {.max_new_tokens = kNewTokens, .vocab = kTokenizerVocab}))
+    EXPECT_TRUE(inside(ids));
+  const SamplingOptions hot{.temperature = 1.5, .seed = 11};
+  EXPECT_FALSE(inside(generate(*model, kPrompts[1], {.max_new_tokens = kNewTokens, .sampling = hot}).tokens));
+  EXPECT_TRUE(inside(
+      generate(*model, kPrompts[1], {.max_new_tokens = kNewTokens, .sampling = hot, .vocab = kTokenizerVocab}).tokens));
+}
+
 TEST(Generate, SamplingReplaysUnderASeedAndTopKOneIsGreedy) {
   auto model = hrm_text();
   const SamplingOptions hot{.temperature = 1.5, .seed = 11};

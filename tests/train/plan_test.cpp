@@ -66,18 +66,22 @@ double kept_bytes_per_token(const io::Recipe& recipe) {
   return double(memory_stats(Device::cpu()).current_bytes - before) / 256;
 }
 
-// One transformer block's share of the activations (3 layers less 1, halved), measured and estimated.
+// One transformer block's share of the activations (3 layers less 1, halved), measured and
+// estimated, with and without the attention's output gate.
 TEST(Plan, ActivationEstimateIsWhatTheBlocksKeep) {
-  for (const char* recompute : {"none", "mlp", "attention_mlp"}) {
-    auto recipe = [&](int layers) {
-      return io::parse_recipe(kRecipe, "r.yaml",
-                              {"runtime.recompute=" + std::string(recompute), "model.layers=" + std::to_string(layers)});
-    };
-    auto estimated = [&](int layers) {
-      return model_cost(recipe(layers).model, 256, nn::parse_recompute(recompute)).activation_bytes_per_token;
-    };
-    const double measured_block = (kept_bytes_per_token(recipe(3)) - kept_bytes_per_token(recipe(1))) / 2;
-    EXPECT_DOUBLE_EQ(measured_block, (estimated(3) - estimated(1)) / 2) << recompute;
+  for (const char* gate : {"false", "true"}) {
+    for (const char* recompute : {"none", "elementwise", "mlp", "attention_mlp"}) {
+      auto recipe = [&](int layers) {
+        return io::parse_recipe(kRecipe, "r.yaml",
+                                {"runtime.recompute=" + std::string(recompute), "model.layers=" + std::to_string(layers),
+                                 "model.attention_output_gate=" + std::string(gate)});
+      };
+      auto estimated = [&](int layers) {
+        return model_cost(recipe(layers).model, 256, nn::parse_recompute(recompute)).activation_bytes_per_token;
+      };
+      const double measured_block = (kept_bytes_per_token(recipe(3)) - kept_bytes_per_token(recipe(1))) / 2;
+      EXPECT_DOUBLE_EQ(measured_block, (estimated(3) - estimated(1)) / 2) << recompute << ", gate " << gate;
+    }
   }
 }
 
@@ -90,7 +94,9 @@ TEST(Plan, RecomputationLeavesOnlyTheNormsActivations) {
     io::Recipe r = io::parse_recipe(kRecipe, "r.yaml", {std::string("runtime.recompute=") + recompute});
     return make_plan(r, PlanOptions{}).memory.activations;
   };
-  const double none = activations("none"), mlp = activations("mlp"), both = activations("attention_mlp");
+  const double none = activations("none"), products = activations("elementwise"), mlp = activations("mlp"),
+               both = activations("attention_mlp");
+  EXPECT_DOUBLE_EQ(none - products, micro * layers * 2 * ffn);  // the SwiGLU output (no attention gate here)
   EXPECT_DOUBLE_EQ(none - mlp, micro * layers * 2 * 3 * ffn);
   EXPECT_DOUBLE_EQ(mlp - both, micro * layers * (2 * (2 * d + 2 * d / 2) + 4 * 4));  // + the 4 heads' fp32 log-sum-exp
   io::Recipe r = io::parse_recipe(kRecipe, "r.yaml", {"runtime.recompute=mlp"});

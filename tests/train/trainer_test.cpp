@@ -309,6 +309,32 @@ TEST(Trainer, ZeroOneOnOneRankIsThePlainOptimizer) {
   fs::remove_all(run);
 }
 
+// HRM-Text's weight-shared stacks with recomputed MLPs: each region's backward adds into the same
+// weights again, after a 1 MiB gradient bucket holding them may have looked complete. The
+// gradients are then reduced after backward, and training matches the run that keeps everything.
+TEST(Trainer, RecomputedWeightSharedStacksTrainWithGradientBuckets) {
+  auto losses = [](const std::string& recompute) {
+    std::ifstream f(std::string(PONDER_SOURCE_DIR) + "/recipes/hrm_text/tiny.yaml");
+    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    // MLP weights of 256 x 1024 fp32 gradients: 1 MiB each, a bucket of their own
+    const io::Recipe recipe = io::parse_recipe(
+        text, "tiny.yaml",
+        {"model.dim=256", "model.heads=4", "model.ffn_hidden=1024", "model.bp=5", "distributed.bucket_mb=1",
+         "runtime.recompute=" + recompute, "runtime.device=cpu", "train.steps=2", "schedule.name=constant",
+         "batch.global_tokens=128", "eval.every=0", "eval.exact_match=0", "log.every=1"});
+    const fs::path run = testing::scratch_dir("recompute_buckets_" + recompute);
+    Trainer(make_context(recipe, run)).run();
+    const std::vector<double> logged = testing::logged_losses(run);
+    fs::remove_all(run);
+    return logged;
+  };
+  const std::vector<double> kept = losses("none");
+  ASSERT_EQ(kept.size(), 2u);
+  const std::vector<double> recomputed = losses("mlp");
+  ASSERT_EQ(recomputed.size(), 2u);
+  EXPECT_NEAR(recomputed[1], kept[1], 1e-9);
+}
+
 TEST(Trainer, MetricsHoldTheNamedFields) {
   io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml", {"train.steps=2", "schedule.name=constant"});
   fs::path run = testing::scratch_dir("metrics");
