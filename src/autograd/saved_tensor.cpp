@@ -67,12 +67,14 @@ const Tensor& SavedTensor::get(const char* op) const {
 
 RecomputedWhenSaved::RecomputedWhenSaved(const Tensor& t, std::function<Tensor()> make) : t_(t) {
   PONDER_CHECK(t.is_contiguous(), ValueError, "RecomputedWhenSaved: the tensor must be contiguous");
-  recomputables().push_back({t.storage().get(), t.shape(), t.offset(), std::make_shared<const std::function<Tensor()>>(std::move(make))});
+  auto shared = std::make_shared<const std::function<Tensor()>>(std::move(make));
+  recomputables().push_back({t.storage().get(), t.shape(), t.offset(), std::move(shared)});
 }
 
 RecomputedWhenSaved::~RecomputedWhenSaved() {
   auto& live = recomputables();
-  const auto it = std::find_if(live.rbegin(), live.rend(), [&](const Recomputable& r) { return r.storage == t_.storage().get(); });
+  const StorageImpl* storage = t_.storage().get();
+  const auto it = std::find_if(live.rbegin(), live.rend(), [&](const Recomputable& r) { return r.storage == storage; });
   if (it != live.rend()) live.erase(std::next(it).base());
 }
 
