@@ -12,14 +12,14 @@ class Phase {
  public:
   void running() { running_ = true; }
   bool is_running() const { return running_; }
-  // Ranks other than 0 of a job reject bad input silently: rank 0 prints the one message for all
-  // of them. A failure while running is printed by whichever rank meets it.
-  void quiet() { quiet_ = true; }
-  bool is_silent() const { return quiet_ && !running_; }
+  // Ranks other than 0 of a job leave bad input to rank 0, which prints the one message for all of
+  // them (see guarded). A failure while running is printed by whichever rank meets it.
+  void defer_to_rank_zero() { deferring_ = true; }
+  bool defers_input_errors() const { return deferring_ && !running_; }
 
  private:
   bool running_ = false;
-  bool quiet_ = false;
+  bool deferring_ = false;
 };
 
 int guarded(const std::function<int(Phase&)>& body);

@@ -58,7 +58,7 @@ void check_compatible(const io::Recipe& now, const io::Recipe& saved, const fs::
 // This process's place in the job (one process unless a launcher started several).
 dist::LaunchEnv join(Phase& phase) {
   dist::LaunchEnv env = dist::detect_launch();
-  if (env.rank != 0) phase.quiet();
+  if (env.rank != 0) phase.defer_to_rank_zero();
   return env;
 }
 
