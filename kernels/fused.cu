@@ -124,9 +124,10 @@ void add_rms_norm_forward(const Tensor& sum, const Tensor& y, const Tensor& rstd
 }
 
 void add_rms_norm_backward(const Tensor& grad_input, const Tensor& grad_weight, const Tensor& grad_sum,
-                           const Tensor& grad_y, const Tensor& sum, const Tensor& weight, const Tensor& rstd) {
-  kernels::norm_backward(
-      {"add_rms_norm", grad_input, grad_weight, Tensor(), grad_y, grad_sum, sum, weight, Tensor(), rstd});
+                           const Tensor& grad_y, const Tensor& kept, const Tensor& weight, const Tensor& rstd,
+                           bool kept_is_output) {
+  kernels::norm_backward({"add_rms_norm", grad_input, grad_weight, Tensor(), grad_y, grad_sum, kept, weight, Tensor(),
+                          rstd, kept_is_output});
 }
 
 void rope_qk(const Tensor& out_q, const Tensor& out_k, const Tensor& q, const Tensor& k, const Tensor& positions,

@@ -203,6 +203,7 @@ struct BackwardArgs {
   float* partial;                 // [chunks, stats, slots], or null without parameter gradients
   bool weight_grad, bias_grad;    // the stats: sums of g·xhat, then of g
   bool shared_acc;
+  bool x_is_xhat;                 // x holds xhat (an unweighted RMSNorm's output)
 };
 
 // With gw = g · weight and xhat = (x - mean) · rstd:
@@ -226,6 +227,7 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T
     const int64_t row = (int64_t(blockIdx.x) * a.rows_per_team + i) * teams + team, first = row * packs;
     const bool live = row < a.rows;  // a dead team still joins its block's team sums
     const float mu = live && a.mean ? a.mean[row] : 0.0f, rs = live ? a.rstd[row] : 0.0f;
+    const float x_scale = a.x_is_xhat ? 1.0f : rs;  // xhat = (x - mu) * x_scale
     RowWalk walk{a.segments, lane, a.team, packs, live};
     Pack<T, V> x[kCached], g[kCached];
     auto load = [&](int k, int64_t p, bool) {
@@ -242,7 +244,7 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T
         for (int j = 0; j < V; ++j) {
           const float gw = a.weight ? float(g[k].v[j]) * float(w.v[j]) : float(g[k].v[j]);
           sum_gw += gw;
-          sum_gw_xhat += gw * ((float(x[k].v[j]) - mu) * rs);
+          sum_gw_xhat += gw * ((float(x[k].v[j]) - mu) * x_scale);
         }
         keep_packed(x[k]);
         keep_packed(g[k]);
@@ -256,7 +258,7 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T
       if (a.grad_extra) e = load_pack<V>(a.grad_extra, first + p);
 #pragma unroll
       for (int j = 0; j < V; ++j) {
-        const float gj = float(g[k].v[j]), xhat = (float(x[k].v[j]) - mu) * rs;
+        const float gj = float(g[k].v[j]), xhat = (float(x[k].v[j]) - mu) * x_scale;
         const float gw = a.weight ? gj * float(w.v[j]) : gj;
         float dx = rs * (gw - mean_gw - xhat * mean_gw_xhat);
         if (a.grad_extra) dx += float(e.v[j]);
@@ -352,7 +354,8 @@ void launch_backward(const NormBackward& a, int64_t rows, int64_t d) {
                                data_or_null<float>(partial),
                                a.grad_weight.defined(),
                                a.grad_bias.defined(),
-                               plan.shared_acc};
+                               plan.shared_acc,
+                               a.x_is_xhat};
     const size_t shared = plan.shared_bytes(stats);
     // Past 48 KiB of shared memory, its static part included, a kernel must ask for more; two blocks
     // per SM need the largest carveout.
@@ -398,6 +401,8 @@ void norm_forward(const NormForward& a) {
 }
 
 void norm_backward(const NormBackward& a) {
+  PONDER_CHECK(!a.x_is_xhat || (!a.weight.defined() && !a.mean.defined()), ValueError, a.op,
+               ": only an unweighted RMSNorm's output is its normalised input");
   const int64_t d = a.x.shape().back(), rows = a.rstd.numel();
   visit_f32_bf16(a.x.dtype(), a.op, [&](auto tag) {
     using T = decltype(tag);
@@ -419,8 +424,9 @@ void rms_norm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, cons
 }
 
 void rms_norm_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad, const Tensor& x,
-                       const Tensor& weight, const Tensor& rstd) {
-  kernels::norm_backward({"rms_norm", grad_x, grad_weight, Tensor(), grad, Tensor(), x, weight, Tensor(), rstd});
+                       const Tensor& weight, const Tensor& rstd, bool x_is_output) {
+  kernels::norm_backward(
+      {"rms_norm", grad_x, grad_weight, Tensor(), grad, Tensor(), x, weight, Tensor(), rstd, x_is_output});
 }
 
 void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x, const Tensor& weight,

@@ -24,7 +24,9 @@ struct NormBackward {
   Tensor grad;                            // gradient of y
   Tensor grad_extra;                      // added into grad_x when defined (the sum's gradient)
   Tensor x, weight, mean, rstd;
+  bool x_is_xhat = false;  // x holds an unweighted RMSNorm's output, xhat itself, not its input
 };
+// Throws ValueError for x_is_xhat with a weight or a mean.
 void norm_backward(const NormBackward& a);
 
 }  // namespace ponder::kernels

@@ -74,9 +74,9 @@ std::vector<Case> cases(DType t) {
                    Tensor x = random(hidden, t, g), w = random({d}, t, g), dy = random(hidden, t, g);
                    Tensor rstd = f32_empty({rows}), y = empty(hidden), dx = empty(hidden), dw = empty({d});
                    backend::cuda::rms_norm_forward(y, rstd, x, w, 1e-5);
-                   return [=] { backend::cuda::rms_norm_backward(dx, dw, dy, x, w, rstd); };
+                   return [=] { backend::cuda::rms_norm_backward(dx, dw, dy, x, w, rstd, false); };
                  }});
-  // Unweighted (HRM-Text's norms): no weight read, no weight gradient.
+  // Unweighted (HRM-Text's norms): no weight read, no weight gradient; backward reads the output.
   out.push_back({"rms_norm fwd no w", hidden_shape, 2 * nd * s + rows * 4, [=](Generator& g) {
                    Tensor x = random(hidden, t, g), y = empty(hidden), rstd = f32_empty({rows});
                    return [=] { backend::cuda::rms_norm_forward(y, rstd, x, Tensor(), 1e-5); };
@@ -85,7 +85,7 @@ std::vector<Case> cases(DType t) {
                    Tensor x = random(hidden, t, g), dy = random(hidden, t, g);
                    Tensor rstd = f32_empty({rows}), y = empty(hidden), dx = empty(hidden);
                    backend::cuda::rms_norm_forward(y, rstd, x, Tensor(), 1e-5);
-                   return [=] { backend::cuda::rms_norm_backward(dx, Tensor(), dy, x, Tensor(), rstd); };
+                   return [=] { backend::cuda::rms_norm_backward(dx, Tensor(), dy, y, Tensor(), rstd, true); };
                  }});
   out.push_back({"add+rms_norm fwd", hidden_shape, 4 * nd * s + d * s + rows * 4, [=](Generator& g) {
                    Tensor x = random(hidden, t, g), r = random(hidden, t, g), w = random({d}, t, g);
@@ -98,7 +98,9 @@ std::vector<Case> cases(DType t) {
                    backend::cuda::add_rms_norm_forward(sum, y, rstd, x, r, w, 1e-5);
                    Tensor grad_sum = random(hidden, t, g), grad_y = random(hidden, t, g);
                    Tensor grad_input = empty(hidden), grad_w = empty({d});
-                   return [=] { backend::cuda::add_rms_norm_backward(grad_input, grad_w, grad_sum, grad_y, sum, w, rstd); };
+                   return [=] {
+                     backend::cuda::add_rms_norm_backward(grad_input, grad_w, grad_sum, grad_y, sum, w, rstd, false);
+                   };
                  }});
   out.push_back({"swiglu fwd", ffn_shape, 3 * nf * s, [=](Generator& g) {
                    Tensor gate = random(ffn, t, g), up = random(ffn, t, g), y = empty(ffn);

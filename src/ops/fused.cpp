@@ -67,7 +67,7 @@ struct AddRmsNormBackward final : Node {
     Tensor grad_weight = needs_input_grad(2) ? Tensor::empty(w.shape(), w.options()) : Tensor();
     PONDER_DISPATCH(s.device(), add_rms_norm_backward, grad_input, grad_weight,
                     backend::contiguous(grad_or_zeros(grads[0], 0)), backend::contiguous(grad_or_zeros(grads[1], 1)), s,
-                    w, rstd.get(name()));
+                    w, rstd.get(name()), kept_is_output(w));
     return {needs_input_grad(0) ? grad_input : Tensor(), needs_input_grad(1) ? grad_input : Tensor(), grad_weight};
   }
   void release_saved() override {
@@ -75,7 +75,7 @@ struct AddRmsNormBackward final : Node {
     weight.reset();
     rstd.reset();
   }
-  SavedTensor sum, weight, rstd;  // sum and weight contiguous
+  SavedTensor sum, weight, rstd;  // sum (or the normalised output, see kept_is_output) and weight contiguous
 };
 
 // Rotates by the negated angles, the transpose of the rotation. Inputs: q, k.
@@ -114,7 +114,7 @@ AddRmsNorm add_rms_norm(const Tensor& x, const Tensor& residual, const Tensor& w
   PONDER_DISPATCH(x.device(), add_rms_norm_forward, sum, normed, rstd, backend::contiguous(x),
                   backend::contiguous(residual), w, eps);
   if (auto node = make_node<AddRmsNormBackward>({&x, &residual, &weight})) {
-    node->sum = sum;
+    node->sum = kept_is_output(w) ? normed : sum;
     node->weight = w;
     node->rstd = rstd;
     set_history(sum, node);

@@ -13,6 +13,7 @@ using namespace ops_detail;
 namespace {
 
 // Both norms share one backward node; a saved mean marks LayerNorm. Inputs: x, weight[, bias].
+// An unweighted RMSNorm keeps its output instead of its input (see kept_is_output).
 struct NormBackward final : Node {
   explicit NormBackward(const char* op) : op(op) {}
   const char* name() const override { return op; }
@@ -28,7 +29,8 @@ struct NormBackward final : Node {
                       rstd.get(op));
       return {gx, gw, gb};
     }
-    PONDER_DISPATCH(xv.device(), rms_norm_backward, gx, gw, g, backend::contiguous(xv), w, rstd.get(op));
+    PONDER_DISPATCH(xv.device(), rms_norm_backward, gx, gw, g, backend::contiguous(xv), w, rstd.get(op),
+                    kept_is_output(w));
     return {gx, gw};
   }
   void release_saved() override {
@@ -38,7 +40,7 @@ struct NormBackward final : Node {
     rstd.reset();
   }
   const char* op;
-  SavedTensor x, weight, mean, rstd;
+  SavedTensor x, weight, mean, rstd;  // x: the input, or the output where kept_is_output
 };
 
 void check_parameter(const char* op, const char* what, const Tensor& p, const Tensor& x) {
@@ -54,6 +56,8 @@ Tensor contiguous_or_none(const Tensor& t) { return t.defined() ? backend::conti
 }  // namespace
 
 namespace ops_detail {
+
+bool kept_is_output(const Tensor& rms_weight) { return !rms_weight.defined(); }
 
 void check_norm_inputs(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
   check_defined(op, {&x});
@@ -80,7 +84,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   Tensor rstd = empty_norm_stats(x);
   PONDER_DISPATCH(x.device(), rms_norm_forward, y, rstd, backend::contiguous(x), contiguous_or_none(weight), eps);
   if (auto node = make_node<NormBackward>({&x, &weight}, "rms_norm")) {
-    node->x = x;
+    node->x = kept_is_output(weight) ? y : x;
     node->weight = weight;
     node->rstd = rstd;
     set_history(y, node);

@@ -35,6 +35,11 @@ void check_norm_inputs(const char* op, const Tensor& x, const Tensor& weight, co
 // Per-row statistics of a normalisation over x's last dimension: x's shape without it, in the
 // dtype the kernels of x's device keep them in (CPU: the accumulation dtype; CUDA: f32).
 Tensor empty_norm_stats(const Tensor& x);
+// Whether an RMSNorm with this weight keeps its output for backward instead of its input: an
+// unweighted norm's output is xhat itself, all its backward needs with rstd. The op after the norm
+// (a projection, a checkpointed region) keeps that output anyway, so the input — the residual
+// stream, which nothing else keeps — is freed: d elements per norm and token.
+bool kept_is_output(const Tensor& rms_weight);
 void check_rope_inputs(const char* op, const Tensor& x, const Tensor& positions, double theta);
 // positions (i32 or i64) as the contiguous i64 tensor the rope kernels read.
 Tensor rope_positions(const Tensor& positions);

@@ -25,7 +25,8 @@ struct BlockCost {
   double parameters = 0;
   double matmul_parameters = 0;  // weights of the block's matmuls (2 FLOPs each per token)
   double attention_flops = 0;    // scores and the weighted sum over a full row: 4·T·heads·head_dim
-  // Activations its ops keep for backward, in bf16: the two norms' inputs and outputs (4d); the
+  // Activations its ops keep for backward, in bf16: the two norms' inputs and outputs (4d; 2d when
+  // they are unweighted RMSNorms, which keep their outputs for backward, not their inputs); the
   // rotated q and k, v, the attention output, and with an output gate the gate and the gated
   // product (o_proj's input); the MLP's gate and up products and their SwiGLU (down_proj's input),
   // or up and relu² without a gate. In fp32: each norm's inverse RMS, the attention's log-sum-exp
@@ -53,7 +54,8 @@ struct BlockCost {
     const double attention_internals = recompute == Recompute::attention_mlp ? 0 : attention_kept;
     const double mlp_internals = recompute >= Recompute::mlp ? 0 : mlp_kept;
     const double attention_statistics = recompute == Recompute::attention_mlp ? 0 : heads;
-    activation_bytes = 2.0 * (4 * d + attention_internals + mlp_internals) + 4.0 * (2 + attention_statistics);
+    const double norms = b.norm.kind == nn::NormKind::rms && !b.norm.weighted ? 2 * d : 4 * d;
+    activation_bytes = 2.0 * (norms + attention_internals + mlp_internals) + 4.0 * (2 + attention_statistics);
   }
   double forward_flops() const { return 2 * matmul_parameters + attention_flops; }
 };

@@ -5,6 +5,7 @@
 
 #include "ops/ops.h"
 #include "support/test_util.h"
+#include "tensor/allocator.h"
 
 namespace ponder {
 namespace {
@@ -88,6 +89,22 @@ TEST(RmsNorm, Gradcheck) {
     Tensor w = random_tensor({shape.back()}, 2, DType::f64, true);
     EXPECT_TRUE(gradcheck([](const TensorList& in) { return rms_norm(in[0], in[1], 1e-6); }, {x, w})) << shape;
     EXPECT_TRUE(gradcheck([](const TensorList& in) { return rms_norm(in[0], Tensor(), 1e-6); }, {x})) << shape;
+  }
+}
+
+// What backward keeps beyond the output (which the next op keeps anyway): the input of a weighted
+// norm, only the per-row statistics of an unweighted one.
+TEST(RmsNorm, UnweightedNormKeepsItsOutputNotItsInput) {
+  const int64_t rows = 64, d = 256, bytes = rows * d * 4;
+  for (bool weighted : {true, false}) {
+    Tensor w = weighted ? random_tensor({d}, 2, DType::f32, true) : Tensor();
+    Tensor leaf = random_tensor({rows, d}, 1, DType::f32, true);  // held by its gradient's accumulator
+    const int64_t before = memory_stats(Device::cpu()).current_bytes;
+    Tensor y = rms_norm(leaf + 1.0, w, 1e-6);  // an input nothing else keeps, like the residual stream
+    const int64_t kept = memory_stats(Device::cpu()).current_bytes - before - bytes;
+    const int64_t statistics = rows * 8;  // f64 inverse RMS per row
+    EXPECT_EQ(kept, (weighted ? bytes : 0) + statistics) << weighted;
+    y.backward(ones_like(y));
   }
 }
 

@@ -47,8 +47,9 @@ void add_rms_norm_forward(const Tensor& sum, const Tensor& y, const Tensor& rstd
 }
 
 void add_rms_norm_backward(const Tensor& grad_input, const Tensor& grad_weight, const Tensor& grad_sum,
-                           const Tensor& grad_y, const Tensor& sum, const Tensor& weight, const Tensor& rstd) {
-  rms_norm_backward(grad_input, grad_weight, grad_y, sum, weight, rstd);
+                           const Tensor& grad_y, const Tensor& kept, const Tensor& weight, const Tensor& rstd,
+                           bool kept_is_output) {
+  rms_norm_backward(grad_input, grad_weight, grad_y, kept, weight, rstd, kept_is_output);
   if (grad_input.defined()) add_into(grad_input, grad_sum);
 }
 

@@ -17,9 +17,11 @@ void gated_product_backward(UnaryOp act, const Tensor& grad_gate, const Tensor& 
 void add_rms_norm_forward(const Tensor& sum, const Tensor& y, const Tensor& rstd, const Tensor& x,
                           const Tensor& residual, const Tensor& weight, double eps);
 // grad_input = grad_sum + the RMSNorm input gradient of grad_y (the gradient of both x and
-// residual); grad_weight as rms_norm_backward. Both gradients of the outputs are defined.
+// residual); grad_weight as rms_norm_backward. Both gradients of the outputs are defined. `kept` is
+// the sum, or with kept_is_output the output y of an unweighted norm (see rms_norm_backward).
 void add_rms_norm_backward(const Tensor& grad_input, const Tensor& grad_weight, const Tensor& grad_sum,
-                           const Tensor& grad_y, const Tensor& sum, const Tensor& weight, const Tensor& rstd);
+                           const Tensor& grad_y, const Tensor& kept, const Tensor& weight, const Tensor& rstd,
+                           bool kept_is_output);
 
 // rope (backend/cpu/rope.h) of q into out_q and of k into out_k: q [N, Hq, D], k [N, Hk, D].
 void rope_qk(const Tensor& out_q, const Tensor& out_k, const Tensor& q, const Tensor& k, const Tensor& positions,

@@ -38,12 +38,15 @@ struct NormRows {
   const T* bias = nullptr;
   const A* mean = nullptr;
   const A* rstd = nullptr;
+  bool x_is_xhat = false;  // x holds the output of an unweighted RMSNorm
 
   bool centered() const { return mean != nullptr; }
   A mean_of(int64_t r) const { return centered() ? mean[r] : A(0); }
   A weight_at(int64_t i) const { return weight ? widen(weight[i]) : A(1); }
   // xhat = (x - mean) * rstd
-  A xhat(int64_t r, int64_t i) const { return (widen(x[r * d + i]) - mean_of(r)) * rstd[r]; }
+  A xhat(int64_t r, int64_t i) const {
+    return x_is_xhat ? widen(x[r * d + i]) : (widen(x[r * d + i]) - mean_of(r)) * rstd[r];
+  }
   bool parallel() const { return rows * d > kParallelGrain; }
 };
 
@@ -146,10 +149,11 @@ void norm_forward(const char* op, const Tensor& y, const Tensor& mean, const Ten
 
 void norm_backward(const char* op, const Tensor& grad_x, const Tensor& grad_weight,
                    const Tensor& grad_bias, const Tensor& grad, const Tensor& x, const Tensor& weight,
-                   const Tensor& mean, const Tensor& rstd) {
+                   const Tensor& mean, const Tensor& rstd, bool x_is_output = false) {
   visit_floating(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     NormRows<T> p = norm_rows<T>(x, weight, Tensor(), mean, rstd);
+    p.x_is_xhat = x_is_output;
     if (grad_x.defined()) input_grad_rows<T>(p, grad_x.data<T>(), grad.data<T>());
     if (grad_weight.defined() || grad_bias.defined()) {
       param_grads<T>(p, data_or_null<T>(grad_weight), data_or_null<T>(grad_bias), grad.data<T>());
@@ -165,8 +169,10 @@ void rms_norm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, cons
 }
 
 void rms_norm_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad,
-                       const Tensor& x, const Tensor& weight, const Tensor& rstd) {
-  norm_backward("rms_norm", grad_x, grad_weight, Tensor(), grad, x, weight, Tensor(), rstd);
+                       const Tensor& x, const Tensor& weight, const Tensor& rstd, bool x_is_output) {
+  PONDER_CHECK(!x_is_output || !weight.defined(), ValueError,
+               "rms_norm_backward: only an unweighted norm's output is its normalised input");
+  norm_backward("rms_norm", grad_x, grad_weight, Tensor(), grad, x, weight, Tensor(), rstd, x_is_output);
 }
 
 void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,

@@ -15,7 +15,8 @@ void gated_product_backward(UnaryOp act, const Tensor& grad_gate, const Tensor& 
 void add_rms_norm_forward(const Tensor& sum, const Tensor& y, const Tensor& rstd, const Tensor& x,
                           const Tensor& residual, const Tensor& weight, double eps);
 void add_rms_norm_backward(const Tensor& grad_input, const Tensor& grad_weight, const Tensor& grad_sum,
-                           const Tensor& grad_y, const Tensor& sum, const Tensor& weight, const Tensor& rstd);
+                           const Tensor& grad_y, const Tensor& kept, const Tensor& weight, const Tensor& rstd,
+                           bool kept_is_output);
 
 void rope_qk(const Tensor& out_q, const Tensor& out_k, const Tensor& q, const Tensor& k, const Tensor& positions,
              double theta, bool inverse);

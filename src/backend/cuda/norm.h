@@ -12,7 +12,7 @@ namespace ponder::backend::cuda {
 
 void rms_norm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& weight, double eps);
 void rms_norm_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad, const Tensor& x,
-                       const Tensor& weight, const Tensor& rstd);
+                       const Tensor& weight, const Tensor& rstd, bool x_is_output);
 
 void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, double eps);
