@@ -32,10 +32,10 @@ int plan(const PlanArgs& args) {
     o.tokens_per_s_per_gpu = args.tokens_per_s;
     o.gpu_hour_price = args.gpu_hour_price;
     std::string chosen;
-    if (recipe.batch.micro_auto()) {
-      const train::MicroBatchChoice choice = train::choose_micro_batch(recipe, o, args.gpu_memory_gib * double(1 << 30));
-      recipe.batch.micro_tokens = choice.micro_tokens;
-      chosen = "micro-batch  " + train::describe(choice, recipe) + " (--gpu-memory)\n";
+    if (recipe.batch.micro_auto() || recipe.runtime.recompute_auto()) {
+      const train::MemoryChoice choice = train::choose_by_memory(recipe, o, args.gpu_memory_gib * double(1 << 30));
+      chosen = "chosen       " + train::describe(choice, recipe) + " (--gpu-memory)\n";
+      train::apply(choice, recipe);
     }
     std::fputs((train::format_plan(recipe, o, train::make_plan(recipe, o)) + chosen).c_str(), stdout);
     return 0;

@@ -219,7 +219,7 @@ void read_train_and_batch(Section root, Recipe& r) {
   r.batch.global_tokens = b.require<int64_t>("global_tokens", positive_int());
   r.batch.micro_tokens = read_micro_tokens(b, r.batch.global_tokens / r.distributed.world_size);
   const int64_t seq = r.data.seq_len, global = r.batch.global_tokens;
-  // auto is resolved when the run starts (train::resolve_micro_batch): whole rows dividing each rank's share
+  // auto is resolved when the run starts (train::resolve_by_memory): whole rows dividing each rank's share
   const int64_t micro = r.batch.micro_auto() ? seq : r.batch.micro_tokens;
   if (micro % seq != 0) {
     b.fail("micro_tokens", std::to_string(micro) + " is not a multiple of data.seq_len " + std::to_string(seq));
@@ -258,7 +258,7 @@ void read_runtime(Section root, Recipe& r) {
   r.runtime.deterministic = s.get<bool>("deterministic", r.runtime.deterministic);
   r.runtime.precision = s.get<std::string>("precision", r.runtime.precision, one_of({"auto", "bf16", "f32"}));
   r.runtime.recompute =
-      s.get<std::string>("recompute", r.runtime.recompute, one_of({"none", "elementwise", "mlp", "attention_mlp"}));
+      s.get<std::string>("recompute", r.runtime.recompute, one_of({"none", "elementwise", "mlp", "attention_mlp", "auto"}));
 }
 
 void read_distributed(Section root, Recipe& r) {
@@ -303,8 +303,14 @@ Recipe read(ConfigReader& reader, const std::vector<std::string>& overrides, int
 
 int64_t Recipe::micro_tokens() const {
   PONDER_CHECK(!batch.micro_auto(), ValueError,
-               "batch.micro_tokens is auto and has not been chosen yet (train::resolve_micro_batch does it)");
+               "batch.micro_tokens is auto and has not been chosen yet (train::resolve_by_memory does it)");
   return batch.micro_tokens;
+}
+
+nn::Recompute Recipe::recompute() const {
+  PONDER_CHECK(!runtime.recompute_auto(), ValueError,
+               "runtime.recompute is auto and has not been chosen yet (train::resolve_by_memory does it)");
+  return nn::parse_recompute(runtime.recompute);
 }
 
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides, int64_t world_size) {

@@ -73,7 +73,7 @@ struct TrainRecipe {
 struct BatchRecipe {
   int64_t global_tokens = 0;       // tokens per optimizer step across all ranks
   // Tokens per forward/backward on one rank, or kAuto ("auto" in the file): the largest that the
-  // memory of the device allows, chosen when the run starts (train::resolve_micro_batch).
+  // memory of the device allows, chosen when the run starts (train::resolve_by_memory).
   int64_t micro_tokens = 0;
   static constexpr int64_t kAuto = -1;
   bool micro_auto() const { return micro_tokens == kAuto; }
@@ -85,7 +85,11 @@ struct RuntimeRecipe {
   std::string device = "auto";     // auto | cpu | cuda
   bool deterministic = false;
   std::string precision = "auto";  // auto (bf16 on GPU, f32 on CPU) | bf16 | f32
-  std::string recompute = "none";  // none | elementwise | mlp | attention_mlp: what blocks recompute in backward
+  // What blocks recompute in backward: none | elementwise | mlp | attention_mlp, or auto: the least
+  // that lets the micro-batch reach a good size in the device's memory, chosen when the run starts
+  // (train::resolve_by_memory).
+  std::string recompute = "none";
+  bool recompute_auto() const { return recompute == "auto"; }
 };
 
 struct DistributedRecipe {
@@ -131,6 +135,8 @@ struct Recipe {
   int64_t rows_per_micro_batch() const { return micro_tokens() / data.seq_len; }
   // Micro-batches per optimizer step on each rank.
   int64_t accumulation() const { return batch.global_tokens / (micro_tokens() * distributed.world_size); }
+  // runtime.recompute once resolved; a ValueError while it is still auto.
+  nn::Recompute recompute() const;
 };
 
 // Reads and validates a recipe file with `--set key=value` overrides applied first.

@@ -147,7 +147,7 @@ BenchResult benchmark_training(io::Recipe recipe, const BenchOptions& options) {
   BenchResult r;
   const Device device = resolve_device(recipe);
   dist::LocalCommunicator local(device);
-  r.micro_batch_choice = resolve_micro_batch(recipe, device, local);
+  r.memory_choice = resolve_by_memory(recipe, device, local);
   const ModelCost cost = model_cost(recipe.model, recipe.data.seq_len);
   r.parameters = cost.parameters;
   r.flops_per_token = cost.train_flops_per_token;
@@ -192,7 +192,7 @@ std::string format_bench(const BenchResult& r, const BenchOptions& o) {
   line("step: %lld tokens = %lld micro-batch(es) of %lld rows x %lld tokens", (long long)r.tokens_per_step,
        (long long)r.accumulation, (long long)r.rows_per_micro_batch, (long long)r.row_len);
   if (r.backprop_depth > 0) line(", backprop through %lld calls", (long long)r.backprop_depth);
-  if (!r.micro_batch_choice.empty()) line("\n%s", r.micro_batch_choice.c_str());
+  if (!r.memory_choice.empty()) line("\n%s", r.memory_choice.c_str());
   line("\n%lld timed steps after %lld warm-up: %.4f s/step, loss %.4f\n", (long long)o.steps,
        (long long)o.warmup_steps, r.step_s, r.last_loss);
   line("%-16s %12.0f\n", "tokens/s", r.tokens_per_s);
@@ -231,7 +231,7 @@ nlohmann::json bench_json(const BenchResult& r, const BenchOptions& o) {
           {"rows_per_micro_batch", r.rows_per_micro_batch},
           {"row_len", r.row_len},
           {"accumulation", r.accumulation},
-          {"micro_batch_choice", r.micro_batch_choice},
+          {"memory_choice", r.memory_choice},
           {"backprop_depth", r.backprop_depth},
           {"warmup_steps", o.warmup_steps},
           {"steps", o.steps},

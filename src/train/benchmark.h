@@ -25,7 +25,7 @@ struct BenchResult {
   DType dtype = DType::f32;
   int64_t parameters = 0;
   int64_t tokens_per_step = 0, rows_per_micro_batch = 0, row_len = 0, accumulation = 0, backprop_depth = 0;
-  std::string micro_batch_choice;  // how batch.micro_tokens: auto was resolved (empty when given)
+  std::string memory_choice;  // how batch.micro_tokens / runtime.recompute: auto were resolved (empty when given)
   double flops_per_token = 0;   // model FLOPs of a training step (train::model_cost)
   double step_s = 0;            // mean over the timed steps
   double tokens_per_s = 0;

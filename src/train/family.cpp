@@ -159,7 +159,7 @@ std::shared_ptr<models::LanguageModel> build_model(const io::ModelConfig& config
 
 std::shared_ptr<models::LanguageModel> build_training_model(const io::Recipe& recipe) {
   auto model = build_model(recipe.model, recipe.runtime.seed);
-  nn::set_recompute(*model, nn::parse_recompute(recipe.runtime.recompute));
+  nn::set_recompute(*model, recipe.recompute());
   return model;
 }
 

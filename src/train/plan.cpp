@@ -1,6 +1,7 @@
 #include "train/plan.h"
 
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 namespace ponder::train {
@@ -24,39 +25,94 @@ std::string si(double v) {
   return buf;
 }
 
-}  // namespace
-
-MicroBatchChoice choose_micro_batch(const io::Recipe& recipe, const PlanOptions& o, double available_bytes) {
+// The micro-batches a rank may run, in rows, largest first: the recipe's, or with auto every
+// divisor of the rank's share.
+std::vector<int64_t> candidate_rows(const io::Recipe& recipe) {
   const int64_t seq = recipe.data.seq_len, ranks = recipe.distributed.world_size;
+  if (!recipe.batch.micro_auto()) return {recipe.batch.micro_tokens / seq};
   PONDER_CHECK(recipe.batch.global_tokens % (seq * ranks) == 0, io::ConfigError, "batch.global_tokens: ",
                recipe.batch.global_tokens, " is not a multiple of data.seq_len × world size (", seq, " × ", ranks, ")");
-  const int64_t rows = recipe.batch.global_tokens / (seq * ranks);
-  io::Recipe r = recipe;
-  MicroBatchChoice choice{.available_bytes = available_bytes};
-  for (int64_t k = rows; k >= 1; --k) {
-    if (rows % k != 0) continue;
-    r.batch.micro_tokens = k * seq;
-    choice.micro_tokens = k * seq;
-    choice.estimated_bytes = make_plan(r, o).memory.total();
-    if (choice.estimated_bytes <= kUsableMemory * available_bytes) return choice;
-  }
-  throw io::ConfigError("batch.micro_tokens: auto, but one row of " + std::to_string(seq) + " tokens needs an estimated " +
-                        gib(choice.estimated_bytes) + ", more than " + std::to_string(int(kUsableMemory * 100)) +
-                        "% of the " + gib(available_bytes) +
-                        " available; set runtime.recompute, distributed.zero: 1 with more GPUs, or a shorter data.seq_len");
+  const int64_t share = recipe.batch.global_tokens / (seq * ranks);
+  std::vector<int64_t> rows;
+  for (int64_t k = share; k >= 1; --k)
+    if (share % k == 0) rows.push_back(k);
+  return rows;
 }
 
-std::string describe(const MicroBatchChoice& c, const io::Recipe& r) {
-  const int64_t share = r.batch.global_tokens / r.distributed.world_size;
-  const int64_t rows = c.micro_tokens / r.data.seq_len;
-  return "auto: " + std::to_string(c.micro_tokens) + " tokens (" + std::to_string(rows) + (rows == 1 ? " row" : " rows") +
-         ") of " + std::to_string(share) + " per rank, estimated " + gib(c.estimated_bytes) + " of " +
-         gib(c.available_bytes) + " available";
+// The smallest candidate that reaches kFillTokens, or the largest when none does.
+int64_t fill_rows(const std::vector<int64_t>& rows, int64_t seq) {
+  int64_t fill = rows.front();
+  for (int64_t k : rows)
+    if (k * seq >= kFillTokens) fill = k;
+  return fill;
+}
+
+std::vector<std::string> candidate_recomputes(const io::Recipe& recipe) {
+  if (!recipe.runtime.recompute_auto()) return {recipe.runtime.recompute};
+  return {"none", "elementwise", "mlp", "attention_mlp"};
+}
+
+std::string nothing_fits(const io::Recipe& recipe, const MemoryChoice& last) {
+  const std::string needs = " needs an estimated " + gib(last.estimated_bytes) + ", more than " +
+                            std::to_string(int(kUsableMemory * 100)) + "% of the " + gib(last.available_bytes) +
+                            " available";
+  const std::string with = recipe.runtime.recompute_auto() ? " even with runtime.recompute attention_mlp" : "";
+  if (!recipe.batch.micro_auto()) {
+    return "batch.micro_tokens: " + std::to_string(recipe.batch.micro_tokens) + " tokens" + with + needs +
+           "; make it smaller or auto";
+  }
+  return "batch.micro_tokens: auto, but one row of " + std::to_string(recipe.data.seq_len) + " tokens" + with + needs +
+         (with.empty() ? "; set runtime.recompute" : "; use") +
+         ", distributed.zero: 1 with more GPUs, or a shorter data.seq_len";
+}
+
+}  // namespace
+
+MemoryChoice choose_by_memory(const io::Recipe& recipe, const PlanOptions& o, double available_bytes) {
+  const std::vector<int64_t> rows = candidate_rows(recipe);
+  const int64_t seq = recipe.data.seq_len, fill = fill_rows(rows, seq);
+  io::Recipe r = recipe;
+  MemoryChoice last{.available_bytes = available_bytes};
+  // The largest micro-batch that fits with `recompute`, or nothing.
+  auto largest = [&](const std::string& recompute) -> std::optional<MemoryChoice> {
+    for (int64_t k : rows) {
+      r.runtime.recompute = recompute;
+      r.batch.micro_tokens = k * seq;
+      last = {k * seq, recompute, make_plan(r, o).memory.total(), available_bytes};
+      if (last.estimated_bytes <= kUsableMemory * available_bytes) return last;
+    }
+    return std::nullopt;
+  };
+  std::optional<MemoryChoice> fallback;
+  for (const std::string& recompute : candidate_recomputes(recipe)) {
+    const std::optional<MemoryChoice> c = largest(recompute);
+    if (c && c->micro_tokens >= fill * seq) return *c;
+    if (c && !fallback) fallback = c;
+  }
+  if (fallback) return *fallback;
+  throw io::ConfigError(nothing_fits(recipe, last));
+}
+
+std::string describe(const MemoryChoice& c, const io::Recipe& r) {
+  std::string text;
+  if (r.batch.micro_auto()) {
+    const int64_t share = r.batch.global_tokens / r.distributed.world_size;
+    const int64_t rows = c.micro_tokens / r.data.seq_len;
+    text = "batch.micro_tokens auto: " + std::to_string(c.micro_tokens) + " tokens (" + std::to_string(rows) +
+           (rows == 1 ? " row" : " rows") + ") of " + std::to_string(share) + " per rank, ";
+  }
+  if (r.runtime.recompute_auto()) text += "runtime.recompute auto: " + c.recompute + ", ";
+  return text + "estimated " + gib(c.estimated_bytes) + " of " + gib(c.available_bytes) + " available";
+}
+
+void apply(const MemoryChoice& choice, io::Recipe& recipe) {
+  recipe.batch.micro_tokens = choice.micro_tokens;
+  recipe.runtime.recompute = choice.recompute;
 }
 
 Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
   Plan p;
-  p.cost = model_cost(r.model, r.data.seq_len, nn::parse_recompute(r.runtime.recompute));
+  p.cost = model_cost(r.model, r.data.seq_len, r.recompute());
   const double params = double(p.cost.parameters);
   const bool sharded = r.distributed.zero == 1 && o.gpus > 1;  // as the trainer: one rank does not shard
   const double zero_shards = sharded ? double(o.gpus) : 1.0;
@@ -89,7 +145,7 @@ std::string format_plan(const io::Recipe& r, const PlanOptions& o, const Plan& p
   s << "memory/GPU   weights " << gib(p.memory.weights) << ", master " << gib(p.memory.master) << ", grads "
     << gib(p.memory.gradients) << ", optimizer " << gib(p.memory.optimizer) << ", activations " << gib(p.memory.activations)
     << " (micro-batch " << r.micro_tokens() << " tokens" << (p.memory.gather > 0 ? ", ZeRO-1" : "")
-    << (r.runtime.recompute != "none" ? ", recompute " + r.runtime.recompute : "") << ")";
+    << (r.recompute() != nn::Recompute::none ? ", recompute " + r.runtime.recompute : "") << ")";
   if (p.memory.gather > 0) s << ", all-gather buffer " << gib(p.memory.gather) << ", shards " << gib(p.memory.shards);
   s << "\n";
   s << "             total " << gib(p.memory.total()) << "\n";

@@ -75,8 +75,8 @@ void attach_shards(TrainContext& ctx, const io::Recipe& r) {
 
 }  // namespace
 
-std::string resolve_micro_batch(io::Recipe& recipe, Device device, dist::Communicator& comm) {
-  if (!recipe.batch.micro_auto()) return "";
+std::string resolve_by_memory(io::Recipe& recipe, Device device, dist::Communicator& comm) {
+  if (!recipe.batch.micro_auto() && !recipe.runtime.recompute_auto()) return "";
   constexpr double kMiB = 1 << 20;
   const Tensor mine = full({1}, double(available_memory(device)) / kMiB, {DType::f32, comm.device()});
   const Tensor all = Tensor::empty({comm.world_size()}, {DType::f32, comm.device()});
@@ -84,10 +84,11 @@ std::string resolve_micro_batch(io::Recipe& recipe, Device device, dist::Communi
   const std::vector<float> available = all.to_vector<float>();
   PlanOptions options;
   options.gpus = comm.world_size();
-  const MicroBatchChoice choice =
-      choose_micro_batch(recipe, options, *std::min_element(available.begin(), available.end()) * kMiB);
-  recipe.batch.micro_tokens = choice.micro_tokens;
-  return "batch.micro_tokens " + describe(choice, recipe);
+  const MemoryChoice choice =
+      choose_by_memory(recipe, options, *std::min_element(available.begin(), available.end()) * kMiB);
+  std::string chosen = describe(choice, recipe);
+  apply(choice, recipe);
+  return chosen;
 }
 
 TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path& run_dir,
@@ -97,7 +98,7 @@ TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path&
   ctx.run_dir = run_dir;
   ctx.device = comm && comm->device().is_cuda() ? comm->device() : resolve_device(recipe);
   ctx.comm = comm ? std::move(comm) : std::make_shared<dist::LocalCommunicator>(ctx.device);
-  if (std::string chosen = resolve_micro_batch(ctx.recipe, ctx.device, *ctx.comm); !chosen.empty()) {
+  if (std::string chosen = resolve_by_memory(ctx.recipe, ctx.device, *ctx.comm); !chosen.empty()) {
     ctx.notes.push_back(std::move(chosen));
   }
   const io::Recipe& r = ctx.recipe;

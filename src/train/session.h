@@ -15,11 +15,11 @@ Device resolve_device(const io::Recipe& recipe, int local_rank = 0);
 // runtime.precision: auto is bf16 on a GPU and f32 on a CPU.
 DType resolve_precision(const io::Recipe& recipe, Device device);
 
-// batch.micro_tokens: auto — the largest micro-batch whose estimated memory fits the device's
-// available memory (train::choose_micro_batch); every rank takes the choice of the rank with the
-// least, so that all run the same number of micro-batches. Returns the line that says what was
-// chosen, or nothing when the recipe gave a number.
-std::string resolve_micro_batch(io::Recipe& recipe, Device device, dist::Communicator& comm);
+// batch.micro_tokens: auto and runtime.recompute: auto, chosen for the device's available memory
+// (train::choose_by_memory); every rank takes the choice for the rank with the least, so that all
+// run the same micro-batches. Returns the line that says what was chosen, or nothing when the
+// recipe fixed both.
+std::string resolve_by_memory(io::Recipe& recipe, Device device, dist::Communicator& comm);
 
 // Builds the model, data and evaluation of a run for one rank of `comm` (a single process when
 // null; a GPU communicator also fixes the device), resolving batch.micro_tokens: auto. Rank 0

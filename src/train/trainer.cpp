@@ -75,7 +75,7 @@ Trainer::Trainer(TrainContext context)
     sync_ = std::make_unique<dist::GradSync>(*grads_, *ctx_.comm, r.distributed.bucket_mb << 20);
     // A recomputed region's backward adds into its parameters on its own, so a weight-shared one
     // (HRM-Text's stacks) grows after its bucket was complete: then reduce after backward.
-    overlap_sync_ = nn::parse_recompute(r.runtime.recompute) < nn::Recompute::mlp;
+    overlap_sync_ = r.recompute() < nn::Recompute::mlp;
   }
   optimizer_ = make_optimizer(r.optim, ctx_.model->named_parameters());
   if (r.optim.ema > 0) ema_ = std::make_unique<optim::Ema>(ctx_.model->named_parameters(), r.optim.ema);

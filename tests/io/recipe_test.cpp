@@ -69,7 +69,12 @@ TEST(Recipe, RecomputationIsOffByDefaultAndValidated) {
   EXPECT_EQ(parse(kGood).runtime.recompute, "none");
   EXPECT_EQ(parse(kGood, {"runtime.recompute=attention_mlp"}).runtime.recompute, "attention_mlp");
   EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"runtime.recompute=all"}); }),
-            "runtime.recompute: expected one of none, elementwise, mlp, attention_mlp, got \"all\" (from --set)");
+            "runtime.recompute: expected one of none, elementwise, mlp, attention_mlp, auto, got \"all\" (from --set)");
+  Recipe r = parse(kGood, {"runtime.recompute=auto"});
+  EXPECT_TRUE(r.runtime.recompute_auto());
+  EXPECT_EQ(testing::error_message<ValueError>([&] { r.recompute(); }),
+            "runtime.recompute is auto and has not been chosen yet (train::resolve_by_memory does it)");
+  EXPECT_EQ(parse(kGood, {"runtime.recompute=mlp"}).recompute(), nn::Recompute::mlp);
 }
 
 TEST(Recipe, AutoMicroBatchIsLeftForTheRunToChoose) {
@@ -77,7 +82,7 @@ TEST(Recipe, AutoMicroBatchIsLeftForTheRunToChoose) {
   EXPECT_TRUE(r.batch.micro_auto());
   EXPECT_NE(r.resolved_yaml.find("micro_tokens: auto"), std::string::npos) << r.resolved_yaml;
   EXPECT_EQ(testing::error_message<ValueError>([&] { r.accumulation(); }),
-            "batch.micro_tokens is auto and has not been chosen yet (train::resolve_micro_batch does it)");
+            "batch.micro_tokens is auto and has not been chosen yet (train::resolve_by_memory does it)");
   EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"batch.micro_tokens=automatic"}); }),
             "batch.micro_tokens: expected a positive integer or auto, got \"automatic\" (from --set)");
   // whole rows on every rank: 1024 tokens are 16 rows of 64, which 3 ranks cannot share

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "data/packing.h"
 #include "io/recipe.h"
@@ -193,10 +194,13 @@ TEST(HrmText, RecipesValidateAndBadOnesNameTheKey) {
   }
   const io::Recipe xl = io::parse_recipe(recipe_text("xl_1b_16gpu.yaml"), "xl");
   EXPECT_EQ(xl.batch.global_tokens, 196608);
-  // the published 3 rows per GPU on 16 H100s; 2 of the 48 rows per step at a time on a single one
-  for (auto [gpus, rows] : {std::pair{16, 3}, std::pair{1, 2}}) {
+  // the published 3 rows per GPU on 16 H100s, as they are; on a single one, 3 of its 48 rows per
+  // step at a time with the elementwise products recomputed
+  for (auto [gpus, rows, recompute] : {std::tuple{16, 3, "none"}, std::tuple{1, 3, "elementwise"}}) {
     const io::Recipe r = io::parse_recipe(recipe_text("xl_1b_16gpu.yaml"), "xl", {}, gpus);
-    EXPECT_EQ(train::choose_micro_batch(r, {.gpus = gpus}, 79.0 * (1 << 30)).micro_tokens, rows * 4096) << gpus;
+    const train::MemoryChoice c = train::choose_by_memory(r, {.gpus = gpus}, 79.0 * (1 << 30));
+    EXPECT_EQ(c.micro_tokens, rows * 4096) << gpus;
+    EXPECT_EQ(c.recompute, recompute) << gpus;
   }
   EXPECT_EQ(xl.data.seq_len, 4096);
   struct Case {

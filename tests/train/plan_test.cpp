@@ -115,26 +115,66 @@ TEST(Plan, RecomputationLeavesOnlyTheNormsActivations) {
   EXPECT_NE(text.find("recompute mlp"), std::string::npos) << text;
 }
 
+// The estimated total of `recipe` with a micro-batch of `rows` rows of 256 and `recompute`.
+double estimate(io::Recipe recipe, const PlanOptions& o, int64_t rows, const std::string& recompute) {
+  recipe.batch.micro_tokens = rows * 256;
+  recipe.runtime.recompute = recompute;
+  return make_plan(recipe, o).memory.total();
+}
+
 TEST(Plan, AutoMicroBatchTakesTheLargestShareThatFits) {
   // 4096 tokens on 2 ranks: 8 rows of 256 each, so the candidates are 8, 4, 2 and 1 rows
   io::Recipe r = io::parse_recipe(kRecipe, "r.yaml", {"batch.micro_tokens=auto"}, 2);
   const PlanOptions o{.gpus = 2};
-  auto estimate = [&](int64_t rows) {
-    io::Recipe fixed = r;
-    fixed.batch.micro_tokens = rows * 256;
-    return make_plan(fixed, o).memory.total();
-  };
-  EXPECT_EQ(choose_micro_batch(r, o, estimate(8) / kUsableMemory).micro_tokens, 8 * 256);
+  auto rows_for = [&](double available) { return choose_by_memory(r, o, available).micro_tokens / 256; };
+  EXPECT_EQ(rows_for(estimate(r, o, 8, "none") / kUsableMemory), 8);
   // just short of four rows' estimate: two rows, the next divisor down (three do not divide 8)
-  const double below_four = (estimate(3) + 1) / kUsableMemory;
-  ASSERT_LT(below_four * kUsableMemory, estimate(4));
-  const MicroBatchChoice two = choose_micro_batch(r, o, below_four);
+  const double below_four = (estimate(r, o, 3, "none") + 1) / kUsableMemory;
+  ASSERT_LT(below_four * kUsableMemory, estimate(r, o, 4, "none"));
+  const MemoryChoice two = choose_by_memory(r, o, below_four);
   EXPECT_EQ(two.micro_tokens, 2 * 256);
-  EXPECT_DOUBLE_EQ(two.estimated_bytes, estimate(2));
-  EXPECT_EQ(describe(two, r).substr(0, 37), "auto: 512 tokens (2 rows) of 2048 per");
-  EXPECT_NE(testing::error_message<io::ConfigError>([&] { choose_micro_batch(r, o, estimate(1)); })
+  EXPECT_EQ(two.recompute, "none");
+  EXPECT_DOUBLE_EQ(two.estimated_bytes, estimate(r, o, 2, "none"));
+  EXPECT_EQ(describe(two, r).find("batch.micro_tokens auto: 512 tokens (2 rows) of 2048 per rank, estimated"), 0u);
+  EXPECT_NE(testing::error_message<io::ConfigError>([&] { choose_by_memory(r, o, estimate(r, o, 1, "none")); })
                 .find("batch.micro_tokens: auto, but one row of 256 tokens needs an estimated"),
             std::string::npos);
+}
+
+// runtime.recompute: auto takes the least recomputation with which the micro-batch reaches the
+// rank's whole share here (2048 tokens, under kFillTokens), else the least with which one row fits.
+TEST(Plan, AutoRecomputeIsTheLeastThatFillsTheMicroBatch) {
+  io::Recipe r = io::parse_recipe(kRecipe, "r.yaml", {"batch.micro_tokens=auto", "runtime.recompute=auto"}, 2);
+  const PlanOptions o{.gpus = 2};
+  auto choice = [&](double fitted_bytes) {
+    const MemoryChoice c = choose_by_memory(r, o, fitted_bytes / kUsableMemory);
+    return std::pair{c.recompute, c.micro_tokens / 256};
+  };
+  using Choice = std::pair<std::string, int64_t>;
+  EXPECT_EQ(choice(estimate(r, o, 8, "none")), Choice("none", 8));
+  EXPECT_EQ(choice(estimate(r, o, 8, "none") - 1), Choice("elementwise", 8));
+  EXPECT_EQ(choice(estimate(r, o, 8, "elementwise") - 1), Choice("mlp", 8));
+  EXPECT_EQ(choice(estimate(r, o, 8, "mlp") - 1), Choice("attention_mlp", 8));
+  // no level fills the share: no recomputation, with the largest micro-batch it fits (2 rows here,
+  // where attention_mlp would fit 4)
+  const double short_of_eight = estimate(r, o, 8, "attention_mlp") - 1;
+  ASSERT_GE(short_of_eight, estimate(r, o, 4, "attention_mlp"));
+  ASSERT_GE(short_of_eight, estimate(r, o, 2, "none"));
+  ASSERT_LT(short_of_eight, estimate(r, o, 4, "none"));
+  EXPECT_EQ(choice(short_of_eight), Choice("none", 2));
+  ASSERT_LT(estimate(r, o, 1, "mlp"), estimate(r, o, 1, "none"));
+  EXPECT_EQ(choice(estimate(r, o, 1, "mlp")), Choice("mlp", 1));
+  EXPECT_NE(testing::error_message<io::ConfigError>([&] { choice(estimate(r, o, 1, "attention_mlp") - 1); })
+                .find("one row of 256 tokens even with runtime.recompute attention_mlp needs an estimated"),
+            std::string::npos);
+  const MemoryChoice c = choose_by_memory(r, o, estimate(r, o, 8, "none") / kUsableMemory);
+  EXPECT_NE(describe(c, r).find("rank, runtime.recompute auto: none, estimated"), std::string::npos) << describe(c, r);
+
+  // a fixed micro-batch: the least recomputation that fits it
+  io::Recipe fixed = io::parse_recipe(kRecipe, "r.yaml", {"batch.micro_tokens=1024", "runtime.recompute=auto"}, 2);
+  const MemoryChoice mlp = choose_by_memory(fixed, o, (estimate(r, o, 4, "elementwise") - 1) / kUsableMemory);
+  EXPECT_EQ(std::pair(mlp.recompute, mlp.micro_tokens), std::pair(std::string("mlp"), int64_t(1024)));
+  EXPECT_EQ(describe(mlp, fixed).substr(0, 38), "runtime.recompute auto: mlp, estimated");
 }
 
 }  // namespace

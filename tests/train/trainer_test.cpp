@@ -239,7 +239,7 @@ TEST(Trainer, FoldedClippingMatchesClipThenStep) {
 }
 
 // Rank 0 of two whose other rank has `other_mib` MiB available (all_gather is the only collective
-// resolve_micro_batch uses).
+// resolve_by_memory uses).
 class OtherRankHas : public dist::LocalCommunicator {
  public:
   explicit OtherRankHas(double other_mib) : other_mib_(other_mib) {}
@@ -263,28 +263,32 @@ TEST(Trainer, AutoMicroBatchFollowsTheRankWithTheLeastMemory) {
   for (auto [other_mib, rows] : {std::pair{one_row_mib * 1.01, 1}, std::pair{one_row_mib * 100, 2}}) {
     io::Recipe r = recipe;
     OtherRankHas other(other_mib);
-    const std::string chosen = resolve_micro_batch(r, Device::cpu(), other);
+    const std::string chosen = resolve_by_memory(r, Device::cpu(), other);
     EXPECT_EQ(r.batch.micro_tokens, rows * 64) << chosen;
     EXPECT_EQ(r.accumulation(), 2 / rows);
     EXPECT_EQ(chosen.find("batch.micro_tokens auto: " + std::to_string(rows * 64) + " tokens"), 0u) << chosen;
   }
   io::Recipe r = recipe;
   OtherRankHas none(one_row_mib * 0.99);
-  EXPECT_NE(testing::error_message<io::ConfigError>([&] { resolve_micro_batch(r, Device::cpu(), none); })
+  EXPECT_NE(testing::error_message<io::ConfigError>([&] { resolve_by_memory(r, Device::cpu(), none); })
                 .find("one row of 64 tokens needs an estimated"),
             std::string::npos);
 }
 
 TEST(Trainer, AutoMicroBatchRunsAndSaysWhatItChose) {
-  io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml", {"batch.micro_tokens=auto", "train.steps=2", "schedule.name=constant"});
+  io::Recipe recipe = io::parse_recipe(
+      kRecipe, "r.yaml", {"batch.micro_tokens=auto", "runtime.recompute=auto", "train.steps=2", "schedule.name=constant"});
   fs::path run = testing::scratch_dir("auto_micro");
   TrainContext ctx = make_context(recipe, run);
   EXPECT_EQ(ctx.recipe.batch.micro_tokens, 256);  // a CPU holds the whole step of this small model
+  EXPECT_EQ(ctx.recipe.runtime.recompute, "none");
   Trainer t(std::move(ctx));
   EXPECT_EQ(t.run(), RunEnd::finished);
   std::ifstream log(run / "log.txt");
   const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
-  EXPECT_NE(text.find("batch.micro_tokens auto: 256 tokens (4 rows) of 256 per rank"), std::string::npos) << text;
+  EXPECT_NE(text.find("batch.micro_tokens auto: 256 tokens (4 rows) of 256 per rank, runtime.recompute auto: none"),
+            std::string::npos)
+      << text;
   fs::remove_all(run);
 }
 
