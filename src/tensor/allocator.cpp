@@ -30,14 +30,14 @@ void* cpu_allocate(size_t nbytes) {
     fail<OutOfMemoryError>("out of host memory allocating ", nbytes, " bytes (",
                            memory_stats(Device::cpu()).str(), ")");
   }
-  cpu_counters().on_alloc(static_cast<int64_t>(nbytes));
+  cpu_counters().on_alloc(p, static_cast<int64_t>(nbytes));
   return p;
 }
 
 void cpu_free(void* ptr, size_t nbytes) {
   if (!ptr) return;
+  cpu_counters().on_free(ptr, static_cast<int64_t>(nbytes));
   std::free(ptr);
-  cpu_counters().on_free(static_cast<int64_t>(nbytes));
 }
 
 // MemAvailable of /proc/meminfo (what can be allocated without swapping), else the free pages.
@@ -80,6 +80,18 @@ MemoryStats memory_stats(Device device) {
 
 int64_t available_memory(Device device) {
   return device.is_cuda() ? cuda_available_memory(device.index) : cpu_available_memory();
+}
+
+void begin_memory_census(Device device) {
+  if (device.is_cuda()) {
+    cuda_begin_memory_census(device.index);
+  } else {
+    cpu_counters().begin_census();
+  }
+}
+
+MemoryCensus end_memory_census(Device device) {
+  return device.is_cuda() ? cuda_end_memory_census(device.index) : cpu_counters().end_census();
 }
 
 void reset_peak_memory(Device device) {

@@ -67,7 +67,7 @@ class DevicePool {
       cuda::check(cudaMemsetAsync(block->ptr, 0xFF, block->size, stream), "cudaMemsetAsync");
     }
     live_[block->ptr] = block;
-    counters_.on_alloc(static_cast<int64_t>(block->size));
+    counters_.on_alloc(block->ptr, static_cast<int64_t>(block->size));
     return block->ptr;
   }
 
@@ -77,7 +77,7 @@ class DevicePool {
     if (it == live_.end()) return;
     Block* block = it->second;
     live_.erase(it);
-    counters_.on_free(static_cast<int64_t>(block->size));
+    counters_.on_free(block->ptr, static_cast<int64_t>(block->size));
     block->free = true;
     block = merge(block, block->prev);
     block = merge(block, block->next);
@@ -92,6 +92,7 @@ class DevicePool {
 
   MemoryStats stats() const { return counters_.stats(reserved_); }
   void reset_peak() { counters_.reset_peak(); }
+  MemoryCounters& counters() { return counters_; }
 
  private:
   std::set<Block*, BySizeThenAddress>& pool(bool small) { return small ? small_free_ : large_free_; }
@@ -215,6 +216,8 @@ int64_t cuda_available_memory(int device) {
   return static_cast<int64_t>(free) + pool.reserved_bytes - pool.current_bytes;
 }
 void cuda_reset_peak_memory(int device) { pool_of(device).reset_peak(); }
+void cuda_begin_memory_census(int device) { pool_of(device).counters().begin_census(); }
+MemoryCensus cuda_end_memory_census(int device) { return pool_of(device).counters().end_census(); }
 void cuda_empty_cache(int device) { pool_of(device).empty_cache(); }
 void cuda_poison_allocations(bool on) { poison_allocations.store(on); }
 

@@ -14,6 +14,8 @@ MemoryStats cuda_memory_stats(int device);
 // The device's free memory (cudaMemGetInfo) plus the pool's cached, unused bytes.
 int64_t cuda_available_memory(int device);
 void cuda_reset_peak_memory(int device);
+void cuda_begin_memory_census(int device);
+MemoryCensus cuda_end_memory_census(int device);
 // Returns cached, entirely free segments to the driver.
 void cuda_empty_cache(int device);
 // Debugging aid for kernel tests: fill every new device allocation with 0xFF bytes (NaN for

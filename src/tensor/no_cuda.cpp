@@ -16,6 +16,8 @@ void cuda_free(int, void*, size_t) {}
 MemoryStats cuda_memory_stats(int) { return {}; }
 int64_t cuda_available_memory(int) { no_cuda(); }
 void cuda_reset_peak_memory(int) {}
+void cuda_begin_memory_census(int) {}
+MemoryCensus cuda_end_memory_census(int) { return {}; }
 void cuda_empty_cache(int) {}
 void cuda_poison_allocations(bool) {}
 int cuda_device_count() { return 0; }

@@ -21,7 +21,10 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kTopKernels = 16;  // rows of the per-kernel table
+constexpr size_t kTopKernels = 16;     // rows of the per-kernel table
+constexpr size_t kTopBlockSizes = 12;  // rows of the memory census
+
+double gib(int64_t bytes) { return double(bytes) / double(1ll << 30); }
 
 void wait_for(Device device) {
 #if PONDER_WITH_CUDA
@@ -121,11 +124,13 @@ void add_kernel_times(backend::KernelTimes& sums, const backend::KernelTimes& mo
 void profile(Trainer& trainer, Device device, int64_t steps, BenchResult& r) {
   if (steps == 0) return;
   backend::OpProfiler profiler(device);
+  begin_memory_census(device);
   for (int64_t i = 0; i < steps; ++i) {
     double loss = 0;
     r.profiled_step_s += time_steps(trainer, device, 1, &loss);
     add_kernel_times(r.kernels, profiler.collect());
   }
+  r.census = end_memory_census(device);
   r.profiled_step_s /= double(steps);
   for (backend::KernelTime& k : r.kernels) {
     k.calls /= steps;
@@ -212,6 +217,19 @@ std::string format_bench(const BenchResult& r, const BenchOptions& o) {
     line("  %-28s %-17s %6lld %10.3f %6.1f%%\n", k.kernel.c_str(), backend::op_phase_name(backend::op_phase_of(k.kernel)),
          (long long)k.calls, 1e3 * k.seconds, 100 * k.seconds / r.profiled_step_s);
   }
+  line("memory at the profiled steps' peak, %.2f GiB: %.2f GiB held before them, and live blocks they allocated:\n",
+       gib(r.census.peak), gib(r.census.held_before));
+  line("  %6s x %-12s %10s\n", "count", "block", "GiB");
+  int64_t rest = 0;
+  for (size_t i = 0; i < r.census.at_peak.size(); ++i) {
+    const MemoryCensus::Blocks& b = r.census.at_peak[i];
+    if (i < kTopBlockSizes) {
+      line("  %6lld x %9.2f MiB %10.3f\n", (long long)b.count, double(b.bytes) / (1 << 20), gib(b.bytes * b.count));
+    } else {
+      rest += b.bytes * b.count;
+    }
+  }
+  if (rest > 0) line("  %-21s %10.3f\n", "other sizes", gib(rest));
   return out;
 }
 
@@ -223,6 +241,10 @@ nlohmann::json bench_json(const BenchResult& r, const BenchOptions& o) {
   for (const backend::KernelTime& k : r.kernels)
     kernels.push_back({{"kernel", k.kernel}, {"calls", k.calls}, {"seconds", k.seconds}});
   phases["kernels"] = kernels;
+  nlohmann::json blocks = nlohmann::json::array();
+  for (const MemoryCensus::Blocks& b : r.census.at_peak) blocks.push_back({{"bytes", b.bytes}, {"count", b.count}});
+  phases["memory_at_peak"] = {
+      {"peak_bytes", r.census.peak}, {"held_before_bytes", r.census.held_before}, {"blocks", blocks}};
   return {{"family", r.family},
           {"device", r.device.str()},
           {"dtype", std::string(dtype_name(r.dtype))},

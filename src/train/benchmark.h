@@ -2,7 +2,8 @@
 // forward, backward, clipping, optimizer, EMA — on one random packed batch that stays in device
 // memory (no data stall), after warm-up steps. HRM-Text runs at its steady-state backprop depth
 // (bp = bp_max unless the recipe pins model.bp). A second set of steps runs under the op profiler
-// for the per-phase breakdown, so the throughput numbers carry no profiling cost.
+// for the per-phase breakdown, so the throughput numbers carry no profiling cost, and under a
+// memory census: what fills the device at the step's peak.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 
 #include "backend/profiler.h"
 #include "io/recipe.h"
+#include "tensor/allocator.h"
 
 namespace ponder::train {
 
@@ -39,6 +41,7 @@ struct BenchResult {
   backend::PhaseSeconds phase_s{};
   double idle_s = 0;
   backend::KernelTimes kernels;  // per kernel name, calls and seconds per step, longest first
+  MemoryCensus census;           // over the profiled steps: held before them, and live at their peak by size
 };
 
 // Measured bf16 cuBLAS GEMM rate of an H100 (shared/GPU.md), the roofline MFU is reported against.

@@ -31,7 +31,8 @@ std::vector<int64_t> candidate_rows(const io::Recipe& recipe) {
   const int64_t seq = recipe.data.seq_len, ranks = recipe.distributed.world_size;
   if (!recipe.batch.micro_auto()) return {recipe.batch.micro_tokens / seq};
   PONDER_CHECK(recipe.batch.global_tokens % (seq * ranks) == 0, io::ConfigError, "batch.global_tokens: ",
-               recipe.batch.global_tokens, " is not a multiple of data.seq_len × world size (", seq, " × ", ranks, ")");
+               recipe.batch.global_tokens, " is not a multiple of data.seq_len × world size (", seq, " × ", ranks,
+               ")");
   const int64_t share = recipe.batch.global_tokens / (seq * ranks);
   std::vector<int64_t> rows;
   for (int64_t k = share; k >= 1; --k)
@@ -72,7 +73,7 @@ MemoryChoice choose_by_memory(const io::Recipe& recipe, const PlanOptions& o, do
   const std::vector<int64_t> rows = candidate_rows(recipe);
   const int64_t seq = recipe.data.seq_len, fill = fill_rows(rows, seq);
   io::Recipe r = recipe;
-  MemoryChoice last{.available_bytes = available_bytes};
+  MemoryChoice last{.micro_tokens = 0, .recompute = "", .estimated_bytes = 0, .available_bytes = available_bytes};
   // The largest micro-batch that fits with `recompute`, or nothing.
   auto largest = [&](const std::string& recompute) -> std::optional<MemoryChoice> {
     for (int64_t k : rows) {

@@ -485,11 +485,21 @@ TEST(Cli, BenchTimesTrainingStepsOfEveryFamily) {
     EXPECT_LE(kernels, b["step_s"].get<double>()) << recipe;
     EXPECT_NEAR(kernels + b["idle_s"].get<double>(), b["step_s"].get<double>(), 1e-9) << recipe;
     EXPECT_EQ(j["backprop_depth"], std::string(recipe) == "hrm_text/tiny.yaml" ? 5 : 0) << recipe;
+    // the census: what was held before the profiled step and what it allocated, live at its peak,
+    // make up at most that peak (blocks from before may be gone by then), and the peak is the run's
+    const nlohmann::json& m = b["memory_at_peak"];
+    int64_t at_peak = m["held_before_bytes"].get<int64_t>();
+    for (const auto& blocks : m["blocks"]) at_peak += blocks["bytes"].get<int64_t>() * blocks["count"].get<int64_t>();
+    EXPECT_FALSE(m["blocks"].empty()) << recipe;
+    EXPECT_GT(at_peak, m["held_before_bytes"].get<int64_t>()) << recipe;
+    EXPECT_LE(at_peak, m["peak_bytes"].get<int64_t>()) << recipe;
+    EXPECT_LE(m["peak_bytes"].get<int64_t>(), j["peak_bytes"].get<int64_t>()) << recipe;
   }
   Result table = ponder(std::string("bench ") + PONDER_SOURCE_DIR + "/recipes/hrm_text/tiny.yaml --set runtime.device=cpu "
                         "--set batch.global_tokens=128 --warmup 0 --steps 1 --profile-steps 1");
   ASSERT_EQ(table.status, 0) << table.output;
-  for (const char* label : {"tokens/s", "model TFLOP/s", "MFU", "peak memory", "gemm", "optimizer", "idle"})
+  for (const char* label : {"tokens/s", "model TFLOP/s", "MFU", "peak memory", "gemm", "optimizer", "idle",
+                            "memory at the profiled steps' peak"})
     EXPECT_NE(table.output.find(label), std::string::npos) << label << " missing from\n" << table.output;
   EXPECT_EQ(ponder(std::string("bench ") + PONDER_SOURCE_DIR + "/recipes/hrm_text/tiny.yaml --steps 0").status, 2);
   Result bad = ponder(std::string("bench ") + PONDER_SOURCE_DIR + "/recipes/hrm_text/tiny.yaml --set optim.lr=fast");

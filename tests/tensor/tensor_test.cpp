@@ -144,6 +144,35 @@ TEST(Tensor, AllocatorTracksCurrentAndPeak) {
   EXPECT_GE(s.peak_bytes, before + 8000);
 }
 
+// The census counts what was allocated after it began and was live at the peak: the three small
+// blocks and the huge one, not the large ones freed before (they made an earlier, lower peak),
+// nor a block from before it began (whose release it ignores).
+TEST(Tensor, MemoryCensusCountsTheBlocksLiveAtThePeak) {
+  auto f32 = [](int64_t n) { return Tensor::empty({n}, {.dtype = DType::f32}); };
+  Tensor older = f32(5000);
+  { Tensor freed = f32(1 << 22); }  // a high-water mark before the census, which it leaves alone
+  const int64_t before = memory_stats(Device::cpu()).current_bytes;
+  const int64_t allocator_peak = memory_stats(Device::cpu()).peak_bytes;
+  begin_memory_census(Device::cpu());
+  std::vector<Tensor> small = {f32(1000), f32(1000), f32(1000)};
+  std::vector<Tensor> large = {f32(5000), f32(5000)};
+  older = Tensor();
+  large.clear();
+  Tensor huge = f32(20000);
+  huge = Tensor();
+  Tensor late = f32(100);
+  const MemoryCensus c = end_memory_census(Device::cpu());
+  EXPECT_EQ(c.held_before, before);
+  EXPECT_EQ(c.peak, before - 20000 + 3 * 4000 + 80000);
+  ASSERT_EQ(c.at_peak.size(), 2u);
+  EXPECT_EQ(std::pair(c.at_peak[0].bytes, c.at_peak[0].count), std::pair(int64_t(80000), int64_t(1)));
+  EXPECT_EQ(std::pair(c.at_peak[1].bytes, c.at_peak[1].count), std::pair(int64_t(4000), int64_t(3)));
+  EXPECT_GE(memory_stats(Device::cpu()).peak_bytes, allocator_peak);
+  // after the census, allocations are not counted any more
+  Tensor after = f32(1 << 20);
+  EXPECT_TRUE(end_memory_census(Device::cpu()).at_peak.empty());
+}
+
 TEST(Tensor, CudaDevicesAreRefusedClearlyWithoutAGpu) {
   if (cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present";
   try {
