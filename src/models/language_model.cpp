@@ -1,12 +1,15 @@
 #include "models/language_model.h"
 
 #include "ops/creation.h"
+#include "ops/lm_head_loss.h"
 #include "ops/loss.h"
 
 namespace ponder::models {
 
 Tensor LanguageModel::loss_sum(const PackedBatch& batch) {
-  return cross_entropy(logits(batch), batch.labels, kIgnoreIndex, Reduction::sum);
+  const Tensor f = features(batch), weight = head_weight();
+  if (!weight.defined()) return cross_entropy(head(f), batch.labels, kIgnoreIndex, Reduction::sum);
+  return lm_head_cross_entropy(f, weight, batch.labels, kIgnoreIndex, Reduction::sum);
 }
 
 Tensor LanguageModel::next_token_logits(const Tensor& /*tokens*/, DecodeCache& /*cache*/) {

@@ -40,10 +40,18 @@ struct EvalDepth {
 class LanguageModel : public nn::Module {
  public:
   virtual std::string family() const = 0;
-  // [N, vocab] next-token logits.
-  virtual Tensor logits(const PackedBatch& batch) = 0;
-  // Sum over the batch's loss tokens of the cross-entropy (0-d, f32; f64 for an f64 model).
-  virtual Tensor loss_sum(const PackedBatch& batch);
+  // [N, vocab] next-token logits: head(features(batch)).
+  Tensor logits(const PackedBatch& batch) { return head(features(batch)); }
+  // Sum over the batch's loss tokens of the cross-entropy (0-d, f32; f64 for an f64 model). A
+  // plain head (head_weight() defined) is fused into the loss (lm_head_cross_entropy), which holds
+  // one chunk of logits at a time instead of all [N, vocab] of them and their gradient.
+  Tensor loss_sum(const PackedBatch& batch);
+  // [N, d]: what the LM head reads for the batch.
+  virtual Tensor features(const PackedBatch& batch) = 0;
+  // The LM head: [..., d] -> [..., vocab].
+  virtual Tensor head(const Tensor& features) const = 0;
+  // Its weight [vocab, d] when head(f) is exactly linear(f, weight), else undefined.
+  virtual Tensor head_weight() const { return {}; }
   // Called by the trainer before each optimizer step, for schedules that live inside a model
   // (HRM-Text's backprop depth).
   virtual void begin_step(int64_t /*step*/, int64_t /*total_steps*/) {}

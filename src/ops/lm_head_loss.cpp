@@ -6,7 +6,9 @@
 
 #include "autograd/function.h"
 #include "backend/cpu/cross_entropy.h"
+#include "backend/cpu/matmul.h"
 #include "backend/cuda/cross_entropy.h"
+#include "backend/cuda/matmul.h"
 #include "backend/kernels.h"
 #include "ops/creation.h"
 #include "ops/elementwise.h"
@@ -74,7 +76,7 @@ class LmHeadLoss final : public autograd::Function {
   const char* name() const override { return kName; }
 
   TensorList forward(const TensorList& in) override {
-    const Tensor &h = in[0], &w = in[1];
+    const Tensor h = backend::contiguous(in[0]), w = backend::contiguous(in[1]);
     const int64_t tokens = h.size(0);
     dtype_ = h.dtype();
     ChunkOutputs out;
@@ -100,7 +102,7 @@ class LmHeadLoss final : public autograd::Function {
     return {divisor.defined() ? total / divisor : total};
   }
 
-  TensorList backward(const TensorList& g) override { return {scaled(saved(0), g[0]), scaled(saved(1), g[0])}; }
+  TensorList backward(const TensorList& g) override { return {scaled(saved(0), g[0]), weight_gradient(saved(1), g[0])}; }
 
  private:
   void run_chunk(const ChunkOutputs& out, const Tensor& h, const Tensor& w, int64_t start, int64_t len) const {
@@ -113,20 +115,25 @@ class LmHeadLoss final : public autograd::Function {
     // The logits become their gradient in place.
     PONDER_DISPATCH(h.device(), cross_entropy_backward, logits, logits, lse, tc, out.row_scale.narrow(0, start, len),
                     ignore_index_);
-    if (out.dh.defined()) backend::copy(out.dh.narrow(0, start, len), matmul(logits, w));
-    if (!out.dw.defined()) return;
-    // dW += dlogitsᵀ · h_c a vocabulary slice at a time, so the product's temporary is [chunk, d].
-    const int64_t vocab = w.size(0);
-    for (int64_t v = 0; v < vocab; v += chunk_) {
-      const int64_t width = std::min(chunk_, vocab - v);
-      backend::add_into(out.dw.narrow(0, v, width), matmul(logits.narrow(1, v, width).t(), hc));
-    }
+    // The head's two gradient products: dh_c = dlogits · W into dh's rows, and dW += dlogitsᵀ · h_c
+    // summed by the GEMM itself (beta = 1) in dW's dtype, f32 for a bf16 weight.
+    const Tensor dh = out.dh.defined() ? out.dh.narrow(0, start, len) : Tensor();
+    PONDER_DISPATCH(h.device(), linear_backward, dh, out.dw, Tensor(), logits, hc, w, false, out.dw.defined());
   }
 
   // A saved gradient times the 0-d upstream gradient, in the inputs' dtype.
   Tensor scaled(const Tensor& grad, const Tensor& upstream) const {
     if (!grad.defined()) return {};
     return (grad * upstream.to(grad.dtype())).to(dtype_);
+  }
+
+  // dW times the upstream gradient. Where the engine offers a target of dW's dtype (the fp32 .grad
+  // of a bf16 weight: Node::accumulate_into), it is added there, never rounded to bf16.
+  Tensor weight_gradient(const Tensor& dw, const Tensor& upstream) {
+    const Tensor target = accumulation_target(1);
+    if (!dw.defined() || !target.defined() || target.dtype() != dw.dtype()) return scaled(dw, upstream);
+    backend::add_into(target, dw * upstream.to(dw.dtype()));
+    return target;
   }
 
   Tensor targets_;

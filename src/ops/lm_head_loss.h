@@ -11,13 +11,16 @@ namespace ponder {
 // reduction) for hidden [..., d], weight [V, d] and targets [...] (i64 or i32); reduction sum or
 // mean. Tokens go through chunk_tokens at a time: a chunk's logits h_c · Wᵀ give its losses and,
 // overwriting them, its logits gradient (softmax - onehot, scaled for the reduction), from which
-// the forward already forms dh_c = dlogits_c · W and adds dlogits_cᵀ · h_c into dW; backward only
-// scales dh and dW by the upstream gradient. Extra memory at any time: one chunk of logits in
-// hidden's dtype, per-token f32 statistics (f64 for f64), and dW accumulated in f32 for a bf16
-// weight. Targets are checked up front on the host (one copy from the device); on the GPU the
-// cross-entropy kernel's own target check also waits for the device once per chunk.
+// the forward already forms dh_c = dlogits_c · W and adds dlogits_cᵀ · h_c into dW (one GEMM each,
+// the second summing in place); backward only scales dh and dW by the upstream gradient, adding dW
+// straight into the weight's fp32 .grad when the engine offers it. Extra memory at any time: one
+// chunk of logits in hidden's dtype, per-token f32 statistics (f64 for f64), dh, and dW in f32 for
+// a bf16 weight. Models train through it (models::LanguageModel::loss_sum). Targets are checked up
+// front on the host (one copy from the device); on the GPU the cross-entropy kernel's own target
+// check also waits for the device once per chunk.
+inline constexpr int64_t kLmHeadChunkTokens = 4096;
 Tensor lm_head_cross_entropy(const Tensor& hidden, const Tensor& weight, const Tensor& targets,
                              int64_t ignore_index = kIgnoreIndex, Reduction reduction = Reduction::mean,
-                             int64_t chunk_tokens = 4096);
+                             int64_t chunk_tokens = kLmHeadChunkTokens);
 
 }  // namespace ponder

@@ -1,9 +1,12 @@
 #include "train/family.h"
 
+#include <algorithm>
+
 #include "models/attractor/attractor.h"
 #include "models/hrm_text/hrm_text.h"
 #include "models/sst/sst.h"
 #include "models/transformer/transformer.h"
+#include "ops/lm_head_loss.h"
 
 namespace ponder::train {
 namespace {
@@ -71,8 +74,8 @@ struct Coster {
     cost.parameters = static_cast<int64_t>(layers * block.parameters + d + vocab * d * (c.tie_embeddings ? 1 : 2));
     cost.forward_flops_per_token = layers * block.forward_flops() + 2 * vocab * d;
     cost.train_flops_per_token = 3 * cost.forward_flops_per_token;
-    cost.activation_bytes_per_token = layers * block.activation_bytes + logits_chunk_bytes(c.vocab_size);
-    return cost;
+    cost.activation_bytes_per_token = layers * block.activation_bytes;
+    return with_head(cost, c.vocab_size, c.dim);
   }
 
   // The 2·(H·L + H) stack calls all run forward; backward (twice the forward) covers the bp_max
@@ -86,8 +89,8 @@ struct Coster {
     cost.parameters = static_cast<int64_t>(2 * layers * block.parameters + 2 * vocab * d);
     cost.forward_flops_per_token = double(c.recurrent_calls()) * stack_call + head;
     cost.train_flops_per_token = cost.forward_flops_per_token + 2 * bp * stack_call + 2 * head;
-    cost.activation_bytes_per_token = bp * layers * block.activation_bytes + logits_chunk_bytes(c.vocab_size);
-    return cost;
+    cost.activation_bytes_per_token = bp * layers * block.activation_bytes;
+    return with_head(cost, c.vocab_size, c.dim);
   }
 
   // The forward runs the backbone, the head once per solver evaluation (max_iter at most) and once
@@ -114,9 +117,8 @@ struct Coster {
     cost.train_flops_per_token = cost.forward_flops_per_token + 2 * backbone + (retained - 1) * fp +
                                  2 * (retained + adjoint_products) * fp + 2 * head;
     cost.activation_bytes_per_token =
-        (double(c.n_backbone_layers) + retained * double(c.n_fp_blocks)) * block.activation_bytes +
-        logits_chunk_bytes(c.vocab_size);
-    return cost;
+        (double(c.n_backbone_layers) + retained * double(c.n_fp_blocks)) * block.activation_bytes;
+    return with_head(cost, c.vocab_size, c.dim);
   }
 
   // The baseline plus blend_theta and the adapters. Two-pass training adds pass 1's FFN forward
@@ -128,6 +130,7 @@ struct Coster {
     const double layers = double(c.layers), d = double(c.dim), ffn_flops = 2 * 3 * d * double(b.mlp.hidden);
     cost.parameters += static_cast<int64_t>(layers * d + lora_parameters(c, b));
     if (c.mode == models::SstMode::two_pass) cost.train_flops_per_token += layers * ffn_flops;
+    cost.head_trainable = !c.freeze_backbone;
     return cost;
   }
 
@@ -147,8 +150,11 @@ struct Coster {
     return per_layer * double(c.lora_layers.empty() ? c.layers : int64_t(c.lora_layers.size()));
   }
 
-  // The fused loss keeps f32 logits of one chunk of rows: about vocab/8 floats per token.
-  static double logits_chunk_bytes(int64_t vocab) { return 4.0 * double(vocab) / 8; }
+  static ModelCost with_head(ModelCost cost, int64_t vocab, int64_t dim) {
+    cost.vocab = vocab;
+    cost.dim = dim;
+    return cost;
+  }
 };
 
 }  // namespace
@@ -165,6 +171,12 @@ std::shared_ptr<models::LanguageModel> build_training_model(const io::Recipe& re
 
 int64_t vocab_size(const io::ModelConfig& config) {
   return std::visit([](const auto& c) { return c.vocab_size; }, config);
+}
+
+double ModelCost::loss_bytes(int64_t micro_tokens) const {
+  const double chunk = double(std::min(micro_tokens, kLmHeadChunkTokens));
+  return 2.0 * chunk * double(vocab) + (2.0 * double(dim) + 8.0) * double(micro_tokens) +
+         (head_trainable ? 4.0 * double(vocab) * double(dim) : 0);
 }
 
 ModelCost model_cost(const io::ModelConfig& config, int64_t seq_len, nn::Recompute recompute) {

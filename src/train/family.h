@@ -26,6 +26,12 @@ struct ModelCost {
   double train_flops_per_token = 0;
   // Bytes of activations kept for backward per token of a micro-batch (bf16 working precision).
   double activation_bytes_per_token = 0;
+  int64_t vocab = 0, dim = 0;
+  bool head_trainable = true;
+  // What the fused LM-head loss (lm_head_cross_entropy) holds at the end of a micro-batch's
+  // forward: one chunk of logits and dh in bf16, f32 losses and their scales per token, and a
+  // trainable head's dW in f32.
+  double loss_bytes(int64_t micro_tokens) const;
 };
 
 // `recompute`: what the blocks recompute in backward (it changes only activation_bytes_per_token).

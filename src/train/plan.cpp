@@ -123,7 +123,8 @@ Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
   p.memory.master = 4 * params / zero_shards;
   p.memory.gradients = 4 * params;
   p.memory.optimizer = 4 * state_tensors * params / zero_shards + (r.optim.ema > 0 ? 4 * params / zero_shards : 0);
-  p.memory.activations = p.cost.activation_bytes_per_token * double(r.micro_tokens());
+  p.memory.activations =
+      p.cost.activation_bytes_per_token * double(r.micro_tokens()) + p.cost.loss_bytes(r.micro_tokens());
   p.memory.gather = sharded ? 2 * params : 0;
   p.memory.shards = sharded ? (4 + 2) * params / zero_shards : 0;
   p.steps = r.train.steps;

@@ -111,7 +111,7 @@ TEST(Attractor, EvalDepthsRunThatManyHeadIterationsCheapestFirst) {
   m.set_eval_depth("1");
   const Tensor c_tokens = m.context(batch.tokens, batch.positions, batch.attn);
   const Tensor y1 = m.model->fp_head->forward(c_tokens + c_tokens, batch.positions, batch.attn) - c_tokens;
-  EXPECT_TRUE(testing::all_close(m.logits(batch), m.head(y1), 1e-5, 1e-6));
+  EXPECT_TRUE(testing::all_close(m.logits(batch), m.head(m.head_input(y1)), 1e-5, 1e-6));
   EXPECT_EQ(testing::error_message<ValueError>([&] { m.set_eval_depth("4"); }),
             "attractor: no evaluation depth '4' (choices: 0, 1, 2, full)");
 }

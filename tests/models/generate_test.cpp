@@ -172,7 +172,8 @@ TEST(Generate, BadRequestsAreRefused) {
 TEST(Generate, FamiliesWithoutCachesRefuse) {
   struct Plain : LanguageModel {
     std::string family() const override { return "plain"; }
-    Tensor logits(const PackedBatch& b) override { return zeros({b.tokens.size(0), 4}); }
+    Tensor features(const PackedBatch& b) override { return zeros({b.tokens.size(0), 2}); }
+    Tensor head(const Tensor& f) const override { return zeros({f.size(0), 4}); }
   } plain;
   EXPECT_EQ(error_message<ValueError>([&] { generate(plain, {1, 2}, {}); }),
             "plain: this model family has no KV-cache decoding");

@@ -3,6 +3,7 @@
 #include <tuple>
 
 #include "ops/ops.h"
+#include "optim/grad_buffer.h"
 #include "support/test_util.h"
 #include "tensor/allocator.h"
 
@@ -125,6 +126,23 @@ TEST(LmHeadCrossEntropy, UpstreamGradientScalesBothGradients) {
       run([&](const Tensor& hh, const Tensor& ww) { return fused(targets, Reduction::sum, 2)(hh, ww) * 3.0; }, h, w);
   EXPECT_TRUE(all_close(tripled.dh, plain.dh * 3.0, 1e-14, 0));
   EXPECT_TRUE(all_close(tripled.dw, plain.dw * 3.0, 1e-14, 0));
+}
+
+// A bf16 weight whose .grad is an fp32 buffer (the trainer's): dW, summed in f32 over the chunks,
+// is added there without a rounding to bf16 on the way, and a second backward adds to it.
+TEST(LmHeadCrossEntropy, Bf16WeightAccumulatesIntoAnFp32Grad) {
+  Tensor h = random_tensor({40, 16}, 21, DType::bf16), targets = ids(std::vector<double>(40, 3));
+  Tensor w = random_tensor({50, 16}, 22, DType::bf16).set_requires_grad(true);
+  optim::GradBuffer buffer({w}, DType::f32);
+  auto backward = [&] { lm_head_cross_entropy(h, w, targets, kIgnoreIndex, Reduction::sum, 16).backward(); };
+  backward();
+  ASSERT_TRUE(w.grad().is_same(buffer.view(0)));
+  const Tensor once = buffer.view(0).clone();
+  EXPECT_FALSE(all_close(once, once.to(DType::bf16).to(DType::f32), 0, 0));  // more bits than bf16 holds
+  backward();
+  EXPECT_TRUE(all_close(buffer.view(0), once * 2.0, 0, 0));
+  const LossAndGrads ref = run(unfused(targets, Reduction::sum), h.to(DType::f64), w.detach().to(DType::f64));
+  EXPECT_LT(relative_error(buffer.view(0), ref.dw * 2.0), 1e-2);  // the logits' gradient itself is bf16
 }
 
 TEST(LmHeadCrossEntropy, WithoutGradientsOnlyTheValue) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "data/packing.h"
 #include "models/transformer/transformer.h"
 #include "tensor/allocator.h"
@@ -50,30 +52,55 @@ TEST(Plan, NumbersAgreeWithAHandCalculation) {
   EXPECT_NE(text.find("hours on 4 GPU(s)"), std::string::npos) << text;
 }
 
-// Bytes per token that the forward of `recipe`'s model (bf16) leaves held for backward, on one
-// 256-token row of four samples.
-double kept_bytes_per_token(const io::Recipe& recipe) {
-  auto model = build_training_model(recipe);
-  model->to(DType::bf16);
+const char* kHrmText = R"(model: {family: hrm_text, vocab_size: 1000, dim: 64, layers_per_stack: 3, heads: 4, ffn_hidden: 160, bp: 2}
+data: {task: sort, seq_len: 256}
+train: {steps: 10}
+batch: {global_tokens: 256})";
+
+// One 256-token row of four samples.
+models::PackedBatch one_row() {
   std::vector<data::Sample> row(4);
   for (data::Sample& sample : row) {
     sample.instruction.assign(16, 7);
     sample.response.assign(48, 9);
   }
-  const models::PackedBatch batch = data::pack_rows({row}, {.row_len = 256});
+  return data::pack_rows({row}, {.row_len = 256});
+}
+
+// Bytes that `forward` of `recipe`'s model (bf16) leaves held for backward.
+double kept_bytes(const io::Recipe& recipe, const std::function<Tensor(models::LanguageModel&)>& forward) {
+  auto model = build_training_model(recipe);
+  model->to(DType::bf16);
   const int64_t before = memory_stats(Device::cpu()).current_bytes;
-  Tensor loss = model->loss_sum(batch);
-  return double(memory_stats(Device::cpu()).current_bytes - before) / 256;
+  Tensor out = forward(*model);
+  return double(memory_stats(Device::cpu()).current_bytes - before);
+}
+
+// Bytes per token that the training loss of `recipe`'s model keeps, on one row.
+double kept_bytes_per_token(const io::Recipe& recipe) {
+  return kept_bytes(recipe, [](models::LanguageModel& m) { return m.loss_sum(one_row()); }) / 256;
+}
+
+// The training loss fuses the LM head: beyond what the model's features keep, it holds dh, the
+// head's f32 dW and per-token f32 losses (a chunk of logits comes and goes), never the [tokens,
+// vocabulary] logits and their gradient — ModelCost::loss_bytes less that chunk, up to the
+// features tensor itself (which the features' measurement holds, and the loss frees where no op
+// keeps it: the baseline's weighted final norm keeps its input) and the 0-d loss.
+TEST(Plan, LossEstimateIsWhatTheFusedHeadHolds) {
+  for (const char* yaml : {kRecipe, kHrmText}) {
+    const io::Recipe r = io::parse_recipe(yaml, "r.yaml");
+    const double loss = kept_bytes(r, [](models::LanguageModel& m) { return m.loss_sum(one_row()); });
+    const double features = kept_bytes(r, [](models::LanguageModel& m) { return m.features(one_row()); });
+    const ModelCost cost = model_cost(r.model, 256);
+    EXPECT_NEAR(loss - features, cost.loss_bytes(256) - 2.0 * 256 * 1000, 256 * 64 * 2 + 16) << yaml;
+    EXPECT_LT(loss - features, 256 * 1000 * 2) << yaml;  // less than the bf16 logits alone
+  }
 }
 
 // One block's share of the activations (3 layers less 1, halved), measured and estimated: for the
 // baseline (weighted norms) with and without the attention's output gate, and for HRM-Text
 // (unweighted norms, which keep their outputs; 2 stack calls with backward).
 TEST(Plan, ActivationEstimateIsWhatTheBlocksKeep) {
-  const char* kHrmText = R"(model: {family: hrm_text, vocab_size: 1000, dim: 64, layers_per_stack: 3, heads: 4, ffn_hidden: 160, bp: 2}
-data: {task: sort, seq_len: 256}
-train: {steps: 10}
-batch: {global_tokens: 256})";
   const std::vector<std::pair<const char*, std::vector<std::string>>> models = {
       {kRecipe, {"model.attention_output_gate=false"}},
       {kRecipe, {"model.attention_output_gate=true"}},

@@ -121,12 +121,17 @@ Tensor Attractor::refine(const Tensor& c, const Tensor& positions, const Attenti
   return y.reshape(tokens);
 }
 
-Tensor Attractor::head(const Tensor& y) const {
-  return linear(rms_norm(y, Tensor(), config_.norm_eps), model->embed_tokens->weight) * config_.logit_scale;
+Tensor Attractor::head_input(const Tensor& y) const {
+  return rms_norm(y, Tensor(), config_.norm_eps) * config_.logit_scale;
 }
 
-Tensor Attractor::logits(const PackedBatch& batch) {
-  return head(refine(context(batch.tokens, batch.positions, batch.attn), batch.positions, batch.attn, batch.rows));
+Tensor Attractor::head(const Tensor& features) const { return linear(features, head_weight()); }
+
+Tensor Attractor::head_weight() const { return model->embed_tokens->weight; }
+
+Tensor Attractor::features(const PackedBatch& batch) {
+  return head_input(
+      refine(context(batch.tokens, batch.positions, batch.attn), batch.positions, batch.attn, batch.rows));
 }
 
 Tensor Attractor::next_token_logits(const Tensor& tokens, DecodeCache& cache) {
@@ -140,7 +145,7 @@ Tensor Attractor::next_token_logits(const Tensor& tokens, DecodeCache& cache) {
   if (spec.mask == AttentionMask::prefix_lm) spec.prefix_len = tensor({double(cache.prompt_length)}, {1}, on_device);
   const Tensor positions = arange(0, n, 1, {.dtype = DType::i64, .device = tokens.device()});
   const Tensor y = refine(context(cache.tokens, positions, spec), positions, spec, 1);
-  return head(narrow(y, 0, n - 1, 1));
+  return head(head_input(narrow(y, 0, n - 1, 1)));
 }
 
 std::vector<EvalDepth> Attractor::eval_depths() const {

@@ -70,7 +70,10 @@ class Attractor : public LanguageModel {
  public:
   explicit Attractor(const AttractorConfig& config);
   std::string family() const override { return "attractor"; }
-  Tensor logits(const PackedBatch& batch) override;
+  // head_input(y*), and the embedding as a plain LM head.
+  Tensor features(const PackedBatch& batch) override;
+  Tensor head(const Tensor& features) const override;
+  Tensor head_weight() const override;
   // No KV cache: a cached fixed point would need the head's iteration over the cached keys, so
   // every call re-solves the whole sequence (kept in cache.tokens). Quadratic, but exact.
   Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache) override;
@@ -88,8 +91,9 @@ class Attractor : public LanguageModel {
   // treats each of the batch's `rows` as one sample.
   Tensor context(const Tensor& tokens, const Tensor& positions, const AttentionSpec& spec) const;
   Tensor refine(const Tensor& c, const Tensor& positions, const AttentionSpec& spec, int64_t rows);
-  // lm_head(rms(y))·logit_scale with the embedding as lm_head.
-  Tensor head(const Tensor& y) const;
+  // rms(y)·logit_scale: the head's input, so that lm_head(rms(y))·logit_scale is a plain product
+  // with the embedding.
+  Tensor head_input(const Tensor& y) const;
 
   std::shared_ptr<AttractorBody> model;
 

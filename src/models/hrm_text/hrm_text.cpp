@@ -160,14 +160,14 @@ void HrmText::set_eval_depth(const std::string& label) {
   fail<ValueError>("hrm_text: no evaluation depth '", label, "' (known: ", known, ")");
 }
 
-Tensor HrmText::logits(const PackedBatch& batch) {
-  return lm_head->forward(recurrence(batch.tokens, batch.positions, batch.attn, {}));
+Tensor HrmText::features(const PackedBatch& batch) {
+  return recurrence(batch.tokens, batch.positions, batch.attn, {});
 }
 
 Tensor HrmText::next_token_logits(const Tensor& tokens, DecodeCache& cache) {
   const CachedStep step = begin_cached_step(tokens, cache, (h_cycles_ * l_cycles_ + h_cycles_) * config_.layers_per_stack);
   const Tensor z_H = recurrence(tokens, step.positions, step.spec, cache.attention);
-  return lm_head->forward(narrow(z_H, 0, z_H.size(0) - 1, 1));
+  return head(narrow(z_H, 0, z_H.size(0) - 1, 1));
 }
 
 Tensor HrmText::recurrence(const Tensor& tokens, const Tensor& positions, const AttentionSpec& spec,

@@ -90,7 +90,10 @@ class HrmText : public LanguageModel {
  public:
   explicit HrmText(const HrmTextConfig& config);
   std::string family() const override { return "hrm_text"; }
-  Tensor logits(const PackedBatch& batch) override;
+  // z_H after the recurrence, and lm_head.
+  Tensor features(const PackedBatch& batch) override;
+  Tensor head(const Tensor& z_H) const override { return lm_head->forward(z_H); }
+  Tensor head_weight() const override { return lm_head->weight; }
   // One KV cache per stack call per layer: H_cycles·(L_cycles + 1)·layers_per_stack, in call order
   // (transformers' cache slots). Every new token runs the whole recurrence.
   Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache) override;

@@ -224,7 +224,7 @@ Tensor Sst::continue_sequence(const Tensor& tokens, int64_t block, DecodeCache& 
   return model->norm->forward(cat(outputs, 0));
 }
 
-Tensor Sst::deliberated_logits(const PackedBatch& batch) {
+Tensor Sst::deliberated_features(const PackedBatch& batch) {
   const std::vector<int64_t> cu = batch.attn.cu_seqlens.to_vector<int64_t>();
   const std::vector<int64_t> prefix =
       batch.attn.mask == AttentionMask::prefix_lm ? batch.attn.prefix_len.to_vector<int64_t>() : std::vector<int64_t>();
@@ -239,12 +239,12 @@ Tensor Sst::deliberated_logits(const PackedBatch& batch) {
     DecodeCache cache(batch.attn.mask == AttentionMask::causal ? AttentionMask::causal : AttentionMask::prefix_lm);
     outputs.push_back(continue_sequence(narrow(batch.tokens, 0, cu[s], n), block, cache));
   }
-  return head(cat(outputs, 0));
+  return cat(outputs, 0);
 }
 
-Tensor Sst::logits(const PackedBatch& batch) {
-  if (!is_training() && iterations_ > 1) return deliberated_logits(batch);
-  return head(stack(model->embed_tokens->forward(batch.tokens), batch.positions, batch.attn));
+Tensor Sst::features(const PackedBatch& batch) {
+  if (!is_training() && iterations_ > 1) return deliberated_features(batch);
+  return stack(model->embed_tokens->forward(batch.tokens), batch.positions, batch.attn);
 }
 
 Tensor Sst::next_token_logits(const Tensor& tokens, DecodeCache& cache) {

@@ -106,7 +106,7 @@ class Sst : public Transformer {
   std::string family() const override { return "sst"; }
   // Training: two_pass or sequential. Evaluation: sequential, and above depth 1 every sample is
   // deliberated exactly as next_token_logits decodes it.
-  Tensor logits(const PackedBatch& batch) override;
+  Tensor features(const PackedBatch& batch) override;
   // The prompt is one block (a causal prompt deliberating above depth 1: one block per token);
   // every later token continues each layer's state from cache.states (sized on the prompt).
   Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache) override;
@@ -140,8 +140,8 @@ class Sst : public Transformer {
   // them deliberate together (attending by cache.prompt_mask when they open it), then each later
   // one alone.
   Tensor continue_sequence(const Tensor& tokens, int64_t block, DecodeCache& cache);
-  // logits() above depth 1: each sample of the batch decoded on its own.
-  Tensor deliberated_logits(const PackedBatch& batch);
+  // features() above depth 1: each sample of the batch decoded on its own.
+  Tensor deliberated_features(const PackedBatch& batch);
   void add_adapters();
 
   SstConfig config_;

@@ -39,15 +39,15 @@ class Transformer : public LanguageModel {
  public:
   explicit Transformer(const TransformerConfig& config);
   std::string family() const override { return "transformer"; }
-  Tensor logits(const PackedBatch& batch) override;
+  // The final norm's output, and the LM head (tied to the embeddings or not).
+  Tensor features(const PackedBatch& batch) override;
+  Tensor head(const Tensor& x) const override;
+  Tensor head_weight() const override;
   Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache) override;
   const TransformerConfig& config() const { return config_; }
 
   std::shared_ptr<TransformerBody> model;
   std::shared_ptr<nn::Linear> lm_head;  // null when the embeddings are tied
-
- protected:
-  Tensor head(const Tensor& x) const;  // the LM head, tied or not
 
  private:
   TransformerConfig config_;
