@@ -34,6 +34,8 @@ class Linear : public Module {
   // Folds (alpha/rank) * B @ A into weight and removes the adapters; weight and bias stay frozen.
   void merge_lora();
   bool has_lora() const { return lora_A != nullptr; }
+  // weight when forward(x) is exactly x · weightᵀ (no bias, no adapter), else undefined.
+  Tensor plain_weight() const { return bias.defined() || has_lora() ? Tensor() : weight; }
   double lora_scale() const { return lora_.alpha / double(lora_.rank); }
   Generator* dropout_generator() const { return dropout_gen_.get(); }  // null without adapter dropout
 

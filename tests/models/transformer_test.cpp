@@ -43,6 +43,40 @@ TEST(Transformer, SameSeedSameModelAndBadConfigs) {
   EXPECT_THROW(Transformer({.layers = 0}), ValueError);
 }
 
+// The training loss fuses a plain head into the loss; a head that is not one (here: a model that
+// says so) goes through the logits. Both give the loss and gradients of the logits' cross-entropy.
+TEST(Transformer, LossSumFusesAPlainHeadAndEqualsTheLogitsCrossEntropy) {
+  struct UnfusedHead : Transformer {
+    using Transformer::Transformer;
+    Tensor head_weight() const override { return {}; }
+  };
+  const PackedBatch batch = data::pack_rows({{{{1, 2, 3}, {4, 5}}, {{6}, {7, 8, 9}}}}, {.row_len = 10});
+  for (bool tied : {false, true}) {
+    const TransformerConfig c{.vocab_size = 16, .dim = 32, .layers = 1, .heads = 4, .tie_embeddings = tied};
+    Transformer fused(c);
+    UnfusedHead unfused(c);
+    fused.to(DType::f64);
+    unfused.to(DType::f64);
+    ASSERT_TRUE(fused.head_weight().defined());
+    auto loss_and_grads = [&](Transformer& m, bool through_logits) {
+      for (Tensor p : m.parameters()) p.set_grad({});
+      Tensor loss = through_logits ? cross_entropy(m.logits(batch), batch.labels, kIgnoreIndex, Reduction::sum)
+                                   : m.loss_sum(batch);
+      loss.backward();
+      TensorList out = {loss.detach()};
+      for (const Tensor& p : m.parameters()) out.push_back(p.grad().clone());
+      return out;
+    };
+    const TensorList want = loss_and_grads(fused, true), got = loss_and_grads(fused, false);
+    const TensorList fallback = loss_and_grads(unfused, false);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_TRUE(ponder::testing::all_close(got[i], want[i], 1e-12, 1e-12)) << "fused, tied " << tied << ", " << i;
+      EXPECT_TRUE(ponder::testing::all_close(fallback[i], want[i], 0, 0)) << "unfused, tied " << tied << ", " << i;
+    }
+  }
+}
+
 TEST(Transformer, LearnsToReverseASequenceOnTheCpu) {
   Transformer model({.vocab_size = 12, .dim = 64, .layers = 2, .heads = 4, .ffn_hidden = 128, .seed = 1});
   optim::AdamW opt(optim::decay_groups(model.named_parameters(), 0.01), {.lr = 6e-3});

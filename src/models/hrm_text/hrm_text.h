@@ -93,7 +93,7 @@ class HrmText : public LanguageModel {
   // z_H after the recurrence, and lm_head.
   Tensor features(const PackedBatch& batch) override;
   Tensor head(const Tensor& z_H) const override { return lm_head->forward(z_H); }
-  Tensor head_weight() const override { return lm_head->weight; }
+  Tensor head_weight() const override { return lm_head->plain_weight(); }
   // One KV cache per stack call per layer: H_cycles·(L_cycles + 1)·layers_per_stack, in call order
   // (transformers' cache slots). Every new token runs the whole recurrence.
   Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache) override;

@@ -46,10 +46,7 @@ Tensor Transformer::head(const Tensor& x) const {
   return lm_head ? lm_head->forward(x) : linear(x, model->embed_tokens->weight);
 }
 
-Tensor Transformer::head_weight() const {
-  if (!lm_head) return model->embed_tokens->weight;
-  return lm_head->bias.defined() || lm_head->has_lora() ? Tensor() : lm_head->weight;
-}
+Tensor Transformer::head_weight() const { return lm_head ? lm_head->plain_weight() : model->embed_tokens->weight; }
 
 Tensor Transformer::features(const PackedBatch& batch) {
   return model->forward(model->embed_tokens->forward(batch.tokens), batch.positions, batch.attn);
