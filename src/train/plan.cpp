@@ -123,8 +123,8 @@ Plan make_plan(const io::Recipe& r, const PlanOptions& o) {
   p.memory.master = 4 * params / zero_shards;
   p.memory.gradients = 4 * params;
   p.memory.optimizer = 4 * state_tensors * params / zero_shards + (r.optim.ema > 0 ? 4 * params / zero_shards : 0);
-  p.memory.activations =
-      p.cost.activation_bytes_per_token * double(r.micro_tokens()) + p.cost.loss_bytes(r.micro_tokens());
+  p.memory.activations = p.cost.activation_bytes_per_token * double(r.micro_tokens());
+  p.memory.loss = p.cost.loss_bytes(r.micro_tokens());
   p.memory.gather = sharded ? 2 * params : 0;
   p.memory.shards = sharded ? (4 + 2) * params / zero_shards : 0;
   p.steps = r.train.steps;
@@ -147,7 +147,8 @@ std::string format_plan(const io::Recipe& r, const PlanOptions& o, const Plan& p
   s << "memory/GPU   weights " << gib(p.memory.weights) << ", master " << gib(p.memory.master) << ", grads "
     << gib(p.memory.gradients) << ", optimizer " << gib(p.memory.optimizer) << ", activations " << gib(p.memory.activations)
     << " (micro-batch " << r.micro_tokens() << " tokens" << (p.memory.gather > 0 ? ", ZeRO-1" : "")
-    << (r.recompute() != nn::Recompute::none ? ", recompute " + r.runtime.recompute : "") << ")";
+    << (r.recompute() != nn::Recompute::none ? ", recompute " + r.runtime.recompute : "") << "), loss "
+    << gib(p.memory.loss);
   if (p.memory.gather > 0) s << ", all-gather buffer " << gib(p.memory.gather) << ", shards " << gib(p.memory.shards);
   s << "\n";
   s << "             total " << gib(p.memory.total()) << "\n";

@@ -23,9 +23,10 @@ struct MemoryPlan {  // bytes per GPU
   double gradients = 0;   // fp32
   double optimizer = 0;   // fp32 state (sharded with ZeRO-1)
   double activations = 0; // saved for backward, one micro-batch
+  double loss = 0;        // the fused LM-head loss at the end of a micro-batch's forward (ModelCost::loss_bytes)
   double gather = 0;      // ZeRO-1: the working-dtype buffer every parameter is all-gathered into
   double shards = 0;      // ZeRO-1: this rank's reduced gradients (fp32) and parameters (working dtype)
-  double total() const { return weights + master + gradients + optimizer + activations + gather + shards; }
+  double total() const { return weights + master + gradients + optimizer + activations + loss + gather + shards; }
 };
 
 struct Plan {

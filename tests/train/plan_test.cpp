@@ -44,7 +44,10 @@ TEST(Plan, NumbersAgreeWithAHandCalculation) {
   EXPECT_DOUBLE_EQ(p.memory.gradients, 4 * n);
   EXPECT_DOUBLE_EQ(p.memory.gather, 2 * n);  // the bf16 copy ZeRO-1 all-gathers every parameter into
   EXPECT_DOUBLE_EQ(p.memory.shards, (4 + 2) * n / 4);  // the reduce-scatter's fp32 output, the owned bf16 parameters
-  EXPECT_DOUBLE_EQ(p.memory.total(), 2 * n + n + 4 * n + 3 * n + p.memory.activations + 2 * n + 1.5 * n);
+  // the loss: a chunk of 1024 tokens' bf16 logits, bf16 dh and f32 losses and scales per token, f32 dW
+  EXPECT_DOUBLE_EQ(p.memory.loss, 2 * 1024 * 1000 + (2 * 64 + 8) * 1024 + 4 * 1000 * 64);
+  EXPECT_DOUBLE_EQ(p.memory.total(),
+                   2 * n + n + 4 * n + 3 * n + p.memory.activations + p.memory.loss + 2 * n + 1.5 * n);
   EXPECT_EQ(p.tokens, 1000 * 4096);
   EXPECT_DOUBLE_EQ(p.hours, 4096000.0 / (50000.0 * 4) / 3600.0);
   EXPECT_DOUBLE_EQ(p.price, p.hours * 4 * 2.0);
