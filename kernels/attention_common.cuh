@@ -5,7 +5,7 @@
 // sample s owns the slots [floor(cu[s] / B) + s, floor(cu[s + 1] / B) + s + 1), which hold its
 // ceil(len / B) blocks (floor(a) + ceil(l) <= floor(a + l) + 1) and never overlap the next sample's.
 // So floor(N / B) + S slots cover every block of every sample, a CTA finds its sample by a binary
-// search over cu_seqlens, and neither the grid nor the kernels need max_seqlen or a copy of
+// search over cu_seqlens, and neither the grid nor the kernels need the longest sample or a copy of
 // cu_seqlens on the host. Slots past the end of a short sample exit at once.
 #pragma once
 

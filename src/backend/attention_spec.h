@@ -16,8 +16,7 @@ enum class AttentionMask { causal, bidirectional, prefix_lm };
 struct AttentionSpec {
   AttentionMask mask = AttentionMask::causal;
   Tensor cu_seqlens{};     // i32 [S+1], on the device of q
-  Tensor prefix_len{};     // i32 [S], only for prefix_lm
-  int64_t max_seqlen = 0;  // longest sample (0 = compute from cu_seqlens); GPU kernels size grids by it
+  Tensor prefix_len{};  // i32 [S], only for prefix_lm
 };
 
 }  // namespace ponder

@@ -75,9 +75,6 @@ models::PackedBatch pack_rows(const std::vector<std::vector<Sample>>& rows, cons
   b.attn.mask = o.mask;
   b.attn.cu_seqlens = tensor(c.cu_seqlens, {samples + 1}, {.dtype = DType::i32});
   if (o.mask == AttentionMask::prefix_lm) b.attn.prefix_len = tensor(c.prefix_len, {samples}, {.dtype = DType::i32});
-  int64_t longest = 0;
-  for (int64_t s = 0; s < samples; ++s) longest = std::max<int64_t>(longest, int64_t(c.cu_seqlens[s + 1] - c.cu_seqlens[s]));
-  b.attn.max_seqlen = longest;
   b.rows = static_cast<int64_t>(rows.size());
   b.row_len = o.row_len;
   b.loss_tokens = c.loss_tokens;

@@ -14,7 +14,6 @@ namespace {
 PackedBatch batch_of(const std::vector<std::vector<int32_t>>& seqs, const std::vector<int64_t>& prefix,
                      const DecodeOptions& o, std::vector<double>& last) {
   std::vector<double> tokens, positions, cu{0}, prefix_len;
-  int64_t longest = 0;
   for (size_t s = 0; s < seqs.size(); ++s) {
     for (size_t i = 0; i < seqs[s].size(); ++i) {
       tokens.push_back(seqs[s][i]);
@@ -23,7 +22,6 @@ PackedBatch batch_of(const std::vector<std::vector<int32_t>>& seqs, const std::v
     cu.push_back(cu.back() + double(seqs[s].size()));
     prefix_len.push_back(double(prefix[s]));
     last.push_back(cu.back() - 1);
-    longest = std::max<int64_t>(longest, int64_t(seqs[s].size()));
   }
   const int64_t n = int64_t(tokens.size()), samples = int64_t(seqs.size());
   PackedBatch b;
@@ -33,7 +31,6 @@ PackedBatch batch_of(const std::vector<std::vector<int32_t>>& seqs, const std::v
   b.attn.cu_seqlens = tensor(cu, {samples + 1}, {.dtype = DType::i32, .device = o.device});
   if (o.mask == AttentionMask::prefix_lm)
     b.attn.prefix_len = tensor(prefix_len, {samples}, {.dtype = DType::i32, .device = o.device});
-  b.attn.max_seqlen = longest;
   b.rows = 1;
   b.row_len = n;
   return b;

@@ -35,7 +35,6 @@ CachedStep begin_cached_step(const Tensor& tokens, DecodeCache& cache, int64_t a
     step.spec.mask = cache.prompt_mask;
     step.spec.cu_seqlens = tensor({0, double(n)}, {2}, on_device);
     if (cache.prompt_mask == AttentionMask::prefix_lm) step.spec.prefix_len = tensor({double(n)}, {1}, on_device);
-    step.spec.max_seqlen = n;
   } else {
     PONDER_CHECK(n == 1, ValueError, "decoding: after the prompt, tokens come one at a time, got ", n);
   }

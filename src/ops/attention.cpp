@@ -102,42 +102,35 @@ void check_prefix_values(const Tensor& prefix_len, const std::vector<int32_t>& c
   }
 }
 
-// The spec after validation. On the CPU the boundaries and prefixes are read and checked, and
-// max_seqlen is filled in when left 0. On a GPU only the metadata is checked: reading cu_seqlens back
-// would stall every call, the batch builder (data::pack_rows) validates the values on the host, and the
-// CUDA kernels need no max_seqlen and stay in bounds whatever the values (backend/cuda/attention.h).
-AttentionSpec checked_spec(const AttentionSpec& spec, const Tensor& q) {
+// Validates the spec. On the CPU the boundaries and prefixes are read and checked. On a GPU only the
+// metadata is: reading cu_seqlens back would stall every call, the batch builder (data::pack_rows)
+// validates the values on the host, and the CUDA kernels stay in bounds whatever the values
+// (backend/cuda/attention.h).
+void check_spec(const AttentionSpec& spec, const Tensor& q) {
   check_spec_tensors(spec, q);
-  if (q.is_cuda()) return spec;
+  if (q.is_cuda()) return;
   std::vector<int32_t> cu = checked_cu_seqlens(spec.cu_seqlens, q);
   if (spec.mask == AttentionMask::prefix_lm) check_prefix_values(spec.prefix_len, cu);
-  int64_t longest = 0;
-  for (size_t s = 0; s + 1 < cu.size(); ++s) longest = std::max<int64_t>(longest, cu[s + 1] - cu[s]);
-  PONDER_CHECK(spec.max_seqlen == 0 || spec.max_seqlen >= longest, ValueError, "attention: max_seqlen ",
-               spec.max_seqlen, " is shorter than the longest sample (", longest, " tokens)");
-  AttentionSpec checked = spec;
-  if (checked.max_seqlen == 0) checked.max_seqlen = longest;
-  return checked;
 }
 
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionSpec& spec, double scale) {
   check_operands(q, k, v);
-  const AttentionSpec checked = checked_spec(spec, q);
+  check_spec(spec, q);
   const Tensor qc = backend::contiguous(q), kc = backend::contiguous(k), vc = backend::contiguous(v);
   Tensor out = Tensor::empty(q.shape(), q.options());
   // Log-sum-exp of each score row, in f32 for f32/bf16 and in f64 for f64.
   Tensor lse = Tensor::empty({q.size(1), q.size(0)},
                              {q.dtype() == DType::f64 ? DType::f64 : DType::f32, q.device()});
-  PONDER_DISPATCH(q.device(), attention_forward, out, lse, qc, kc, vc, checked, scale);
+  PONDER_DISPATCH(q.device(), attention_forward, out, lse, qc, kc, vc, spec, scale);
   if (auto node = make_node<AttentionBackward>({&q, &k, &v})) {
     node->q = qc;
     node->k = kc;
     node->v = vc;
     node->out = out;
     node->lse = lse;
-    node->spec = checked;
+    node->spec = spec;
     node->scale = scale;
     set_history(out, node);
   }

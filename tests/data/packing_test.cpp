@@ -19,7 +19,6 @@ TEST(Packing, InstructionResponseLayout) {
   EXPECT_EQ(b.positions.to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3, 0, 1, 2, 0, 1, 2}));
   EXPECT_EQ(b.attn.cu_seqlens.to_vector<int32_t>(), (std::vector<int32_t>{0, 4, 7, 10}));
   EXPECT_EQ(b.attn.prefix_len.to_vector<int32_t>(), (std::vector<int32_t>{3, 1, 0}));
-  EXPECT_EQ(b.attn.max_seqlen, 4);
   EXPECT_EQ(b.loss_tokens, 5);
   EXPECT_EQ(b.rows, 1);
 }

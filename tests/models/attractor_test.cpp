@@ -36,8 +36,7 @@ PackedBatch one_sequence(const std::vector<double>& tokens) {
   PackedBatch b;
   b.tokens = tensor(tokens, {n}, {.dtype = DType::i64});
   b.positions = arange(0, n);
-  b.attn = {.mask = AttentionMask::causal, .cu_seqlens = tensor({0, double(n)}, {2}, {.dtype = DType::i32}),
-            .max_seqlen = n};
+  b.attn = {.mask = AttentionMask::causal, .cu_seqlens = tensor({0, double(n)}, {2}, {.dtype = DType::i32})};
   b.rows = 1;
   b.row_len = n;
   return b;

@@ -153,7 +153,6 @@ PackedBatch whole_sequence(const std::vector<int32_t>& ids, int64_t prompt) {
   b.attn.mask = AttentionMask::prefix_lm;
   b.attn.cu_seqlens = tensor({0, double(n)}, {2}, {.dtype = DType::i32});
   b.attn.prefix_len = tensor({double(prompt)}, {1}, {.dtype = DType::i32});
-  b.attn.max_seqlen = n;
   b.rows = 1;
   b.row_len = n;
   return b;

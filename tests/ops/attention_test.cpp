@@ -289,15 +289,6 @@ TEST(Attention, ManySamplesInParallelMatchTheReferenceDeterministically) {
   }
 }
 
-TEST(Attention, AGivenMaxSeqlenLeavesTheResultUnchanged) {
-  const Packing p{{3, 6}, {0, 0}};
-  Inputs in = random_inputs(9, 2, 1, 4, 71);
-  AttentionSpec spec = spec_for(p, AttentionMask::causal);
-  Tensor computed = attention(in.q, in.k, in.v, spec, 0.5);
-  spec.max_seqlen = 6;
-  EXPECT_EQ(attention(in.q, in.k, in.v, spec, 0.5).to_vector<double>(), computed.to_vector<double>());
-}
-
 // fn throws E whose message contains `text`.
 template <class E>
 void expect_error(const std::function<void()>& fn, const std::string& text) {
@@ -363,8 +354,6 @@ TEST(Attention, BadSpecsAreRejected) {
   expect_error<ValueError>(
       with({.mask = AttentionMask::prefix_lm, .cu_seqlens = cu({0, 28, 128}), .prefix_len = cu({-1, 0})}),
       "prefix_len[0] = -1 is outside [0, 28]");
-  expect_error<ValueError>(with({.cu_seqlens = cu({0, 28, 128}), .max_seqlen = 99}),
-                           "max_seqlen 99 is shorter than the longest sample (100 tokens)");
 }
 
 }  // namespace

@@ -5,8 +5,8 @@
 //
 // The contents of cu_seqlens and prefix_len stay on the device: they are not copied back or
 // validated here (the batch builder validates them on the host). Kernels clamp every boundary into
-// range, so malformed values give wrong results but never out-of-bounds accesses. spec.max_seqlen is
-// not needed: grids are sized from the token and sample counts (see kernels/attention_common.cuh).
+// range, so malformed values give wrong results but never out-of-bounds accesses. Grids are sized
+// from the token and sample counts (see kernels/attention_common.cuh).
 #pragma once
 
 #include "backend/attention_spec.h"

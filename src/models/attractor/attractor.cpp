@@ -141,7 +141,7 @@ Tensor Attractor::next_token_logits(const Tensor& tokens, DecodeCache& cache) {
   cache.tokens = cache.tokens.defined() ? cat({cache.tokens, tokens}, 0) : tokens;
   const int64_t n = cache.length;
   const TensorOptions on_device{.dtype = DType::i32, .device = tokens.device()};
-  AttentionSpec spec{.mask = cache.prompt_mask, .cu_seqlens = tensor({0, double(n)}, {2}, on_device), .max_seqlen = n};
+  AttentionSpec spec{.mask = cache.prompt_mask, .cu_seqlens = tensor({0, double(n)}, {2}, on_device)};
   if (spec.mask == AttentionMask::prefix_lm) spec.prefix_len = tensor({double(cache.prompt_length)}, {1}, on_device);
   const Tensor positions = arange(0, n, 1, {.dtype = DType::i64, .device = tokens.device()});
   const Tensor y = refine(context(cache.tokens, positions, spec), positions, spec, 1);
