@@ -39,9 +39,7 @@ struct Options {
 };
 
 AttentionMask parse_mask(const std::string& name) {
-  if (name == "causal") return AttentionMask::causal;
-  if (name == "bidirectional") return AttentionMask::bidirectional;
-  if (name == "prefix_lm") return AttentionMask::prefix_lm;
+  if (const auto mask = mask_named(name)) return *mask;
   std::fprintf(stderr, "unknown mask %s\n", name.c_str());
   std::exit(2);
 }
@@ -117,15 +115,6 @@ void print_list(const char* name, const std::vector<int>& values) {
   std::printf("%s = [", name);
   for (size_t i = 0; i < values.size(); ++i) std::printf(i ? ", %d" : "%d", values[i]);
   std::printf("]\n");
-}
-
-const char* mask_name(AttentionMask mask) {
-  switch (mask) {
-    case AttentionMask::causal: return "causal";
-    case AttentionMask::bidirectional: return "bidirectional";
-    case AttentionMask::prefix_lm: return "prefix_lm";
-  }
-  return "?";
 }
 
 }  // namespace

@@ -1,11 +1,31 @@
 // The masking description shared by the attention op and its kernels.
 #pragma once
 
+#include <optional>
+#include <string_view>
+
 #include "tensor/tensor.h"
 
 namespace ponder {
 
 enum class AttentionMask { causal, bidirectional, prefix_lm };
+
+// The mask's name in recipes, tools and messages.
+constexpr const char* mask_name(AttentionMask mask) {
+  switch (mask) {
+    case AttentionMask::causal: return "causal";
+    case AttentionMask::bidirectional: return "bidirectional";
+    case AttentionMask::prefix_lm: return "prefix_lm";
+  }
+  return "?";
+}
+
+// The mask of that name, or nothing for a name no mask has.
+constexpr std::optional<AttentionMask> mask_named(std::string_view name) {
+  for (AttentionMask m : {AttentionMask::causal, AttentionMask::bidirectional, AttentionMask::prefix_lm})
+    if (name == mask_name(m)) return m;
+  return std::nullopt;
+}
 
 // How tokens of a packed batch may attend. The batch's N tokens (all rows flattened) are split into
 // samples by cu_seqlens (i32, [S+1], cu_seqlens[0] = 0, non-decreasing, cu_seqlens[S] = N); padding is

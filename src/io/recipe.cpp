@@ -58,16 +58,6 @@ Check<double> in_half_open_unit() {
   return {"a number in (0, 1]", [](const double& v) { return v > 0 && v <= 1; }};
 }
 
-AttentionMask parse_mask(const std::string& mask) {
-  if (mask == "causal") return AttentionMask::causal;
-  return mask == "bidirectional" ? AttentionMask::bidirectional : AttentionMask::prefix_lm;
-}
-
-std::string mask_name(AttentionMask mask) {
-  if (mask == AttentionMask::causal) return "causal";
-  return mask == AttentionMask::bidirectional ? "bidirectional" : "prefix_lm";
-}
-
 // The solve knobs: the forward solver's, then the backward mode's (the adjoint solve reuses m,
 // lam and beta).
 void read_attractor_solver(Section& m, models::AttractorConfig& c) {
@@ -100,7 +90,7 @@ models::AttractorConfig read_attractor(Section& m) {
   c.n_fp_blocks = m.get<int64_t>("n_fp_blocks", c.n_fp_blocks, positive_int());
   c.norm_eps = m.get<double>("norm_eps", c.norm_eps, positive());
   c.rope_theta = m.get<double>("rope_theta", c.rope_theta, non_negative());
-  c.attention = parse_mask(m.get<std::string>("attention", "causal", one_of(kMasks)));
+  c.attention = *mask_named(m.get<std::string>("attention", "causal", one_of(kMasks)));
   c.gamma_init = m.get<double>("gamma_init", c.gamma_init);
   c.gamma_max = m.get<double>("gamma_max", c.gamma_max, positive());
   c.logit_scale = m.get<double>("logit_scale", c.logit_scale, positive());
@@ -318,7 +308,7 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   return read(reader, overrides, world_size);
 }
 
-AttentionMask DataRecipe::attention_mask() const { return parse_mask(mask); }
+AttentionMask DataRecipe::attention_mask() const { return mask_named(mask).value_or(AttentionMask::prefix_lm); }
 
 Recipe parse_recipe(const std::string& yaml, const std::string& origin, const std::vector<std::string>& overrides,
                     int64_t world_size) {

@@ -41,15 +41,6 @@ constexpr double kBf16Tolerance = 2e-2;
 constexpr AttentionMask kMasks[] = {AttentionMask::causal, AttentionMask::bidirectional,
                                     AttentionMask::prefix_lm};
 
-const char* mask_name(AttentionMask mask) {
-  switch (mask) {
-    case AttentionMask::causal: return "causal";
-    case AttentionMask::bidirectional: return "bidirectional";
-    case AttentionMask::prefix_lm: return "prefix_lm";
-  }
-  return "?";
-}
-
 // Sample lengths of a packed batch and each sample's prefix_lm prefix.
 struct Packing {
   std::vector<int> lengths, prefixes;

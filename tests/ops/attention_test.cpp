@@ -19,15 +19,6 @@ using testing::relative_error;
 constexpr AttentionMask kMasks[] = {AttentionMask::causal, AttentionMask::bidirectional,
                                     AttentionMask::prefix_lm};
 
-const char* mask_name(AttentionMask mask) {
-  switch (mask) {
-    case AttentionMask::causal: return "causal";
-    case AttentionMask::bidirectional: return "bidirectional";
-    case AttentionMask::prefix_lm: return "prefix_lm";
-  }
-  return "?";
-}
-
 // Sample lengths of a packed batch and each sample's prefix_lm prefix length.
 struct Packing {
   std::vector<int> lengths;
