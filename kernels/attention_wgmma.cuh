@@ -40,22 +40,24 @@ __device__ __forceinline__ void probabilities_as_a(uint32_t (&a)[T / 2][4], cons
 }
 
 // One warpgroup's online-softmax state for its two rows per thread (g and g + 8 of the warp's 16),
-// over key tiles of 8 T keys.
+// over key tiles of 8 T keys. The maxima are kept in log2 units (raw score x scale_log2); a tile's
+// raw scores are scaled inside the exponent's FMA, since scale_log2 > 0 commutes with the max.
 template <int T>
 struct SoftmaxRows {
   int visible[2];
   float max[2], sum[2];
 
-  // Scales and masks a tile of scores s (keys k0.., log2 units), turns it into probabilities against
-  // the new running maxima and returns in `rescale` the factor by which earlier sums shrink.
+  // Masks a tile of raw scores s (keys k0..), turns it into probabilities against the new running
+  // maxima and returns in `rescale` the factor by which earlier sums shrink.
   __device__ __forceinline__ void absorb(float (&s)[T][4], int k0, bool masked, float scale_log2,
                                          float (&rescale)[2]) {
+    if (masked) {
 #pragma unroll
-    for (int nt = 0; nt < T; ++nt) {
+      for (int nt = 0; nt < T; ++nt) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[nt][e] *= scale_log2;
-        if (masked && k0 + fragment_column(nt, e) >= visible[e / 2]) s[nt][e] = -INFINITY;
+        for (int e = 0; e < 4; ++e) {
+          if (k0 + fragment_column(nt, e) >= visible[e / 2]) s[nt][e] = -INFINITY;
+        }
       }
     }
     // Key 0 is visible to every row, so the running max is finite from the first tile on.
@@ -66,14 +68,14 @@ struct SoftmaxRows {
       for (int nt = 0; nt < T; ++nt) tile_max = fmaxf(tile_max, fmaxf(s[nt][2 * half], s[nt][2 * half + 1]));
       tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
       tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
-      const float new_max = fmaxf(max[half], tile_max);
+      const float new_max = fmaxf(max[half], tile_max * scale_log2);
       rescale[half] = exp2f(max[half] - new_max);
       max[half] = new_max;
       float tile_sum = 0.f;
 #pragma unroll
       for (int nt = 0; nt < T; ++nt) {
-        s[nt][2 * half] = exp2f(s[nt][2 * half] - new_max);
-        s[nt][2 * half + 1] = exp2f(s[nt][2 * half + 1] - new_max);
+        s[nt][2 * half] = exp2f(fmaf(s[nt][2 * half], scale_log2, -new_max));
+        s[nt][2 * half + 1] = exp2f(fmaf(s[nt][2 * half + 1], scale_log2, -new_max));
         tile_sum += s[nt][2 * half] + s[nt][2 * half + 1];
       }
       sum[half] = sum[half] * rescale[half] + tile_sum;
