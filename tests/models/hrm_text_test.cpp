@@ -194,13 +194,14 @@ TEST(HrmText, RecipesValidateAndBadOnesNameTheKey) {
   }
   const io::Recipe xl = io::parse_recipe(recipe_text("xl_1b_16gpu.yaml"), "xl");
   EXPECT_EQ(xl.batch.global_tokens, 196608);
-  // the published 3 rows per GPU on 16 H100s, as they are; on a single one, 3 of its 48 rows per
-  // step at a time with the elementwise products recomputed
-  for (auto [gpus, rows, recompute] : {std::tuple{16, 3, "none"}, std::tuple{1, 3, "elementwise"}}) {
+  // the published 3 rows per GPU on 16 H100s, as they are, and so on a single one (3 of its 48 rows
+  // per step at a time); on a card of 70 GiB, with the elementwise products recomputed
+  for (auto [gpus, gib, rows, recompute] :
+       {std::tuple{16, 79.0, 3, "none"}, std::tuple{1, 79.0, 3, "none"}, std::tuple{1, 70.0, 3, "elementwise"}}) {
     const io::Recipe r = io::parse_recipe(recipe_text("xl_1b_16gpu.yaml"), "xl", {}, gpus);
-    const train::MemoryChoice c = train::choose_by_memory(r, {.gpus = gpus}, 79.0 * (1 << 30));
-    EXPECT_EQ(c.micro_tokens, rows * 4096) << gpus;
-    EXPECT_EQ(c.recompute, recompute) << gpus;
+    const train::MemoryChoice c = train::choose_by_memory(r, {.gpus = gpus}, gib * (1 << 30));
+    EXPECT_EQ(c.micro_tokens, rows * 4096) << gpus << " GPUs of " << gib << " GiB";
+    EXPECT_EQ(c.recompute, recompute) << gpus << " GPUs of " << gib << " GiB";
   }
   EXPECT_EQ(xl.data.seq_len, 4096);
   struct Case {
