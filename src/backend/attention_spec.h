@@ -35,7 +35,7 @@ constexpr std::optional<AttentionMask> mask_named(std::string_view name) {
 // causal: j <= i. bidirectional: every j of the sample.
 struct AttentionSpec {
   AttentionMask mask = AttentionMask::causal;
-  Tensor cu_seqlens{};     // i32 [S+1], on the device of q
+  Tensor cu_seqlens{};  // i32 [S+1], on the device of q
   Tensor prefix_len{};  // i32 [S], only for prefix_lm
 };
 
