@@ -2,13 +2,10 @@
 // to 1024 classes), 16-byte loads where rows are aligned, f32 math (f64 for f64 logits).
 #include "backend/cuda/cross_entropy.h"
 #include "kernels/rows.cuh"
-#include "tensor/cuda_memory.h"
 
 namespace ponder::backend::cuda {
 namespace {
 using namespace kernels;
-
-constexpr int kCheckThreads = 1024;
 
 // Calls fn(T{}, I{}) with T the logits' element type and I the targets' index type.
 template <class Fn>
@@ -20,52 +17,6 @@ void visit_logits_and_targets(const Tensor& logits, const Tensor& targets, Fn fn
       default: fail<DTypeError>("cross_entropy: targets must be i64 or i32, got ", describe(targets));
     }
   });
-}
-
-struct FirstPosition {
-  int64_t none;
-  __device__ int64_t identity() const { return none; }
-  __device__ int64_t combine(int64_t a, int64_t b) const { return a < b ? a : b; }
-  __device__ int64_t shuffle(int64_t s, int mask) const { return shuffle_xor(s, mask); }
-};
-
-// first_bad = {position, id} of the first target that is neither ignored nor in [0, vocab), or
-// {rows, 0} when there is none. One block: a thread stops at its first bad target, the block keeps
-// the smallest position.
-template <class I>
-__global__ void find_bad_target(int64_t* first_bad, const I* targets, int64_t rows, int64_t vocab,
-                                int64_t ignore_index) {
-  __shared__ int64_t scratch[kWarp];
-  const FirstPosition op{rows};
-  int64_t first = rows;
-  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
-    const int64_t t = targets[r];
-    if (t != ignore_index && (t < 0 || t >= vocab)) {
-      first = r;
-      break;
-    }
-  }
-  first = block_reduce(first, op, scratch);
-  if (threadIdx.x == 0) {
-    first_bad[0] = first;
-    first_bad[1] = first < rows ? int64_t(targets[first]) : 0;
-  }
-}
-
-// Throws the CPU kernel's ValueError for the first bad target. Copying the result back waits for
-// the device: the one synchronisation of this op, accepted so a bad id never indexes a row.
-template <class I>
-void check_targets(const Tensor& targets, int64_t vocab, int64_t ignore_index) {
-  const int64_t rows = targets.numel();
-  if (rows == 0) return;
-  Tensor first_bad = Tensor::empty({2}, {DType::i64, targets.device()});
-  find_bad_target<<<1, kCheckThreads, 0, stream_of(targets)>>>(first_bad.data<int64_t>(), targets.data<I>(), rows,
-                                                               vocab, ignore_index);
-  check_launch("cross_entropy");
-  int64_t found[2];
-  cuda_copy_bytes(found, Device::cpu(), first_bad.data_ptr(), first_bad.device(), sizeof(found));
-  PONDER_CHECK(found[0] == rows, ValueError, "cross_entropy: target ", found[1], " at position ", found[0],
-               " is outside the vocabulary of ", vocab);
 }
 
 // loss[r] = lse[r] - x[r, t] with lse[r] = log(sum(exp(x[r, :]))) from the online log-sum-exp.
@@ -89,7 +40,8 @@ __global__ void cross_entropy_forward_rows(compute_t<T>* loss, compute_t<T>* lse
     if (team.rank() == 0) {
       const A row_lse = st.m + std::log(st.s);
       lse[r] = row_lse;
-      loss[r] = row_lse - static_cast<A>(x[t]);
+      // A target outside the row can only come from a deferred check (backend/id_check.h): NaN.
+      loss[r] = t >= 0 && t < vocab ? row_lse - static_cast<A>(x[t]) : A(NAN);
     }
   }
 }
@@ -125,7 +77,6 @@ void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& 
     using T = decltype(t);
     using I = decltype(i);
     using A = compute_t<T>;
-    check_targets<I>(targets, vocab, ignore_index);
     if (rows == 0) return;
     const RowLaunch launch = row_launch(rows, vocab);
     const bool vec = rows_aligned(logits.data<T>(), rows, vocab);

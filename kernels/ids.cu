@@ -28,8 +28,8 @@ __global__ void gather_rows_kernel(U* out, const U* src, const int64_t* idx, int
                                    int64_t units) {
   const int64_t total = rows * units;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = t / units, u = t % units;
-    out[t] = src[((r / m) * n + idx[r % m]) * units + u];
+    const int64_t r = t / units, u = t % units, id = idx[r % m];
+    out[t] = id >= 0 && id < n ? src[((r / m) * n + id) * units + u] : U{};
   }
 }
 
@@ -40,10 +40,12 @@ __global__ void keys_and_positions_kernel(const int64_t* ids, int64_t n, uint32_
   }
 }
 
-// Each run of equal sorted ids marks its bucket's first and one-past-last sorted index.
-__global__ void bucket_bounds_kernel(const uint32_t* sorted, int64_t n, int32_t* start, int32_t* end) {
+// Each run of equal sorted ids marks its bucket's first and one-past-last sorted index. Ids past
+// the buckets (bad ids of a deferred check) mark nothing.
+__global__ void bucket_bounds_kernel(const uint32_t* sorted, int64_t n, int64_t buckets, int32_t* start, int32_t* end) {
   for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
     const uint32_t id = sorted[k];
+    if (id >= buckets) continue;
     if (k == 0 || sorted[k - 1] != id) start[id] = static_cast<int32_t>(k);
     if (k == n - 1 || sorted[k + 1] != id) end[id] = static_cast<int32_t>(k + 1);
   }
@@ -173,7 +175,7 @@ IdBuckets bucket_by_id(const Tensor& ids, int64_t buckets) {
   sort(nullptr, scratch_bytes);  // asks for the scratch size only
   Tensor scratch = Tensor::empty({static_cast<int64_t>(std::max<size_t>(scratch_bytes, 1))}, {DType::u8, ids.device()});
   sort(scratch.data_ptr(), scratch_bytes);
-  bucket_bounds_kernel<<<grid_for(n), kThreads, 0, stream>>>(as_u32(sorted), n, b.start.data<int32_t>(),
+  bucket_bounds_kernel<<<grid_for(n), kThreads, 0, stream>>>(as_u32(sorted), n, buckets, b.start.data<int32_t>(),
                                                              b.end.data<int32_t>());
   check_launch("bucket_by_id");
   return b;

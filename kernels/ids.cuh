@@ -20,7 +20,8 @@ struct BadId {
 std::optional<BadId> first_out_of_range(const Tensor& ids, int64_t low, int64_t high);
 
 // Row gather between contiguous buffers on the GPU: out row r (of `row_bytes` bytes) is src row
-// (r / m) * n + idx[r % m], for r < outer * m. Copies 16 bytes per thread step where alignment
+// (r / m) * n + idx[r % m], for r < outer * m; zeros where idx[r % m] is outside [0, n) (a bad id
+// whose check was deferred, backend/id_check.h). Copies 16 bytes per thread step where alignment
 // allows.
 void gather_rows(const Tensor& out, const Tensor& src, const Tensor& idx, int64_t outer, int64_t m, int64_t n,
                  int64_t row_bytes);

@@ -249,6 +249,7 @@ void read_runtime(Section root, Recipe& r) {
   r.runtime.precision = s.get<std::string>("precision", r.runtime.precision, one_of({"auto", "bf16", "f32"}));
   r.runtime.recompute =
       s.get<std::string>("recompute", r.runtime.recompute, one_of({"none", "elementwise", "mlp", "attention_mlp", "auto"}));
+  r.runtime.cuda_graph = s.get<bool>("cuda_graph", r.runtime.cuda_graph);
 }
 
 void read_distributed(Section root, Recipe& r) {

@@ -90,6 +90,9 @@ struct RuntimeRecipe {
   // (train::resolve_by_memory).
   std::string recompute = "none";
   bool recompute_auto() const { return recompute == "auto"; }
+  // Replay each micro-batch's forward and backward from a CUDA graph (train/step_graphs.h), on one
+  // GPU, for the families whose step can be recorded (HRM-Text, the transformer baseline).
+  bool cuda_graph = true;
 };
 
 struct DistributedRecipe {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,10 @@ class LanguageModel : public nn::Module {
   // Later logits/next_token_logits calls run at one of eval_depths()' labels; "" restores the
   // trained depth. Unknown labels are a ValueError.
   virtual void set_eval_depth(const std::string& label);
+  // What, besides the batch's shapes, decides the kernels a training micro-step queues, for
+  // replaying it from a CUDA graph (train/step_graphs.h); nullopt for a family whose step reads
+  // values back to the host (the attractor's solver, SST's sample walk) and cannot be recorded.
+  virtual std::optional<int64_t> step_variant() const { return std::nullopt; }
   // Family-specific numbers (solver iterations, residuals...) that the trainer adds to each logged
   // step: the family accumulates them over the steps since the last call, which resets them.
   virtual std::map<std::string, double> take_step_metrics() { return {}; }

@@ -2,6 +2,7 @@
 
 #include "backend/cpu/embedding.h"
 #include "backend/cuda/embedding.h"
+#include "backend/id_check.h"
 #include "backend/kernels.h"
 #include "ops/cast.h"
 #include "ops/op_support.h"
@@ -41,6 +42,7 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   out_shape.push_back(weight.size(1));
   Tensor out = Tensor::empty(out_shape, weight.options());
   Tensor index = backend::contiguous(to_dtype(ids, DType::i64));
+  backend::check_ids(backend::IdCheck::embedding_ids, index, weight.size(0));
   PONDER_DISPATCH(weight.device(), embedding_forward, out, backend::contiguous(weight), index);
   if (auto node = make_node<EmbeddingBackward>({&weight})) {
     node->ids = index;

@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <span>
-#include <vector>
 
 #include "autograd/function.h"
 #include "backend/cpu/cross_entropy.h"
 #include "backend/cpu/matmul.h"
 #include "backend/cuda/cross_entropy.h"
 #include "backend/cuda/matmul.h"
+#include "backend/id_check.h"
 #include "backend/kernels.h"
 #include "ops/creation.h"
 #include "ops/elementwise.h"
@@ -42,16 +42,6 @@ void check_inputs(const Tensor& hidden, const Tensor& weight, const Tensor& targ
   PONDER_CHECK(reduction != Reduction::none, ValueError, kName,
                ": reduction must be sum or mean (per-token losses need the unfused cross_entropy)");
   PONDER_CHECK(chunk_tokens >= 1, ValueError, kName, ": chunk_tokens must be at least 1, got ", chunk_tokens);
-}
-
-// The cross-entropy kernels check targets chunk by chunk, which would report positions within a
-// chunk; this check counts positions from the start of the batch.
-void check_targets(const Tensor& targets, int64_t vocab, int64_t ignore_index) {
-  const std::vector<int64_t> ids = targets.to_vector<int64_t>();
-  for (size_t r = 0; r < ids.size(); ++r) {
-    PONDER_CHECK(ids[r] == ignore_index || (ids[r] >= 0 && ids[r] < vocab), ValueError, kName, ": target ",
-                 ids[r], " at position ", r, " is outside the vocabulary of ", vocab);
-  }
 }
 
 // What the chunks fill in: per-token losses and, when gradients are wanted, dh and dW for an
@@ -151,7 +141,7 @@ Tensor lm_head_cross_entropy(const Tensor& hidden, const Tensor& weight, const T
   check_inputs(hidden, weight, targets, reduction, chunk_tokens);
   Tensor h = reshape(hidden, {-1, weight.size(1)});
   Tensor t = backend::contiguous(reshape(targets, {-1}));
-  check_targets(t, weight.size(0), ignore_index);
+  backend::check_ids(backend::IdCheck::lm_head_targets, t, weight.size(0), ignore_index);
   auto fn = std::make_shared<LmHeadLoss>(t, ignore_index, reduction, chunk_tokens, autograd::needs_grad({&h}),
                                          autograd::needs_grad({&weight}));
   return autograd::call(fn, {h, weight})[0];

@@ -4,6 +4,7 @@
 
 #include "backend/cpu/cross_entropy.h"
 #include "backend/cuda/cross_entropy.h"
+#include "backend/id_check.h"
 #include "backend/kernels.h"
 #include "ops/elementwise.h"
 #include "ops/op_support.h"
@@ -83,6 +84,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   const int64_t rows = targets.numel(), vocab = logits.shape().back();
   Tensor x = contiguous_as(logits, {rows, vocab});
   Tensor t = contiguous_as(targets, {rows});
+  backend::check_ids(backend::IdCheck::cross_entropy_targets, t, vocab, ignore_index);
   const TensorOptions row_options{loss_dtype(logits.dtype()), logits.device()};
   Tensor losses = Tensor::empty({rows}, row_options);
   Tensor lse = Tensor::empty({rows}, row_options);

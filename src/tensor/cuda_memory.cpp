@@ -3,6 +3,11 @@
 // for later requests on the same stream (stream order then guarantees the previous user's kernels
 // have finished with it). Blocks are carved from segments (2 MiB for small requests, rounded to
 // 2 MiB for large ones), split to fit and merged again with free neighbours when released.
+//
+// A private pool (for the work CUDA graphs record) tags the segments made while it is in use:
+// their blocks go only to requests made while it is in use, and empty_cache leaves them alone,
+// since a graph reads and writes those addresses on every replay. Retiring the pool hands its
+// blocks to the shared pool (0), the free ones at once and the live ones when they are released.
 #include "tensor/cuda_memory.h"
 
 #include <cuda_runtime.h>
@@ -14,7 +19,9 @@
 #include <set>
 #include <sstream>
 #include <tuple>
+#include <utility>
 #include <unordered_map>
+#include <vector>
 
 #include "tensor/cuda_context.h"
 #include "tensor/error.h"
@@ -34,6 +41,7 @@ size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 std::atomic<bool> poison_allocations{false};
 
 struct Block {
+  int pool;  // 0: shared; else the private pool whose segment holds it
   cuda::Stream stream;
   size_t size;
   char* ptr;
@@ -45,7 +53,7 @@ struct Block {
 
 struct BySizeThenAddress {
   bool operator()(const Block* a, const Block* b) const {
-    return std::tie(a->stream, a->size, a->ptr) < std::tie(b->stream, b->size, b->ptr);
+    return std::tie(a->pool, a->stream, a->size, a->ptr) < std::tie(b->pool, b->stream, b->size, b->ptr);
   }
 };
 
@@ -79,6 +87,7 @@ class DevicePool {
     live_.erase(it);
     counters_.on_free(block->ptr, static_cast<int64_t>(block->size));
     block->free = true;
+    if (retired_.count(block->pool)) block->pool = 0;
     block = merge(block, block->prev);
     block = merge(block, block->next);
     pool(block->small).insert(block);
@@ -90,6 +99,38 @@ class DevicePool {
     release_free_segments();
   }
 
+  int new_private_pool() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return next_pool_++;
+  }
+
+  int use_pool(int id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    PONDER_CHECK(id == 0 || !retired_.count(id), ValueError, "cuda:", device_, ": private pool ", id, " was retired");
+    return std::exchange(active_pool_, id);
+  }
+
+  void retire_private_pool(int id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    retired_.insert(id);
+    for (bool small : {true, false}) {
+      auto& p = pool(small);
+      std::vector<Block*> moved;
+      for (auto it = p.begin(); it != p.end();) {
+        if ((*it)->pool != id) {
+          ++it;
+          continue;
+        }
+        moved.push_back(*it);
+        it = p.erase(it);
+      }
+      for (Block* b : moved) {
+        b->pool = 0;
+        p.insert(b);
+      }
+    }
+  }
+
   MemoryStats stats() const { return counters_.stats(reserved_); }
   void reset_peak() { counters_.reset_peak(); }
   MemoryCounters& counters() { return counters_; }
@@ -97,12 +138,12 @@ class DevicePool {
  private:
   std::set<Block*, BySizeThenAddress>& pool(bool small) { return small ? small_free_ : large_free_; }
 
-  // The smallest free block of this stream that fits.
+  // The smallest free block of the active pool and this stream that fits.
   Block* take_free(cuda::Stream stream, size_t size, bool small) {
     auto& p = pool(small);
-    Block key{stream, size, nullptr, small};
+    Block key{active_pool_, stream, size, nullptr, small};
     auto it = p.lower_bound(&key);
-    if (it == p.end() || (*it)->stream != stream) return nullptr;
+    if (it == p.end() || (*it)->pool != active_pool_ || (*it)->stream != stream) return nullptr;
     Block* b = *it;
     p.erase(it);
     return b;
@@ -125,7 +166,7 @@ class DevicePool {
                              s.str(), ", ", live_.size(), " live blocks): ", cudaGetErrorString(err));
     }
     reserved_ += static_cast<int64_t>(segment);
-    return new Block{stream, segment, static_cast<char*>(ptr), small};
+    return new Block{active_pool_, stream, segment, static_cast<char*>(ptr), small};
   }
 
   // Leaves `size` bytes in `block` and returns the rest to the pool when it is worth keeping.
@@ -133,7 +174,7 @@ class DevicePool {
     const size_t rest = block->size - size;
     const size_t min_rest = block->small ? kAlignment : kSmallRequest + 1;
     if (rest < min_rest) return;
-    Block* tail = new Block{block->stream, rest, block->ptr + size, block->small};
+    Block* tail = new Block{block->pool, block->stream, rest, block->ptr + size, block->small};
     tail->prev = block;
     tail->next = block->next;
     if (block->next) block->next->prev = tail;
@@ -144,7 +185,7 @@ class DevicePool {
 
   // Joins `block` with a free neighbour; returns the surviving block.
   Block* merge(Block* block, Block* neighbour) {
-    if (!neighbour || !neighbour->free) return block;
+    if (!neighbour || !neighbour->free || neighbour->pool != block->pool) return block;
     pool(neighbour->small).erase(neighbour);
     Block* first = neighbour == block->prev ? neighbour : block;
     Block* second = first == block ? neighbour : block;
@@ -160,7 +201,7 @@ class DevicePool {
       auto& p = pool(small);
       for (auto it = p.begin(); it != p.end();) {
         Block* b = *it;
-        if (b->prev || b->next) {
+        if (b->prev || b->next || b->pool != 0) {
           ++it;
           continue;
         }
@@ -179,6 +220,8 @@ class DevicePool {
   std::unordered_map<void*, Block*> live_;
   MemoryCounters counters_;
   int64_t reserved_ = 0;
+  int active_pool_ = 0, next_pool_ = 1;
+  std::set<int> retired_;
 };
 
 DevicePool& pool_of(int device) {
@@ -219,6 +262,9 @@ void cuda_reset_peak_memory(int device) { pool_of(device).reset_peak(); }
 void cuda_begin_memory_census(int device) { pool_of(device).counters().begin_census(); }
 MemoryCensus cuda_end_memory_census(int device) { return pool_of(device).counters().end_census(); }
 void cuda_empty_cache(int device) { pool_of(device).empty_cache(); }
+int cuda_new_private_pool(int device) { return pool_of(device).new_private_pool(); }
+int cuda_use_pool(int device, int pool) { return pool_of(device).use_pool(pool); }
+void cuda_retire_private_pool(int device, int pool) { pool_of(device).retire_private_pool(pool); }
 void cuda_poison_allocations(bool on) { poison_allocations.store(on); }
 
 void cuda_copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {

@@ -16,8 +16,15 @@ int64_t cuda_available_memory(int device);
 void cuda_reset_peak_memory(int device);
 void cuda_begin_memory_census(int device);
 MemoryCensus cuda_end_memory_census(int device);
-// Returns cached, entirely free segments to the driver.
+// Returns cached, entirely free segments of the shared pool to the driver.
 void cuda_empty_cache(int device);
+// Private pools (cuda_memory.cpp): while one is in use on a device, that device's requests are
+// served from memory that no request outside it gets until the pool is retired, which hands it to
+// the shared pool 0. What a CUDA graph records must find its buffers untouched on every replay.
+// cuda_use_pool returns the pool that was in use.
+int cuda_new_private_pool(int device);
+int cuda_use_pool(int device, int pool);
+void cuda_retire_private_pool(int device, int pool);
 // Debugging aid for kernel tests: fill every new device allocation with 0xFF bytes (NaN for
 // floating types), so elements a kernel forgets to write stand out.
 void cuda_poison_allocations(bool on);

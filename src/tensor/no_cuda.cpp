@@ -1,4 +1,5 @@
 // Linked instead of cuda_memory.cpp when ponder is built without CUDA.
+#include "tensor/cuda_graph.h"
 #include "tensor/cuda_memory.h"
 #include "tensor/error.h"
 
@@ -22,5 +23,17 @@ void cuda_empty_cache(int) {}
 void cuda_poison_allocations(bool) {}
 int cuda_device_count() { return 0; }
 void cuda_copy_bytes(void*, Device, const void*, Device, size_t) { no_cuda(); }
+
+namespace cuda {
+MemoryPool::MemoryPool(int) { no_cuda(); }
+MemoryPool::~MemoryPool() = default;
+MemoryPool::Use::Use(const MemoryPool&) { no_cuda(); }
+MemoryPool::Use::~Use() = default;
+struct Graph::Impl {};
+std::unique_ptr<Graph> Graph::record(int, const std::function<void()>&) { no_cuda(); }
+Graph::Graph(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Graph::~Graph() = default;
+void Graph::replay() { no_cuda(); }
+}  // namespace cuda
 
 }  // namespace ponder

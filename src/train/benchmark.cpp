@@ -62,17 +62,18 @@ std::vector<data::Sample> random_row(int64_t row_len, int64_t vocab, std::mt1993
   return row;
 }
 
-// The same random micro-batch every time, already on the device.
+// The same random micro-batch every time, built once in host memory like the loader's batches
+// (the trainer copies it to the device, a few hundred kB).
 class ResidentBatch final : public BatchSource {
  public:
-  ResidentBatch(const io::Recipe& r, Device device) {
+  explicit ResidentBatch(const io::Recipe& r) {
     std::mt19937_64 gen(r.runtime.seed);
     std::vector<std::vector<data::Sample>> rows;
     for (int64_t i = 0; i < r.rows_per_micro_batch(); ++i) rows.push_back(random_row(r.data.seq_len, vocab_size(r.model), gen));
     const data::PackOptions pack{.row_len = r.data.seq_len,
                                  .mask = r.data.attention_mask(),
                                  .loss_on_response_only = r.data.loss == "response"};
-    batch_ = models::to_device(data::pack_rows(rows, pack), device);
+    batch_ = data::pack_rows(rows, pack);
   }
   models::PackedBatch next() override { return batch_; }
   std::string state() const override { return {}; }
@@ -169,7 +170,7 @@ BenchResult benchmark_training(io::Recipe recipe, const BenchOptions& options) {
   ctx.device = device;
   ctx.param_dtype = resolve_precision(recipe, ctx.device);
   ctx.model = build_training_model(recipe);
-  ctx.train_data = std::make_unique<ResidentBatch>(recipe, ctx.device);
+  ctx.train_data = std::make_unique<ResidentBatch>(recipe);
   r.family = ctx.model->family();
   r.device = ctx.device;
   r.dtype = ctx.param_dtype;
@@ -177,6 +178,7 @@ BenchResult benchmark_training(io::Recipe recipe, const BenchOptions& options) {
 
   time_steps(trainer, r.device, options.warmup_steps, &r.last_loss);
   r.step_s = time_steps(trainer, r.device, options.steps, &r.last_loss);
+  r.cuda_graphs = trainer.cuda_graph_status();
   r.tokens_per_s = double(r.tokens_per_step) / r.step_s;
   r.tflops = r.flops_per_token * r.tokens_per_s / 1e12;
   r.mfu = r.tflops / kBf16GemmCeilingTflops;
@@ -204,8 +206,10 @@ std::string format_bench(const BenchResult& r, const BenchOptions& o) {
   line("%-16s %12.4g   (%.4g GFLOP/token)\n", "model TFLOP/s", r.tflops, r.flops_per_token / 1e9);
   line("%-16s %11.1f%%   of %.0f TFLOP/s (bf16 GEMM ceiling)\n", "MFU", 100 * r.mfu, kBf16GemmCeilingTflops);
   line("%-16s %12.2f GiB\n", "peak memory", double(r.peak_bytes) / double(1ll << 30));
+  line("%-16s %s\n", "CUDA graphs", r.cuda_graphs.c_str());
   if (o.profile_steps == 0) return out;
-  line("breakdown, mean of %lld profiled step(s) of %.4f s:\n", (long long)o.profile_steps, r.profiled_step_s);
+  line("breakdown, mean of %lld profiled step(s) of %.4f s (run without CUDA graphs, whose kernels cannot be "
+       "timed one by one):\n", (long long)o.profile_steps, r.profiled_step_s);
   line("  %-18s %10s %7s\n", "phase", "ms", "share");
   auto row = [&](const char* name, double s) { line("  %-18s %10.3f %6.1f%%\n", name, 1e3 * s, 100 * s / r.profiled_step_s); };
   for (int p = 0; p < backend::kOpPhases; ++p) row(backend::op_phase_name(backend::OpPhase(p)), r.phase_s[p]);
@@ -264,6 +268,7 @@ nlohmann::json bench_json(const BenchResult& r, const BenchOptions& o) {
           {"tflops", r.tflops},
           {"mfu", r.mfu},
           {"peak_bytes", r.peak_bytes},
+          {"cuda_graphs", r.cuda_graphs},
           {"breakdown", phases}};
 }
 

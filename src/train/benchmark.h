@@ -34,6 +34,7 @@ struct BenchResult {
   double tflops = 0;            // model TFLOP/s
   double mfu = 0;               // of kBf16GemmCeilingTflops
   int64_t peak_bytes = 0;       // the device allocator's high-water mark over the whole run
+  std::string cuda_graphs;      // Trainer::cuda_graph_status() after the timed steps
   double last_loss = 0;
   // Breakdown: mean over the profiled steps of the step's wall time and its kernels' time by phase;
   // idle (launch gaps, host work, synchronisation) is the step's time not covered by kernels.

@@ -11,6 +11,7 @@ target_sources(ponder_core PRIVATE
   train/plan.cpp
   train/session.cpp
   train/shard_source.cpp
+  train/step_graphs.cpp
   train/stop_signal.cpp
   train/task_source.cpp
   train/trainer.cpp

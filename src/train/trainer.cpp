@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "autograd/grad_mode.h"
+#include "backend/id_check.h"
 #include "io/safetensors.h"
 #include "ops/cast.h"
 #include "ops/elementwise.h"
@@ -77,6 +78,15 @@ Trainer::Trainer(TrainContext context)
     // (HRM-Text's stacks) grows after its bucket was complete: then reduce after backward.
     overlap_sync_ = r.recompute() < nn::Recompute::mlp;
   }
+  // CUDA graphs on one process only: a data-parallel step sends gradients from backward's hooks.
+  steps_ = std::make_unique<StepGraphs>(
+      ctx_.device, r.runtime.cuda_graph && r.distributed.world_size == 1,
+      [this](const models::PackedBatch& batch, const Tensor& scale) {
+        Tensor l = ctx_.model->loss_sum(batch);
+        (l * scale.to(l.dtype())).backward();
+        return l.detach();
+      },
+      [this] { return ctx_.model->step_variant(); });
   optimizer_ = make_optimizer(r.optim, ctx_.model->named_parameters());
   if (r.optim.ema > 0) ema_ = std::make_unique<optim::Ema>(ctx_.model->named_parameters(), r.optim.ema);
   state_.world_size = r.distributed.world_size;
@@ -142,13 +152,15 @@ Trainer::StepResult Trainer::train_step() {
   Tensor loss_sum;
   // Normalised by the tokens of the global batch, so summing the ranks' gradients gives its mean.
   const double scale = 1.0 / std::max(sum_over_ranks(double(loss_tokens)), 1.0);
-  for (size_t i = 0; i < micro.size(); ++i) {
-    Tensor l = ctx_.model->loss_sum(models::to_device(micro[i], ctx_.device));
-    if (i + 1 == micro.size() && sync_ && overlap_sync_) sync_->arm();  // the gradients are complete after this backward
-    (l * scale).backward();
-    Tensor l64 = l.detach().to(DType::f64);
-    loss_sum = loss_sum.defined() ? loss_sum + l64 : l64;
+  {
+    backend::DeferIdChecks defer;  // raised below, where the step waits for its loss anyway
+    for (size_t i = 0; i < micro.size(); ++i) {
+      if (i + 1 == micro.size() && sync_ && overlap_sync_) sync_->arm();  // the gradients are complete after this backward
+      Tensor l64 = steps_->run(micro[i], scale).to(DType::f64);
+      loss_sum = loss_sum.defined() ? loss_sum + l64 : l64;
+    }
   }
+  tell_graph_failure();
   res.exposed_comm_s = zero_ ? zero_->reduce_gradients(*grads_) : sync_->finish();
   const double max_norm = r.optim.clip_grad_norm > 0 ? r.optim.clip_grad_norm : std::numeric_limits<double>::infinity();
   // Queued before the loss is read, so the one wait for the loss (which the skip decisions need)
@@ -157,7 +169,9 @@ Trainer::StepResult Trainer::train_step() {
   const optim::GradClip clip =
       zero_ ? optim::grad_clip(zero_->owned(), max_norm, [&](double s) { return sum_over_ranks(s); })
             : optim::grad_clip(grads_->params(), max_norm);
-  res.loss = sum_over_ranks(loss_sum.item<double>()) * scale;
+  const double local_loss = loss_sum.item<double>();
+  backend::raise_deferred_id_checks(ctx_.device);  // before anything is updated
+  res.loss = sum_over_ranks(local_loss) * scale;
   res.grad_norm = clip.norm();
   if (!is_finite(res.loss) || !is_finite(res.grad_norm)) {
     res.skipped = "non-finite values in " + (!is_finite(res.loss) ? std::string("the loss") : first_non_finite_gradient());
@@ -194,6 +208,13 @@ double Trainer::sum_over_ranks(double value) {
 
 void Trainer::message(const std::string& text) {
   if (progress_) progress_->message(text);
+}
+
+void Trainer::tell_graph_failure() {
+  if (steps_->enabled() || told_graph_failure_) return;
+  told_graph_failure_ = true;
+  message("runtime.cuda_graph: the training step could not be recorded (" + steps_->failure() +
+          "); it runs without CUDA graphs");
 }
 
 std::string Trainer::first_non_finite_gradient() const {
@@ -251,6 +272,7 @@ void Trainer::log_step(const StepResult& res, double seconds) {
 
 void Trainer::evaluate() {
   if (!ctx_.evaluation || !leader()) return;
+  steps_->clear();  // evaluation needs the memory the graphs hold (and may swap in the EMA weights)
   const bool swap = ema_ && ctx_.recipe.eval.use_ema;
   if (swap) ema_->swap();
   nlohmann::json rec = ctx_.evaluation->run(*ctx_.model, ctx_.device);

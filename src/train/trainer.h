@@ -20,6 +20,7 @@
 #include "train/checkpoint.h"
 #include "train/evaluation.h"
 #include "train/metrics.h"
+#include "train/step_graphs.h"
 
 namespace ponder::train {
 
@@ -48,6 +49,8 @@ class Trainer {
   void restore(const LoadedCheckpoint& checkpoint);
   RunEnd run();
   const TrainerState& state() const { return state_; }
+  // Whether micro-steps replay CUDA graphs (runtime.cuda_graph), as StepGraphs::status says.
+  std::string cuda_graph_status() const { return steps_->status(); }
   models::LanguageModel& model() { return *ctx_.model; }
 
   struct StepResult {
@@ -70,6 +73,7 @@ class Trainer {
   void remember_loss(double loss);
   double sum_over_ranks(double value);
   void message(const std::string& text);
+  void tell_graph_failure();
   bool leader() const { return ctx_.comm->rank() == 0; }
 
   TrainContext ctx_;
@@ -80,6 +84,8 @@ class Trainer {
   std::unique_ptr<dist::ZeroShards> zero_;  // distributed.zero: 1
   bool overlap_sync_ = true;  // sync_ reduces buckets during the last backward
   std::unique_ptr<optim::Ema> ema_;
+  std::unique_ptr<StepGraphs> steps_;  // each micro-batch's forward and backward
+  bool told_graph_failure_ = false;
   optim::Schedule schedule_;
   std::unique_ptr<MetricsLog> metrics_;
   std::shared_ptr<spdlog::logger> log_;

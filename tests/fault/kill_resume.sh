@@ -12,7 +12,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "kill_resume: FAIL: $*" >&2; exit 1; }
 
-steps=2000
+steps=6000
 cat >"$work/r.yaml" <<YAML
 model: {family: transformer, vocab_size: 100, dim: 16, layers: 1, heads: 2, ffn_hidden: 32}
 data: {task: sort, seq_len: 32, task_eval_examples: 0}

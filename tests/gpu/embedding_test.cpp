@@ -1,5 +1,9 @@
-// CUDA embedding against its CPU twin: gathers, deterministic gradient sums, bad ids.
+// CUDA embedding against its CPU twin: gathers, deterministic gradient sums, bad ids, and bad
+// ids whose check is deferred (backend/id_check.h).
+#include <cmath>
 #include <random>
+
+#include "backend/id_check.h"
 
 #include "gpu/twin.h"
 #include "support/test_util.h"
@@ -64,6 +68,38 @@ TEST_F(Embedding, BadIdsGiveTheCpuMessage) {
     EXPECT_FALSE(cpu.empty());
     EXPECT_EQ(gpu, cpu);
   }
+}
+
+// Deferred, a bad id is recorded and the ops go on without leaving their tables (the bad id's
+// embedding row is zeros, its loss NaN); the raise reports the first error since the last one,
+// with the op that met it, and clears the record.
+TEST_F(Embedding, DeferredChecksRaiseTheFirstBadIdLater) {
+  const Device gpu = Device::cuda(0);
+  Tensor w = full({10, 4}, 1.0, {.device = gpu}).set_requires_grad(true);
+  Tensor ids = tensor({1, 2, 12, 3, -5}, {5}, {.dtype = DType::i64, .device = gpu});
+  Tensor targets = tensor({0, 40, kIgnoreIndex, 1, 2}, {5}, {.dtype = DType::i64, .device = gpu});
+  Tensor rows, loss;
+  {
+    backend::DeferIdChecks defer;
+    rows = embedding(w, ids);
+    loss = cross_entropy(rows, targets, kIgnoreIndex, Reduction::none);
+    loss.sum().backward();  // the embedding's backward meets the bad ids too
+  }
+  EXPECT_EQ(testing::error_message<ValueError>([&] { backend::raise_deferred_id_checks(gpu); }),
+            "embedding: id 12 at position 2 is outside the vocabulary of 10");
+  EXPECT_NO_THROW(backend::raise_deferred_id_checks(gpu));  // cleared
+  const std::vector<float> got = rows.to(Device::cpu()).to_vector<float>();
+  for (int j = 0; j < 4; ++j) {
+    EXPECT_EQ(got[2 * 4 + j], 0.0f);
+    EXPECT_EQ(got[4 * 4 + j], 0.0f);
+    EXPECT_EQ(got[1 * 4 + j], 1.0f);
+  }
+  const std::vector<float> losses = loss.to(Device::cpu()).to_vector<float>();
+  EXPECT_TRUE(std::isnan(losses[1]));
+  EXPECT_TRUE(std::isfinite(losses[0]));
+  // Outside the scope the next bad target throws at once.
+  EXPECT_EQ(testing::error_message<ValueError>([&] { cross_entropy(rows, targets); }),
+            "cross_entropy: target 40 at position 1 is outside the vocabulary of 4");
 }
 
 }  // namespace

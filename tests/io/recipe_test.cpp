@@ -77,6 +77,13 @@ TEST(Recipe, RecomputationIsOffByDefaultAndValidated) {
   EXPECT_EQ(parse(kGood, {"runtime.recompute=mlp"}).recompute(), nn::Recompute::mlp);
 }
 
+TEST(Recipe, CudaGraphsAreOnByDefaultAndValidated) {
+  EXPECT_TRUE(parse(kGood).runtime.cuda_graph);
+  EXPECT_FALSE(parse(kGood, {"runtime.cuda_graph=false"}).runtime.cuda_graph);
+  EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"runtime.cuda_graph=often"}); }),
+            "runtime.cuda_graph: expected true or false, got \"often\" (from --set)");
+}
+
 TEST(Recipe, AutoMicroBatchIsLeftForTheRunToChoose) {
   Recipe r = parse(kGood, {"batch.micro_tokens=auto"});
   EXPECT_TRUE(r.batch.micro_auto());

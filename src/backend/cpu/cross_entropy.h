@@ -7,7 +7,8 @@
 namespace ponder::backend::cpu {
 
 // loss[r] = lse[r] - logits[r, targets[r]] with lse[r] = log(sum(exp(logits[r, :]))), both 0
-// where targets[r] == ignore_index. Throws ValueError for any other target outside [0, V).
+// where targets[r] == ignore_index. Every other target is in [0, V) (the ops check them first,
+// backend/id_check.h).
 void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits,
                            const Tensor& targets, int64_t ignore_index);
 // dlogits[r, :] = (exp(logits[r, :] - lse[r]) - onehot(targets[r])) * row_scale[r], zero rows

@@ -1,7 +1,7 @@
 // CUDA twins of backend/cpu/cross_entropy.h (same semantics, same signatures; dlogits may be
-// logits itself). cross_entropy_forward checks the targets on the device first and copies the
-// first bad one back: the one host synchronisation of these kernels, so that an out-of-range
-// target throws the CPU's ValueError instead of reading outside a row.
+// logits itself). The ops check the targets first (backend/id_check.h); when that check is
+// deferred a bad target can reach these kernels, which then never read outside a row: its loss is
+// NaN and its gradient row has no one-hot term.
 #pragma once
 
 #include "tensor/tensor.h"

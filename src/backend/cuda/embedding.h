@@ -1,7 +1,8 @@
-// CUDA twins of backend/cpu/embedding.h. The forward checks the ids first (one small host round
-// trip) and throws the CPU's ValueError; the backward, fed the ids the forward checked, sums each
-// vocabulary row's gradients in increasing position (a stable sort of the ids), so it is
-// deterministic. Gradients accumulate in fp32 (f32 and bf16).
+// CUDA twins of backend/cpu/embedding.h. ops::embedding checks the ids first (backend/id_check.h);
+// when that check is deferred a bad id can reach these kernels, and they stay inside the tables:
+// the forward gives its row zeros, the backward adds it nowhere. The backward sums each vocabulary
+// row's gradients in increasing position (a stable sort of the ids), so it is deterministic.
+// Gradients accumulate in fp32 (f32 and bf16).
 #pragma once
 
 #include "tensor/tensor.h"

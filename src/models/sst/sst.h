@@ -113,6 +113,8 @@ class Sst : public Transformer {
   // Deliberation depths "1", "2", "4"; compute is their stack passes over the trained depth's.
   std::vector<EvalDepth> eval_depths() const override;
   void set_eval_depth(const std::string& label) override;
+  // Its stream walks the samples on the host (and its adapters may draw dropout): not recordable.
+  std::optional<int64_t> step_variant() const override { return std::nullopt; }
   // "sst_deliberation_iters": the mean iterations a block ran since the last call (early stops
   // show as less than the depth); empty when nothing deliberated (depth 1).
   std::map<std::string, double> take_step_metrics() override;

@@ -44,6 +44,7 @@ class Transformer : public LanguageModel {
   Tensor head(const Tensor& x) const override;
   Tensor head_weight() const override;
   Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache) override;
+  std::optional<int64_t> step_variant() const override { return 0; }
   const TransformerConfig& config() const { return config_; }
 
   std::shared_ptr<TransformerBody> model;
