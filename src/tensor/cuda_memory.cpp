@@ -1,8 +1,9 @@
 // Device memory: a caching, stream-aware allocator. cudaMalloc and cudaFree are slow and
 // synchronise the device, so memory freed by a tensor goes back to a pool and is handed out again
 // for later requests on the same stream (stream order then guarantees the previous user's kernels
-// have finished with it). Blocks are carved from segments (2 MiB for small requests, rounded to
-// 2 MiB for large ones), split to fit and merged again with free neighbours when released.
+// have finished with it). Blocks are carved from segments (2 MiB for requests up to 1 MiB, 64 MiB
+// for those up to 16 MiB, rounded to 2 MiB for larger ones), split to fit and merged again with
+// free neighbours when released.
 //
 // A private pool (for the work CUDA graphs record) tags the segments made while it is in use:
 // their blocks go only to requests made while it is in use, and empty_cache leaves them alone,
@@ -33,6 +34,10 @@ namespace {
 constexpr size_t kAlignment = 512;
 constexpr size_t kSmallRequest = 1 << 20;  // requests up to 1 MiB share 2 MiB segments
 constexpr size_t kSmallSegment = 2 << 20;
+// Requests up to 16 MiB share 64 MiB segments: each in its own segment, rounded to the 2 MiB of
+// cudaMalloc, one of 9 MiB (a 1536 x 1536 fp32 optimizer moment) would hold 10.
+constexpr size_t kMediumRequest = 16 << 20;
+constexpr size_t kMediumSegment = 64 << 20;
 constexpr size_t kSegmentRound = 2 << 20;
 constexpr int kMaxDevices = 64;
 
@@ -150,7 +155,8 @@ class DevicePool {
   }
 
   Block* new_segment(cuda::Stream stream, size_t size, bool small, size_t requested) {
-    const size_t segment = small ? kSmallSegment : round_up(size, kSegmentRound);
+    const size_t segment =
+        small ? kSmallSegment : (size <= kMediumRequest ? kMediumSegment : round_up(size, kSegmentRound));
     cuda::DeviceGuard guard(device_);
     void* ptr = nullptr;
     cudaError_t err = cudaMalloc(&ptr, segment);

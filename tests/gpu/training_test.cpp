@@ -8,6 +8,7 @@
 #include "support/resume_check.h"
 #include "support/python.h"
 #include "train/session.h"
+#include "tensor/allocator.h"
 #include "train/trainer.h"
 
 namespace ponder {
@@ -87,6 +88,23 @@ void expect_graphs_change_nothing(const io::Recipe& r) {
 TEST_F(CudaTraining, BaselineStepsReplayedFromCudaGraphsGiveTheEagerRun) { expect_graphs_change_nothing(recipe(kBaseline)); }
 
 TEST_F(CudaTraining, HrmTextStepsReplayedFromCudaGraphsGiveTheEagerRun) { expect_graphs_change_nothing(recipe(kHrmText)); }
+
+// Between steps a graph keeps only its inputs and loss live (a few kB): everything else it
+// allocated is free for the next replay.
+TEST_F(CudaTraining, CudaGraphsKeepLittleMemoryLiveBetweenSteps) {
+  auto live_after_steps = [](bool cuda_graph) {
+    io::Recipe r = recipe(kHrmText);
+    r.runtime.cuda_graph = cuda_graph;
+    const std::filesystem::path dir = testing::scratch_dir("graph_memory");
+    train::Trainer t(train::make_context(r, dir));
+    for (int i = 0; i < 3; ++i) t.train_step();
+    const int64_t live = memory_stats(Device::cuda(0)).current_bytes;
+    std::filesystem::remove_all(dir);
+    return live;
+  };
+  const int64_t eager = live_after_steps(false), graphs = live_after_steps(true);
+  EXPECT_LE(graphs - eager, 16 * 1024) << "eager " << eager << " bytes, with graphs " << graphs;
+}
 
 }  // namespace
 }  // namespace ponder
