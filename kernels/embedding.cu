@@ -1,5 +1,6 @@
-// Embedding on the GPU: a checked row gather forward; a backward that groups positions by id with
-// a stable sort and sums each vocabulary row's gradients in increasing position (fp32).
+// Embedding on the GPU: a row gather forward (ops::embedding checks the ids first); a backward that
+// groups positions by id with a stable sort and sums each vocabulary row's gradients in increasing
+// position (fp32).
 #include "backend/cuda/embedding.h"
 #include "kernels/ids.cuh"
 

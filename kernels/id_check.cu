@@ -59,7 +59,8 @@ void clear(void* record, int device) {
 }
 
 // One record per device, allocated (and cleared) on first use, kept for the process. Not from the
-// caching allocator: it must outlive any CUDA graph that writes it.
+// caching allocator: it must outlive any CUDA graph that writes it. Not made while the stream
+// records a graph, which would hold the clearing instead of running it.
 class Records {
  public:
   int64_t* of(int device) {
@@ -67,12 +68,23 @@ class Records {
     PONDER_CHECK(device >= 0 && device < kMaxDevices, DeviceError, "id checks: cuda:", device, " is out of range");
     if (!records_[device]) {
       ponder::cuda::DeviceGuard guard(device);
+      cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+      ponder::cuda::check(cudaStreamIsCapturing(ponder::cuda::compute_stream(device), &capture),
+                          "cudaStreamIsCapturing (id check record)");
+      PONDER_CHECK(capture == cudaStreamCaptureStatusNone, DeviceError, "id checks: first used on cuda:", device,
+                   " while a CUDA graph records; run the recorded work once without recording first");
       void* p = nullptr;
       ponder::cuda::check(cudaMalloc(&p, sizeof(Record)), "cudaMalloc (id check record)");
       clear(p, device);
       records_[device] = static_cast<int64_t*>(p);
     }
     return records_[device];
+  }
+
+  // The device's record, or null before its first use.
+  int64_t* existing(int device) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return device >= 0 && device < kMaxDevices ? records_[device] : nullptr;
   }
 
  private:
@@ -115,5 +127,13 @@ void check_ids(IdCheck which, const Tensor& ids, int64_t bound, std::optional<in
 }
 
 void raise_deferred_id_checks(int device) { raise_recorded(device); }
+
+void clear_id_checks(int device) noexcept {
+  try {
+    if (int64_t* record = records().existing(device)) clear(record, device);
+  } catch (...) {
+    cudaGetLastError();  // called while unwinding: the error in flight is the one to report
+  }
+}
 
 }  // namespace ponder::backend::cuda

@@ -33,15 +33,19 @@ __global__ void gather_rows_kernel(U* out, const U* src, const int64_t* idx, int
   }
 }
 
-__global__ void keys_and_positions_kernel(const int64_t* ids, int64_t n, uint32_t* keys, int32_t* positions) {
+// Sort keys: the id, or `buckets` for an id outside them (a bad id of a deferred check), which
+// then sorts after every valid one instead of among those sharing its low bits.
+__global__ void keys_and_positions_kernel(const int64_t* ids, int64_t n, int64_t buckets, uint32_t* keys,
+                                          int32_t* positions) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    keys[i] = static_cast<uint32_t>(ids[i]);
+    const int64_t id = ids[i];
+    keys[i] = static_cast<uint32_t>(id >= 0 && id < buckets ? id : buckets);
     positions[i] = static_cast<int32_t>(i);
   }
 }
 
-// Each run of equal sorted ids marks its bucket's first and one-past-last sorted index. Ids past
-// the buckets (bad ids of a deferred check) mark nothing.
+// Each run of equal sorted ids marks its bucket's first and one-past-last sorted index; the run of
+// bad ids (key `buckets`) marks nothing.
 __global__ void bucket_bounds_kernel(const uint32_t* sorted, int64_t n, int64_t buckets, int32_t* start, int32_t* end) {
   for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
     const uint32_t id = sorted[k];
@@ -161,10 +165,10 @@ IdBuckets bucket_by_id(const Tensor& ids, int64_t buckets) {
   }
   if (n == 0) return b;
   Tensor keys = Tensor::empty({n}, i32), positions = Tensor::empty({n}, i32), sorted = Tensor::empty({n}, i32);
-  keys_and_positions_kernel<<<grid_for(n), kThreads, 0, stream>>>(ids.data<int64_t>(), n, as_u32(keys),
+  keys_and_positions_kernel<<<grid_for(n), kThreads, 0, stream>>>(ids.data<int64_t>(), n, buckets, as_u32(keys),
                                                                   positions.data<int32_t>());
   check_launch("bucket_by_id");
-  const int end_bit = std::max(1, static_cast<int>(std::bit_width(static_cast<uint64_t>(buckets - 1))));
+  const int end_bit = std::max(1, static_cast<int>(std::bit_width(static_cast<uint64_t>(buckets))));  // keys 0..buckets
   auto sort = [&](void* scratch, size_t& scratch_bytes) {
     cuda::check(
         cub::DeviceRadixSort::SortPairs(scratch, scratch_bytes, as_u32(keys), as_u32(sorted), positions.data<int32_t>(),

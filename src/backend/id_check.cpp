@@ -1,6 +1,7 @@
 #include "backend/id_check.h"
 
 #include <array>
+#include <exception>
 
 #include "backend/cpu/id_check.h"
 #include "backend/dispatch.h"
@@ -38,8 +39,17 @@ void check_ids(IdCheck check, const Tensor& ids, int64_t bound, std::optional<in
   PONDER_DISPATCH(ids.device(), check_ids, check, ids, bound, allowed);
 }
 
-DeferIdChecks::DeferIdChecks() : previous_(deferred) { deferred = true; }
-DeferIdChecks::~DeferIdChecks() { deferred = previous_; }
+DeferIdChecks::DeferIdChecks(Device device)
+    : device_(device), previous_(deferred), exceptions_(std::uncaught_exceptions()) {
+  deferred = true;
+}
+
+DeferIdChecks::~DeferIdChecks() {
+  deferred = previous_;
+#if PONDER_WITH_CUDA
+  if (device_.is_cuda() && std::uncaught_exceptions() > exceptions_) cuda::clear_id_checks(device_.index);
+#endif
+}
 bool id_checks_deferred() { return deferred; }
 
 void raise_deferred_id_checks(Device device) {

@@ -27,16 +27,20 @@ std::string id_check_message(IdCheck check, int64_t value, int64_t position, int
 // Checks that every id of `ids` (i32 or i64, contiguous) is in [0, bound) or equals `allowed`.
 void check_ids(IdCheck check, const Tensor& ids, int64_t bound, std::optional<int64_t> allowed = std::nullopt);
 
-// While one is alive on this thread, GPU id checks record instead of waiting (see the top).
+// While one is alive on this thread, GPU id checks record instead of waiting (see the top). Left
+// by an exception, it clears what was recorded on `device`: an error the unwinding skipped past
+// must not surface in a later, unrelated check.
 class DeferIdChecks {
  public:
-  DeferIdChecks();
+  explicit DeferIdChecks(Device device);
   ~DeferIdChecks();
   DeferIdChecks(const DeferIdChecks&) = delete;
   DeferIdChecks& operator=(const DeferIdChecks&) = delete;
 
  private:
+  Device device_;
   bool previous_;
+  int exceptions_;  // in flight at construction
 };
 bool id_checks_deferred();
 

@@ -15,8 +15,10 @@ namespace ponder::cuda {
 
 // A private pool of device memory (tensor/cuda_memory.h). While a Use is alive, the device's
 // allocations come from the pool; the pool's memory goes back to the shared pool when it is
-// destroyed. Several graphs may share one pool when their replays never overlap and no buffer
-// of one is live across a replay of another, except those kept (which stay allocated).
+// destroyed. Several graphs may share one pool when their replays never overlap: a replay writes
+// its temporaries into blocks the pool may since have handed to buffers made for other graphs, so
+// what must survive another graph's replay (inputs) is allocated outside the pool, and what a
+// replay leaves (its outputs) is read before another graph replays.
 class MemoryPool {
  public:
   explicit MemoryPool(int device);

@@ -72,12 +72,11 @@ Tensor StepGraphs::run(const models::PackedBatch& batch, double scale) {
   padded.attn = padded_spec(batch.attn, capacity);
   const Key key{*variant, batch.tokens.numel(), batch.rows, capacity, static_cast<int>(batch.attn.mask)};
   if (!pool_) pool_ = std::make_unique<cuda::MemoryPool>(device_.index);
-  Recorded* r = nullptr;
-  {
+  if (++seen_[key] == 1) {
     cuda::MemoryPool::Use use(*pool_);
-    if (++seen_[key] == 1) return run_eagerly(padded, scale);
-    r = find_or_record(key, padded);
+    return run_eagerly(padded, scale);
   }
+  Recorded* r = find_or_record(key, padded);
   if (!r) {  // the step cannot be recorded: eagerly from now on, in the shared pool
     clear();
     return run_eagerly(padded, scale);
@@ -91,10 +90,13 @@ Tensor StepGraphs::run(const models::PackedBatch& batch, double scale) {
 
 StepGraphs::Recorded* StepGraphs::find_or_record(const Key& key, const models::PackedBatch& batch) {
   if (auto it = recorded_.find(key); it != recorded_.end()) return it->second.get();
+  // The inputs live outside the pool, where no other graph's replay writes; the loss, made inside,
+  // is read after each replay, before another graph runs.
   auto r = std::make_unique<Recorded>();
   r->inputs = models::to_device(batch, device_);
   r->scale = Tensor::empty({}, {DType::f64, device_});
   try {
+    cuda::MemoryPool::Use use(*pool_);
     r->graph = cuda::Graph::record(device_.index, [&] { r->loss = step_(r->inputs, r->scale); });
   } catch (const Error& e) {
     failure_ = e.what();

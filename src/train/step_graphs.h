@@ -9,7 +9,7 @@
 // attention kernels skip empty samples. A graph is recorded per (model step variant, tokens, rows,
 // sample capacity, mask) — a run sees a handful — the second time that key comes: the first
 // runs eagerly, which also settles GEMM algorithm choices and caches that recording cannot make.
-// These eager micro-steps, the recordings and so the replays all take their memory from one
+// These eager micro-steps and the recordings (so the replays) take their temporaries from one
 // private pool: the graphs share it (a replay leaves nothing behind but its loss), so they hold
 // the activations of one micro-step, not of one per graph. Micro-steps run eagerly compute
 // exactly what a replay does (same kernels, same order), so a run gives the same numbers with

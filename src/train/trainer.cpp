@@ -153,9 +153,11 @@ Trainer::StepResult Trainer::train_step() {
   // Normalised by the tokens of the global batch, so summing the ranks' gradients gives its mean.
   const double scale = 1.0 / std::max(sum_over_ranks(double(loss_tokens)), 1.0);
   {
-    backend::DeferIdChecks defer;  // raised below, where the step waits for its loss anyway
+    backend::DeferIdChecks defer(ctx_.device);  // raised below, where the step waits for its loss anyway
     for (size_t i = 0; i < micro.size(); ++i) {
-      if (i + 1 == micro.size() && sync_ && overlap_sync_) sync_->arm();  // the gradients are complete after this backward
+      // The gradients are complete after this backward. One rank has nothing to send (and a
+      // micro-step being recorded, which may fail and rerun eagerly, runs backward's hooks too).
+      if (i + 1 == micro.size() && sync_ && overlap_sync_ && ctx_.comm->world_size() > 1) sync_->arm();
       Tensor l64 = steps_->run(micro[i], scale).to(DType::f64);
       loss_sum = loss_sum.defined() ? loss_sum + l64 : l64;
     }

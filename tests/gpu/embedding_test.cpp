@@ -80,7 +80,7 @@ TEST_F(Embedding, DeferredChecksRaiseTheFirstBadIdLater) {
   Tensor targets = tensor({0, 40, kIgnoreIndex, 1, 2}, {5}, {.dtype = DType::i64, .device = gpu});
   Tensor rows, loss;
   {
-    backend::DeferIdChecks defer;
+    backend::DeferIdChecks defer(gpu);
     rows = embedding(w, ids);
     loss = cross_entropy(rows, targets, kIgnoreIndex, Reduction::none);
     loss.sum().backward();  // the embedding's backward meets the bad ids too
@@ -100,6 +100,35 @@ TEST_F(Embedding, DeferredChecksRaiseTheFirstBadIdLater) {
   // Outside the scope the next bad target throws at once.
   EXPECT_EQ(testing::error_message<ValueError>([&] { cross_entropy(rows, targets); }),
             "cross_entropy: target 40 at position 1 is outside the vocabulary of 4");
+
+  // 17 shares its low four bits with 1: the backward's sort must still keep it out of row 1.
+  Tensor v = zeros({10, 4}, {.device = gpu}).set_requires_grad(true);
+  {
+    backend::DeferIdChecks defer(gpu);
+    embedding(v, tensor({1, 17, 1, 3}, {4}, {.dtype = DType::i64, .device = gpu})).sum().backward();
+  }
+  EXPECT_EQ(testing::error_message<ValueError>([&] { backend::raise_deferred_id_checks(gpu); }),
+            "embedding: id 17 at position 1 is outside the vocabulary of 10");
+  std::vector<float> expected(40, 0.0f);
+  for (int j = 0; j < 4; ++j) {
+    expected[1 * 4 + j] = 2.0f;
+    expected[3 * 4 + j] = 1.0f;
+  }
+  EXPECT_EQ(v.grad().to(Device::cpu()).to_vector<float>(), expected);
+}
+
+// A scope left by an exception forgets what it recorded: the error never surfaces later.
+TEST_F(Embedding, AnExceptionClearsDeferredChecks) {
+  const Device gpu = Device::cuda(0);
+  Tensor w = zeros({10, 4}, {.device = gpu});
+  EXPECT_THROW(
+      {
+        backend::DeferIdChecks defer(gpu);
+        embedding(w, tensor({11}, {1}, {.dtype = DType::i64, .device = gpu}));
+        throw std::runtime_error("a later failure in the same step");
+      },
+      std::runtime_error);
+  EXPECT_NO_THROW(backend::raise_deferred_id_checks(gpu));
 }
 
 }  // namespace

@@ -98,8 +98,8 @@ class HrmText : public LanguageModel {
   // (transformers' cache slots). Every new token runs the whole recurrence.
   Tensor next_token_logits(const Tensor& tokens, DecodeCache& cache) override;
   void begin_step(int64_t step, int64_t total_steps) override;
-  // The backprop depth: it decides how many stack calls keep activations.
-  std::optional<int64_t> step_variant() const override { return bp_; }
+  // The backprop depth (how many stack calls keep activations) and the cycles (how many calls).
+  std::optional<int64_t> step_variant() const override { return (bp_ << 32) | (h_cycles_ << 16) | l_cycles_; }
   // Test-time compute: the recurrence at other H/L cycles, labelled "H<h>L<l>" — one cycle each,
   // two each, the trained cycles, and twice the H, the L or both — with the stack calls
   // (h·l + h) relative to the trained ones.
