@@ -51,6 +51,8 @@ class Trainer {
   const TrainerState& state() const { return state_; }
   // Whether micro-steps replay CUDA graphs (runtime.cuda_graph), as StepGraphs::status says.
   std::string cuda_graph_status() const { return steps_->status(); }
+  // Drops the recorded graphs and their memory (later steps record them again).
+  void release_cuda_graphs() { steps_->clear(); }
   models::LanguageModel& model() { return *ctx_.model; }
 
   struct StepResult {
