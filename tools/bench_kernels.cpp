@@ -102,6 +102,16 @@ std::vector<Case> cases(DType t) {
                      backend::cuda::add_rms_norm_backward(grad_input, grad_w, grad_sum, grad_y, sum, w, rstd, false);
                    };
                  }});
+  // HRM-Text's: unweighted, backward reads the normalised output.
+  out.push_back({"add+rms_norm bwd no w", hidden_shape, 4 * nd * s + rows * 4, [=](Generator& g) {
+                   Tensor x = random(hidden, t, g), r = random(hidden, t, g);
+                   Tensor sum = empty(hidden), y = empty(hidden), rstd = f32_empty({rows});
+                   backend::cuda::add_rms_norm_forward(sum, y, rstd, x, r, Tensor(), 1e-5);
+                   Tensor grad_sum = random(hidden, t, g), grad_y = random(hidden, t, g), grad_input = empty(hidden);
+                   return [=] {
+                     backend::cuda::add_rms_norm_backward(grad_input, Tensor(), grad_sum, grad_y, y, Tensor(), rstd, true);
+                   };
+                 }});
   out.push_back({"swiglu fwd", ffn_shape, 3 * nf * s, [=](Generator& g) {
                    Tensor gate = random(ffn, t, g), up = random(ffn, t, g), y = empty(ffn);
                    return [=] { backend::cuda::gated_product(UnaryOp::silu, y, gate, up); };
