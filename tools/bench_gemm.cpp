@@ -1,7 +1,9 @@
 // GPU GEMM benchmark: bf16 TFLOP/s of ponder's linear/matmul against a raw cuBLASLt call on the same
 // shapes: the HRM-Text 1B projections (8192 tokens: two rows of 4096), the LM head (also over the
 // 4,096 tokens of one chunk of the fused loss), their backward products, and 8192^3 as the ceiling
-// check, timed as bench_support.h describes. Target: ponder within 5% of raw cuBLASLt.
+// check, timed as bench_support.h describes. Target: ponder within 5% of raw cuBLASLt. Then the
+// projections that share an input (q/k/v/gate, gate/up) at the training micro-batch, separate
+// against batched, to show what stacking their weights would buy.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -129,6 +131,38 @@ void measure(const char* shape, const Problem& problem, cublasLtHandle_t handle,
               100.0 * ponder_tflops / bench::kGemmCeilingTflops);
 }
 
+// Projections of one input by `count` weights of out x in (attention's q/k/v/gate, the MLP's
+// gate/up), at the training shape: as `count` separate GEMMs (what the layers run), as one batched
+// GEMM over the stacked weights (the shared input read with batch stride 0), and as one GEMM of
+// count*out columns; and their weight gradients both ways. TFLOP/s of the whole group.
+void measure_group(const char* name, int64_t tokens, int64_t in, int64_t out, int64_t count) {
+  Generator gen(2);
+  const Tensor x = bench::random_device({tokens, in}, DType::bf16, gen);
+  const Tensor w = bench::random_device({count, out, in}, DType::bf16, gen);
+  const Tensor dy = bench::random_device({count, tokens, out}, DType::bf16, gen);
+  const Tensor w_rows = w.reshape({count * out, in});
+  std::vector<Tensor> ws, dys;
+  for (int64_t i = 0; i < count; ++i) {
+    ws.push_back(w.narrow(0, i, 1).squeeze(0));
+    dys.push_back(dy.narrow(0, i, 1).squeeze(0));
+  }
+  const double tflop = 2.0 * count * tokens * out * in / 1e12;
+  auto row = [&](const char* how, const std::function<void()>& run) {
+    const double ms = bench::median_ms([&](int) { run(); }, kWarmup, kReps);
+    std::printf("%-24s %-30s %10.3f %10.1f %9.1f%%\n", name, how, ms, tflop / (ms / 1e3),
+                100.0 * tflop / (ms / 1e3) / bench::kGemmCeilingTflops);
+  };
+  row("fwd, separate", [&] {
+    for (const Tensor& wi : ws) linear(x, wi);
+  });
+  row("fwd, batched (stride-0 input)", [&] { matmul(x, w.transpose(1, 2)); });
+  row("fwd, one GEMM of count*out", [&] { linear(x, w_rows); });
+  row("dW, separate", [&] {
+    for (const Tensor& d : dys) matmul(d.t(), x);
+  });
+  row("dW, batched", [&] { matmul(dy.transpose(1, 2), x); });
+}
+
 }  // namespace
 
 int main() {
@@ -154,6 +188,10 @@ int main() {
   // The LM head as training runs it: inside the fused loss, a chunk of tokens at a time.
   for (const Problem& p : layer(kLmHeadChunkTokens, d, vocab)) measure("lm head, one loss chunk", p, handle, stream);
   measure("ceiling  8192^3", square(8192), handle, stream);
+  std::printf("\ngrouped projections, 12288 tokens (one micro-batch of 3 rows)\n%-24s %-30s %10s %10s %10s\n",
+              "group", "as", "ms", "TF/s", "of 796");
+  measure_group("q/k/v/gate 4x1536->1536", 3 * 4096, d, d, 4);
+  measure_group("gate/up 2x1536->4096", 3 * 4096, d, ffn, 2);
   cublasLtDestroy(handle);
   return 0;
 }

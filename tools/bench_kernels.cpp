@@ -112,6 +112,13 @@ std::vector<Case> cases(DType t) {
                      backend::cuda::add_rms_norm_backward(grad_input, Tensor(), grad_sum, grad_y, y, Tensor(), rstd, true);
                    };
                  }});
+  // RoPE of q and k, [tokens, 12 heads, 128] each.
+  out.push_back({"rope q+k", hidden_shape, 4 * nd * s + rows * 8, [=](Generator& g) {
+                   const Shape heads{kTokens, kHidden / 128, 128};
+                   Tensor q = random(heads, t, g), k = random(heads, t, g), out_q = empty(heads), out_k = empty(heads);
+                   Tensor positions = arange(0, kTokens).to(Device::cuda(0));
+                   return [=] { backend::cuda::rope_qk(out_q, out_k, q, k, positions, 10000.0, false); };
+                 }});
   out.push_back({"swiglu fwd", ffn_shape, 3 * nf * s, [=](Generator& g) {
                    Tensor gate = random(ffn, t, g), up = random(ffn, t, g), y = empty(ffn);
                    return [=] { backend::cuda::gated_product(UnaryOp::silu, y, gate, up); };
