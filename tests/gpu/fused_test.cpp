@@ -44,6 +44,12 @@ TEST_F(Fused, AddRmsNormMatchesCpu) {
       EXPECT_TRUE(cuda_matches_cpu(both, {x, r, w}, tol)) << dtype_name(dt) << " D " << d;
       auto normed = [](const TensorList& in) { return add_rms_norm(in[0], in[1], Tensor(), 1e-6).normed; };
       EXPECT_TRUE(cuda_matches_cpu(normed, {x, r}, tol)) << dtype_name(dt) << " D " << d;
+      // HRM-Text's: unweighted, and the sum carries on down the residual stream (its gradient joins dx)
+      auto unweighted_both = [](const TensorList& in) {
+        AddRmsNorm out = add_rms_norm(in[0], in[1], Tensor(), 1e-6);
+        return cat({out.sum, out.normed}, 0);
+      };
+      EXPECT_TRUE(cuda_matches_cpu(unweighted_both, {x, r}, tol)) << dtype_name(dt) << " D " << d;
       // a transposed residual (copied by the op); only the sum used (normed's gradient is zeros)
       Tensor rt = random_tensor({d, 37}, 4, dt, true);
       auto sum = [](const TensorList& in) { return add_rms_norm(in[0], in[1].t(), in[2], 1e-6).sum; };
