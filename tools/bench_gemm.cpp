@@ -55,10 +55,12 @@ Problem square(int64_t n) {
           CUBLAS_OP_N, n, n, n};
 }
 
-// cuBLASLt driven directly, with the heuristic's first choice, as a user of the library would.
+// cuBLASLt driven directly, with the heuristic's first choice, as a user of the library would; with
+// pointer_batch > 0, that many products whose operands are read from device arrays of pointers.
 class RawGemm {
  public:
-  RawGemm(const Problem& p, cublasLtHandle_t handle) : handle_(handle) {
+  RawGemm(const Problem& p, cublasLtHandle_t handle, int pointer_batch = 0)
+      : handle_(handle), pointer_batch_(pointer_batch) {
     check(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
     check(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &p.op_a, sizeof(p.op_a)), "transa");
     check(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &p.op_b, sizeof(p.op_b)), "transb");
@@ -89,9 +91,13 @@ class RawGemm {
   RawGemm& operator=(const RawGemm&) = delete;
 
   void operator()(const Tensor& p, const Tensor& q, const Tensor& out, cudaStream_t stream) const {
+    launch(q.data_ptr(), p.data_ptr(), out.data_ptr(), stream);
+  }
+  // D = A B in cuBLASLt's terms: matrices, or device arrays of pointer_batch pointers.
+  void launch(const void* a, const void* b, void* d, cudaStream_t stream) const {
     const float alpha = 1.0f, beta = 0.0f;
-    check(cublasLtMatmul(handle_, desc_, &alpha, q.data_ptr(), a_, p.data_ptr(), b_, &beta, out.data_ptr(), d_,
-                         out.data_ptr(), d_, &algo_, workspace_.data_ptr(), kWorkspaceBytes, stream),
+    check(cublasLtMatmul(handle_, desc_, &alpha, a, a_, b, b_, &beta, d, d_, d, d_, &algo_, workspace_.data_ptr(),
+                         kWorkspaceBytes, stream),
           "cublasLtMatmul");
   }
 
@@ -99,9 +105,17 @@ class RawGemm {
   cublasLtMatrixLayout_t layout(int64_t rows, int64_t cols) {
     cublasLtMatrixLayout_t l;
     check(cublasLtMatrixLayoutCreate(&l, CUDA_R_16BF, rows, cols, rows), "cublasLtMatrixLayoutCreate");
+    if (pointer_batch_ > 0) {
+      const uint32_t mode = CUBLASLT_BATCH_MODE_POINTER_ARRAY;
+      check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_MODE, &mode, sizeof(mode)), "batch mode");
+      check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &pointer_batch_,
+                                             sizeof(pointer_batch_)),
+            "batch count");
+    }
     return l;
   }
   cublasLtHandle_t handle_;
+  int32_t pointer_batch_;
   cublasLtMatmulDesc_t desc_;
   cublasLtMatrixLayout_t a_, b_, d_;
   cublasLtMatmulAlgo_t algo_;
@@ -134,8 +148,9 @@ void measure(const char* shape, const Problem& problem, cublasLtHandle_t handle,
 // Projections of one input by `count` weights of out x in (attention's q/k/v/gate, the MLP's
 // gate/up), at the training shape: as `count` separate GEMMs (what the layers run), as one batched
 // GEMM over the stacked weights (the shared input read with batch stride 0), and as one GEMM of
-// count*out columns; and their weight gradients both ways. TFLOP/s of the whole group.
-void measure_group(const char* name, int64_t tokens, int64_t in, int64_t out, int64_t count) {
+// count*out columns; their weight gradients separately, batched over stacked output gradients, and
+// batched over pointers to output gradients that lie apart (raw cuBLASLt). TFLOP/s of the group.
+void measure_group(const char* name, int64_t tokens, int64_t in, int64_t out, int64_t count, cublasLtHandle_t handle) {
   Generator gen(2);
   const Tensor x = bench::random_device({tokens, in}, DType::bf16, gen);
   const Tensor w = bench::random_device({count, out, in}, DType::bf16, gen);
@@ -161,6 +176,25 @@ void measure_group(const char* name, int64_t tokens, int64_t in, int64_t out, in
     for (const Tensor& d : dys) matmul(d.t(), x);
   });
   row("dW, batched", [&] { matmul(dy.transpose(1, 2), x); });
+  // The output gradients where the ops that make them leave them, apart, and the weight gradients
+  // too: one product over device arrays of their pointers (column-major dW_i^T = X^T dY_i).
+  std::vector<const void*> pointers(count, x.data_ptr());
+  std::vector<Tensor> apart;
+  for (const Tensor& d : dys) {
+    apart.push_back(d.clone());
+    pointers.push_back(apart.back().data_ptr());
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    apart.push_back(Tensor::empty({out, in}, dy.options()));
+    pointers.push_back(apart.back().data_ptr());
+  }
+  Tensor arrays = Tensor::empty({3 * count}, {DType::i64, Device::cuda(0)});
+  bench::check(cudaMemcpy(arrays.data_ptr(), pointers.data(), pointers.size() * sizeof(void*), cudaMemcpyHostToDevice),
+               "cudaMemcpy (pointer arrays)");
+  const Problem dw{"dW, pointer arrays", {}, {}, nullptr, CUBLAS_OP_N, CUBLAS_OP_T, in, out, tokens};
+  const RawGemm pointer_array(dw, handle, static_cast<int>(count));
+  auto* p = static_cast<void**>(arrays.data_ptr());
+  row("dW, pointer-array batch", [&] { pointer_array.launch(p, p + count, p + 2 * count, cuda::compute_stream(0)); });
 }
 
 }  // namespace
@@ -190,8 +224,8 @@ int main() {
   measure("ceiling  8192^3", square(8192), handle, stream);
   std::printf("\ngrouped projections, 12288 tokens (one micro-batch of 3 rows)\n%-24s %-30s %10s %10s %10s\n",
               "group", "as", "ms", "TF/s", "of 796");
-  measure_group("q/k/v/gate 4x1536->1536", 3 * 4096, d, d, 4);
-  measure_group("gate/up 2x1536->4096", 3 * 4096, d, ffn, 2);
+  measure_group("q/k/v/gate 4x1536->1536", 3 * 4096, d, d, 4, handle);
+  measure_group("gate/up 2x1536->4096", 3 * 4096, d, ffn, 2, handle);
   cublasLtDestroy(handle);
   return 0;
 }
