@@ -1,6 +1,6 @@
 // CUDA attention over packed samples: the bf16 flash kernels of attention_flash.cuh for head_dim 64
 // and 128 (single-pass backward with an f32 dQ sum, or two kernels in deterministic mode), the
-// Hopper wgmma forward and single-pass backward of attention_wgmma.cuh for head_dim 128 on sm_90a, and
+// Hopper wgmma forward and single-pass backward of attention_wgmma.cuh (TMA-fed) for head_dim 128 on sm_90a, and
 // simple warp-per-row kernels with f64 accumulation for f32 (the reference-accuracy path the tests
 // use). Masks, sample lookup and parameters: attention_common.cuh.
 #include "backend/cuda/attention.h"
@@ -9,6 +9,8 @@
 #include "kernels/attention_flash.cuh"
 #include "kernels/attention_wgmma.cuh"
 #include "kernels/common.cuh"
+
+#include <cudaTypedefs.h>
 
 namespace ponder::backend::cuda {
 namespace {
@@ -301,30 +303,81 @@ bool hopper_kernels(const Tensor& like) {
 #endif
 }
 
+// cuTensorMapEncodeTiled from the driver, found once through the runtime (no link against libcuda).
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    ponder::cuda::check(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found),
+                        "attention (cuTensorMapEncodeTiled lookup)");
+    PONDER_CHECK(found == cudaDriverEntryPointSuccess && fn, DeviceError,
+                 "attention: the CUDA driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  return encode;
+}
+
+// The TMA map of a [tokens, heads, 128] bf16 tensor in boxes of `rows` tokens (see ForwardMaps).
+CUtensorMap head_rows_map(const Tensor& x, int rows, const char* op) {
+  const cuuint64_t dims[3] = {cuuint64_t(x.size(2)), cuuint64_t(x.size(1)), cuuint64_t(x.size(0))};
+  const cuuint64_t strides[2] = {cuuint64_t(x.size(2) * 2), cuuint64_t(x.size(1) * x.size(2) * 2)};
+  const cuuint32_t box[3] = {cuuint32_t(kernels::wgmma::kPanel), 1, cuuint32_t(rows)};
+  const cuuint32_t steps[3] = {1, 1, 1};
+  CUtensorMap map;
+  const CUresult status = tensor_map_encoder()(
+      &map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, x.data_ptr(), dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
+      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  PONDER_CHECK(status == CUDA_SUCCESS, DeviceError, op, ": cuTensorMapEncodeTiled failed (error ",
+               int(status), ") for ", describe(x));
+  return map;
+}
+
+void hopper_forward_launch(const ForwardParams& p, const Tensor& q, const Tensor& k, const Tensor& v) {
+  using G = HopperForward;
+  const char* op = "attention_forward";
+  const ForwardMaps maps{head_rows_map(q, G::kBlock, op), head_rows_map(k, G::kTile, op),
+                         head_rows_map(v, G::kTile, op)};
+  const int64_t ctas = block_slots(p.tokens, p.samples, G::kBlock) * p.q_heads;
+  PONDER_CHECK(ctas <= INT32_MAX, ShapeError, "attention_forward: ", p.tokens, " tokens x ", p.q_heads,
+               " heads need too many blocks");
+  auto kernel = hopper_forward<G>;
+  ponder::cuda::check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, G::kSharedBytes),
+                      "attention_forward");
+  kernel<<<static_cast<unsigned>(ctas), G::kThreads, G::kSharedBytes, stream_of(q)>>>(p, maps);
+  check_launch("attention_forward");
+}
+
 template <int D>
-void flash_forward_launch(const ForwardParams& p, const Tensor& q) {
-  if (D == 128 && hopper_kernels(q)) {
-    using G = HopperForward<2, 128>;
-    launch_blocks(hopper_forward<G>, p, G::kBlock, p.q_heads, G::kThreads, G::kSharedBytes, q, "attention_forward");
-    return;
-  }
+void flash_forward_launch(const ForwardParams& p, const Tensor& q, const Tensor& k, const Tensor& v) {
+  if (D == 128 && hopper_kernels(q)) return hopper_forward_launch(p, q, k, v);
   using G = typename Flash<D>::Forward;
   launch_blocks(flash_forward<G>, p, G::kBlock, p.q_heads, G::kThreads, forward_shared_bytes<G>(), q,
                 "attention_forward");
 }
 
+void hopper_backward_launch(const BackwardParams& p, const Tensor& q, const Tensor& k, const Tensor& v,
+                            const Tensor& grad_out) {
+  using H = HopperBackward;
+  const char* op = "attention_backward";
+  const BackwardMaps maps{head_rows_map(q, H::kTile, op), head_rows_map(grad_out, H::kTile, op),
+                          head_rows_map(k, H::kBlock, op), head_rows_map(v, H::kBlock, op)};
+  const int64_t ctas = block_slots(p.tokens, p.samples, H::kBlock) * p.kv_heads;
+  PONDER_CHECK(ctas <= INT32_MAX, ShapeError, "attention_backward: ", p.tokens, " tokens x ", p.kv_heads,
+               " heads need too many blocks");
+  ponder::cuda::check(cudaFuncSetAttribute(hopper_backward, cudaFuncAttributeMaxDynamicSharedMemorySize, H::kSharedBytes),
+                      "attention_backward");
+  hopper_backward<<<static_cast<unsigned>(ctas), H::kThreads, H::kSharedBytes, stream_of(q)>>>(p, maps);
+  check_launch("attention_backward (dk, dv, dq)");
+}
+
 // Single pass when p.dq_sum is set (dq is then finished by finish_dq), else the dQ kernel and the
 // dK/dV kernel.
 template <int D>
-void flash_backward_launch(const BackwardParams& p, const Tensor& q) {
+void flash_backward_launch(const BackwardParams& p, const Tensor& q, const Tensor& k, const Tensor& v,
+                           const Tensor& grad_out) {
   using Gq = typename Flash<D>::Dq;
   using Gkv = typename Flash<D>::Dkdv;
-  if (p.dq_sum && D == 128 && hopper_kernels(q)) {
-    using H = HopperBackward;
-    launch_blocks(hopper_backward, p, H::kBlock, p.kv_heads, H::kThreads, H::kSharedBytes, q,
-                  "attention_backward (dk, dv, dq)");
-    return;
-  }
+  if (p.dq_sum && D == 128 && hopper_kernels(q)) return hopper_backward_launch(p, q, k, v, grad_out);
   if (p.dq_sum) {
     launch_blocks(flash_backward_dkdv<Gkv, true>, p, Gkv::kBlock, p.kv_heads, Gkv::kThreads,
                   dkdv_shared_bytes<Gkv, true>(), q, "attention_backward (dk, dv, dq)");
@@ -366,8 +419,8 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
   const Tensor qa = aligned(q), ka = aligned(k), va = aligned(v);
   const ForwardParams p{params_of(qa, ka, va, cu, prefix, spec.mask, scale), out.data_ptr(), lse.data<float>()};
   if (simple) launch_rows(simple_forward, p, p.tokens * p.q_heads, q, "attention_forward");
-  else if (p.dim == 64) flash_forward_launch<64>(p, q);
-  else flash_forward_launch<128>(p, q);
+  else if (p.dim == 64) flash_forward_launch<64>(p, qa, ka, va);
+  else flash_forward_launch<128>(p, qa, ka, va);
 }
 
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad_out,
@@ -397,9 +450,9 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
     launch_rows(simple_backward_dq, p, p.tokens * p.q_heads, q, "attention_backward (dq)");
     launch_rows(simple_backward_dkdv, p, p.tokens * p.kv_heads, q, "attention_backward (dk, dv)");
   } else if (p.dim == 64) {
-    flash_backward_launch<64>(p, q);
+    flash_backward_launch<64>(p, qa, ka, va, go);
   } else {
-    flash_backward_launch<128>(p, q);
+    flash_backward_launch<128>(p, qa, ka, va, go);
   }
   if (dq_sum.defined()) launch_finish_dq(dq, dq_sum, scale);
 }
