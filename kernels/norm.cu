@@ -209,7 +209,10 @@ struct BackwardArgs {
 // With gw = g · weight and xhat = (x - mean) · rstd:
 // dx = rstd · (gw - mean(gw) - xhat · mean(gw · xhat)) [+ extra]; RMSNorm has no mean(gw) term.
 // The parameter gradients add g · xhat (weight) and g (bias) over the rows.
-template <class T, int V>
+// PARAMS: parameter gradients are accumulated. Without them the gradient of the sum (grad_extra)
+// is loaded with x and g, so a row's loads all go out before its reduction (their registers are
+// those the accumulators would take).
+template <class T, int V, bool PARAMS>
 __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T> a) {
   extern __shared__ float shared_acc[];
   const int lane = threadIdx.x % a.team, team = threadIdx.x / a.team, teams = blockDim.x / a.team;
@@ -217,22 +220,23 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T
   const int stats = int(a.weight_grad) + int(a.bias_grad);
   const int64_t team_slots = stats * a.slots;
   float* block_acc = a.shared_acc ? shared_acc : a.partial + blockIdx.x * team_slots;  // teams == 1 there
-  if (a.partial) {
+  if (PARAMS) {
     for (int64_t i = threadIdx.x; i < teams * team_slots; i += blockDim.x) block_acc[i] = 0;
     __syncthreads();
   }
-  float* acc_w = a.weight_grad ? block_acc + team * team_slots : nullptr;
-  float* acc_b = a.bias_grad ? block_acc + team * team_slots + (a.weight_grad ? a.slots : 0) : nullptr;
+  float* acc_w = PARAMS && a.weight_grad ? block_acc + team * team_slots : nullptr;
+  float* acc_b = PARAMS && a.bias_grad ? block_acc + team * team_slots + (a.weight_grad ? a.slots : 0) : nullptr;
   for (int64_t i = 0; i < a.rows_per_team; ++i) {
     const int64_t row = (int64_t(blockIdx.x) * a.rows_per_team + i) * teams + team, first = row * packs;
     const bool live = row < a.rows;  // a dead team still joins its block's team sums
     const float mu = live && a.mean ? a.mean[row] : 0.0f, rs = live ? a.rstd[row] : 0.0f;
     const float x_scale = a.x_is_xhat ? 1.0f : rs;  // xhat = (x - mu) * x_scale
     RowWalk walk{a.segments, lane, a.team, packs, live};
-    Pack<T, V> x[kCached], g[kCached];
+    Pack<T, V> x[kCached], g[kCached], e[PARAMS ? 1 : kCached];
     auto load = [&](int k, int64_t p, bool) {
       x[k] = load_pack<V>(a.x, first + p);
       g[k] = load_pack<V>(a.grad, first + p);
+      if (!PARAMS && a.grad_extra) e[k] = load_pack<V>(a.grad_extra, first + p);
     };
     float mean_gw = 0, mean_gw_xhat = 0;
     if (a.grad_x) {
@@ -248,20 +252,21 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T
         }
         keep_packed(x[k]);
         keep_packed(g[k]);
+        if (!PARAMS) keep_packed(e[k]);
       });
       if (a.mean) mean_gw = team_sum(sum_gw, a.team) / float(a.d);
       mean_gw_xhat = team_sum(sum_gw_xhat, a.team) / float(a.d);
     }
     walk(load, [&](int k, int64_t p, int64_t q) {
-      Pack<T, V> w{}, e{}, o;
+      Pack<T, V> w{}, extra{}, o;
       if (a.weight) w = load_pack<V>(a.weight, p);
-      if (a.grad_extra) e = load_pack<V>(a.grad_extra, first + p);
+      if (a.grad_extra) extra = PARAMS ? load_pack<V>(a.grad_extra, first + p) : e[k];
 #pragma unroll
       for (int j = 0; j < V; ++j) {
         const float gj = float(g[k].v[j]), xhat = (float(x[k].v[j]) - mu) * x_scale;
         const float gw = a.weight ? gj * float(w.v[j]) : gj;
         float dx = rs * (gw - mean_gw - xhat * mean_gw_xhat);
-        if (a.grad_extra) dx += float(e.v[j]);
+        if (a.grad_extra) dx += float(extra.v[j]);
         o.v[j] = T(dx);
         const int64_t slot = (q * V + j) * a.team + lane;  // adjacent lanes, adjacent slots
         if (acc_w) acc_w[slot] += gj * xhat;
@@ -270,7 +275,7 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T
       if (a.grad_x) store_pack<V>(a.grad_x, first + p, o);
     });
   }
-  if (!a.partial || !a.shared_acc) return;
+  if (!PARAMS || !a.shared_acc) return;
   __syncthreads();
   float* chunk = a.partial + blockIdx.x * team_slots;
   for (int64_t i = threadIdx.x; i < team_slots; i += blockDim.x) {
@@ -359,17 +364,21 @@ void launch_backward(const NormBackward& a, int64_t rows, int64_t d) {
     const size_t shared = plan.shared_bytes(stats);
     // Past 48 KiB of shared memory, its static part included, a kernel must ask for more; two blocks
     // per SM need the largest carveout.
-    cudaFuncAttributes kernel{};
-    cuda::check(cudaFuncGetAttributes(&kernel, backward_kernel<T, V>), a.op);
-    if (shared > 0 && shared + kernel.sharedSizeBytes > 48 * 1024) {
-      cuda::check(cudaFuncSetAttribute(backward_kernel<T, V>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(shared)),
-                  a.op);
-      cuda::check(cudaFuncSetAttribute(backward_kernel<T, V>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                       cudaSharedmemCarveoutMaxShared),
-                  a.op);
+    if (stats == 0) {
+      backward_kernel<T, V, false><<<plan.blocks, plan.team * plan.teams, 0, stream>>>(args);
+    } else {
+      cudaFuncAttributes kernel{};
+      cuda::check(cudaFuncGetAttributes(&kernel, backward_kernel<T, V, true>), a.op);
+      if (shared > 0 && shared + kernel.sharedSizeBytes > 48 * 1024) {
+        cuda::check(cudaFuncSetAttribute(backward_kernel<T, V, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(shared)),
+                    a.op);
+        cuda::check(cudaFuncSetAttribute(backward_kernel<T, V, true>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                         cudaSharedmemCarveoutMaxShared),
+                    a.op);
+      }
+      backward_kernel<T, V, true><<<plan.blocks, plan.team * plan.teams, shared, stream>>>(args);
     }
-    backward_kernel<T, V><<<plan.blocks, plan.team * plan.teams, shared, stream>>>(args);
     check_launch(a.op);
   }
   int stat = 0;
