@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bench_support.h"
+#include "backend/cuda/matmul.h"
 #include "ops/ops.h"
 #include "tensor/cuda_context.h"
 
@@ -55,18 +56,21 @@ Problem square(int64_t n) {
           CUBLAS_OP_N, n, n, n};
 }
 
+// What RawGemm writes: bf16 D, or an fp32 D it adds to (beta = 1), as weight gradients are summed.
+enum class Output { bf16, f32_accumulate };
+
 // cuBLASLt driven directly, with the heuristic's first choice, as a user of the library would; with
 // pointer_batch > 0, that many products whose operands are read from device arrays of pointers.
 class RawGemm {
  public:
-  RawGemm(const Problem& p, cublasLtHandle_t handle, int pointer_batch = 0)
-      : handle_(handle), pointer_batch_(pointer_batch) {
+  RawGemm(const Problem& p, cublasLtHandle_t handle, int pointer_batch = 0, Output output = Output::bf16)
+      : handle_(handle), pointer_batch_(pointer_batch), accumulate_(output == Output::f32_accumulate) {
     check(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
     check(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &p.op_a, sizeof(p.op_a)), "transa");
     check(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &p.op_b, sizeof(p.op_b)), "transb");
     a_ = layout(p.op_a == CUBLAS_OP_N ? p.m : p.k, p.op_a == CUBLAS_OP_N ? p.k : p.m);
     b_ = layout(p.op_b == CUBLAS_OP_N ? p.k : p.n, p.op_b == CUBLAS_OP_N ? p.n : p.k);
-    d_ = layout(p.m, p.n);
+    d_ = layout(p.m, p.n, accumulate_ ? CUDA_R_32F : CUDA_R_16BF);
     cublasLtMatmulPreference_t pref;
     check(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
     check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &kWorkspaceBytes,
@@ -95,16 +99,16 @@ class RawGemm {
   }
   // D = A B in cuBLASLt's terms: matrices, or device arrays of pointer_batch pointers.
   void launch(const void* a, const void* b, void* d, cudaStream_t stream) const {
-    const float alpha = 1.0f, beta = 0.0f;
+    const float alpha = 1.0f, beta = accumulate_ ? 1.0f : 0.0f;
     check(cublasLtMatmul(handle_, desc_, &alpha, a, a_, b, b_, &beta, d, d_, d, d_, &algo_, workspace_.data_ptr(),
                          kWorkspaceBytes, stream),
           "cublasLtMatmul");
   }
 
  private:
-  cublasLtMatrixLayout_t layout(int64_t rows, int64_t cols) {
+  cublasLtMatrixLayout_t layout(int64_t rows, int64_t cols, cudaDataType_t type = CUDA_R_16BF) {
     cublasLtMatrixLayout_t l;
-    check(cublasLtMatrixLayoutCreate(&l, CUDA_R_16BF, rows, cols, rows), "cublasLtMatrixLayoutCreate");
+    check(cublasLtMatrixLayoutCreate(&l, type, rows, cols, rows), "cublasLtMatrixLayoutCreate");
     if (pointer_batch_ > 0) {
       const uint32_t mode = CUBLASLT_BATCH_MODE_POINTER_ARRAY;
       check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_MODE, &mode, sizeof(mode)), "batch mode");
@@ -116,6 +120,7 @@ class RawGemm {
   }
   cublasLtHandle_t handle_;
   int32_t pointer_batch_;
+  bool accumulate_;
   cublasLtMatmulDesc_t desc_;
   cublasLtMatrixLayout_t a_, b_, d_;
   cublasLtMatmulAlgo_t algo_;
@@ -177,24 +182,35 @@ void measure_group(const char* name, int64_t tokens, int64_t in, int64_t out, in
   });
   row("dW, batched", [&] { matmul(dy.transpose(1, 2), x); });
   // The output gradients where the ops that make them leave them, apart, and the weight gradients
-  // too: one product over device arrays of their pointers (column-major dW_i^T = X^T dY_i).
-  std::vector<const void*> pointers(count, x.data_ptr());
-  std::vector<Tensor> apart;
-  for (const Tensor& d : dys) {
-    apart.push_back(d.clone());
-    pointers.push_back(apart.back().data_ptr());
+  // too: one product over device arrays of their pointers (column-major dW_i^T = X^T dY_i), into
+  // bf16 and, as training sums them, added into fp32.
+  for (Output output : {Output::bf16, Output::f32_accumulate}) {
+    const bool f32 = output == Output::f32_accumulate;
+    std::vector<const void*> pointers(count, x.data_ptr());
+    std::vector<Tensor> apart;
+    for (const Tensor& d : dys) {
+      apart.push_back(d.clone());
+      pointers.push_back(apart.back().data_ptr());
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      apart.push_back(zeros({out, in}, {f32 ? DType::f32 : DType::bf16, Device::cuda(0)}));
+      pointers.push_back(apart.back().data_ptr());
+    }
+    Tensor arrays = Tensor::empty({3 * count}, {DType::i64, Device::cuda(0)});
+    bench::check(cudaMemcpy(arrays.data_ptr(), pointers.data(), pointers.size() * sizeof(void*),
+                            cudaMemcpyHostToDevice),
+                 "cudaMemcpy (pointer arrays)");
+    const Problem dw{"dW, pointer arrays", {}, {}, nullptr, CUBLAS_OP_N, CUBLAS_OP_T, in, out, tokens};
+    const RawGemm pointer_array(dw, handle, static_cast<int>(count), output);
+    auto* p = static_cast<void**>(arrays.data_ptr());
+    if (f32) {
+      row("dW += into fp32, separate", [&] {
+        for (int64_t i = 0; i < count; ++i) backend::cuda::matmul(apart[count + i], dys[i].t(), x, true);
+      });
+    }
+    row(f32 ? "dW += into fp32, pointer-array" : "dW, pointer-array batch",
+        [&] { pointer_array.launch(p, p + count, p + 2 * count, cuda::compute_stream(0)); });
   }
-  for (int64_t i = 0; i < count; ++i) {
-    apart.push_back(Tensor::empty({out, in}, dy.options()));
-    pointers.push_back(apart.back().data_ptr());
-  }
-  Tensor arrays = Tensor::empty({3 * count}, {DType::i64, Device::cuda(0)});
-  bench::check(cudaMemcpy(arrays.data_ptr(), pointers.data(), pointers.size() * sizeof(void*), cudaMemcpyHostToDevice),
-               "cudaMemcpy (pointer arrays)");
-  const Problem dw{"dW, pointer arrays", {}, {}, nullptr, CUBLAS_OP_N, CUBLAS_OP_T, in, out, tokens};
-  const RawGemm pointer_array(dw, handle, static_cast<int>(count));
-  auto* p = static_cast<void**>(arrays.data_ptr());
-  row("dW, pointer-array batch", [&] { pointer_array.launch(p, p + count, p + 2 * count, cuda::compute_stream(0)); });
 }
 
 }  // namespace
