@@ -96,7 +96,7 @@ Edge gradient_edge(const Tensor& t) {
   return {acc, 0};
 }
 
-bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+bool needs_grad(const std::vector<const Tensor*>& inputs) {
   if (!is_grad_enabled()) return false;
   for (const Tensor* t : inputs)
     if (t->defined() && t->requires_grad()) return true;

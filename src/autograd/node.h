@@ -108,7 +108,7 @@ bool exclusively_owned(const Tensor& g);
 Edge gradient_edge(const Tensor& t);
 
 // True when grad mode is on and any of the tensors requires grad.
-bool needs_grad(std::initializer_list<const Tensor*> inputs);
+bool needs_grad(const std::vector<const Tensor*>& inputs);
 bool needs_grad(const TensorList& inputs);
 
 // Records `node` as the creator of `out`.
@@ -117,7 +117,7 @@ void set_history(const Tensor& out, const std::shared_ptr<Node>& node);
 // Creates a node of type N wired to `inputs`, or returns null when no gradient is needed.
 // The caller then records the outputs with set_history and saves what backward needs.
 template <class N, class... Args>
-std::shared_ptr<N> make_node(std::initializer_list<const Tensor*> inputs, Args&&... args) {
+std::shared_ptr<N> make_node(const std::vector<const Tensor*>& inputs, Args&&... args) {
   if (!needs_grad(inputs)) return nullptr;
   auto node = std::make_shared<N>(std::forward<Args>(args)...);
   std::vector<Edge> edges;
@@ -125,6 +125,10 @@ std::shared_ptr<N> make_node(std::initializer_list<const Tensor*> inputs, Args&&
   for (const Tensor* t : inputs) edges.push_back(t->defined() ? gradient_edge(*t) : Edge{});
   node->set_next_edges(std::move(edges));
   return node;
+}
+template <class N, class... Args>
+std::shared_ptr<N> make_node(std::initializer_list<const Tensor*> inputs, Args&&... args) {
+  return make_node<N>(std::vector<const Tensor*>(inputs), std::forward<Args>(args)...);
 }
 
 }  // namespace ponder::autograd

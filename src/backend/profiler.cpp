@@ -27,7 +27,9 @@ const char* op_phase_name(OpPhase phase) {
 }
 
 OpPhase op_phase_of(std::string_view kernel) {
-  if (kernel == "linear" || kernel == "linear_backward" || kernel == "matmul") return OpPhase::gemm;
+  if (kernel == "linear" || kernel == "linear_backward" || kernel == "linear_weight_grads" || kernel == "matmul") {
+    return OpPhase::gemm;
+  }
   if (kernel.starts_with("attention_")) return OpPhase::attention;
   if (kernel.starts_with("cross_entropy_")) return OpPhase::loss;
   // Updates, EMA and the gradient clipping (global norm, its factor, and scaling where not folded).

@@ -54,9 +54,12 @@ Tensor Attention::forward(const Tensor& x, const Tensor& positions, const Attent
   PONDER_CHECK(x.dim() == 2 && x.size(1) == c.dim, ShapeError, "Attention: x must be [N, ", c.dim, "], got ",
                describe(x));
   const int64_t n = x.size(0);
-  Tensor q = q_proj->forward(x).view({n, c.heads, c.head_dim});
-  Tensor k = k_proj->forward(x).view({n, c.kv_heads, c.head_dim});
-  Tensor v = v_proj->forward(x).view({n, c.kv_heads, c.head_dim});
+  std::vector<const Linear*> projections{q_proj.get(), k_proj.get(), v_proj.get()};
+  if (gate_proj) projections.push_back(gate_proj.get());
+  const TensorList projected = forward_shared_input(x, projections);
+  Tensor q = projected[0].view({n, c.heads, c.head_dim});
+  Tensor k = projected[1].view({n, c.kv_heads, c.head_dim});
+  Tensor v = projected[2].view({n, c.kv_heads, c.head_dim});
   if (q_norm) {
     q = q_norm->forward(q);
     k = k_norm->forward(k);
@@ -68,7 +71,7 @@ Tensor Attention::forward(const Tensor& x, const Tensor& positions, const Attent
   }
   const Tensor a = attend(q, k, v, spec, cache).reshape({n, c.heads * c.head_dim});
   if (!gate_proj) return o_proj->forward(a);
-  const Tensor gate = gate_proj->forward(x), gated = gated_output(gate, a);
+  const Tensor gate = projected[3], gated = gated_output(gate, a);
   if (!recompute_gated_output_) return o_proj->forward(gated);
   // The gate's backward keeps gate and a anyway.
   return o_proj->forward_recomputing_input(

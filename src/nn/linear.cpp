@@ -83,4 +83,14 @@ void Linear::merge_lora() {
   dropout_gen_.reset();
 }
 
+TensorList forward_shared_input(const Tensor& x, const std::vector<const Linear*>& layers) {
+  TensorList weights;
+  for (const Linear* layer : layers) weights.push_back(layer->plain_weight());
+  const bool plain = std::all_of(weights.begin(), weights.end(), [](const Tensor& w) { return w.defined(); });
+  if (plain && layers.size() > 1) return linear_group(x, weights);
+  TensorList outputs;
+  for (const Linear* layer : layers) outputs.push_back(layer->forward(x));
+  return outputs;
+}
+
 }  // namespace ponder::nn

@@ -53,4 +53,8 @@ class Linear : public Module {
   std::shared_ptr<Generator> dropout_gen_;
 };
 
+// x through several layers, {layer.forward(x)}: as one linear_group when every layer is plain (its
+// backward forms their weight gradients in one batched product), else layer by layer.
+TensorList forward_shared_input(const Tensor& x, const std::vector<const Linear*>& layers);
+
 }  // namespace ponder::nn

@@ -34,7 +34,9 @@ Mlp::Mlp(const MlpConfig& config, Generator& gen) : config_(config) {
 }
 
 Tensor Mlp::forward(const Tensor& x) const {
-  const Tensor gate = gate_proj ? gate_proj->forward(x) : Tensor(), up = up_proj->forward(x);
+  const TensorList projected =
+      gate_proj ? forward_shared_input(x, {gate_proj.get(), up_proj.get()}) : TensorList{up_proj->forward(x)};
+  const Tensor gate = gate_proj ? projected[0] : Tensor(), up = projected.back();
   auto activation = [](const Tensor& gate, const Tensor& up) { return gate.defined() ? swiglu(gate, up) : relu2(up); };
   const Tensor h = activation(gate, up);
   if (!recompute_activation_) return down_proj->forward(h);

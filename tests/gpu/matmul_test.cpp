@@ -259,5 +259,64 @@ TEST_F(Linear, Bf16WeightAccumulatesIntoAnFp32GradBuffer) {
   EXPECT_LT(relative_error(gpu, cpu), 5e-3);
 }
 
+// x through the weights in[1..] as one group, the outputs side by side.
+Tensor group(const TensorList& in) { return cat(linear_group(in[0], TensorList(in.begin() + 1, in.end())), -1); }
+
+TensorList group_inputs(const std::vector<int64_t>& outs, DType dt) {
+  TensorList in{random_tensor({3, 50, 96}, 1, dt, true)};
+  for (size_t i = 0; i < outs.size(); ++i) in.push_back(random_tensor({outs[i], 96}, 2 + i, dt, true));
+  return in;
+}
+
+// Four weights of one shape: one pointer-array product; mixed widths: a product per weight; nine:
+// a batch of eight and a single product.
+TEST_F(Linear, GroupMatchesCpu) {
+  for (DType dt : kGpuTypes) {
+    for (const std::vector<int64_t>& outs : {std::vector<int64_t>{64, 64, 64, 64}, std::vector<int64_t>{48, 16, 48},
+                                             std::vector<int64_t>(9, 32)}) {
+      EXPECT_TRUE(cuda_matches_cpu(group, group_inputs(outs, dt), twin_tolerance(dt)))
+          << dtype_name(dt) << " " << outs.size() << " weights";
+    }
+  }
+}
+
+// Weights shared by two groups and a plain linear: batches that add into the engine's targets,
+// and a group whose weights are partly accumulated, partly fresh.
+TEST_F(Linear, GroupWithSharedWeightsAccumulates) {
+  auto shared = [](const TensorList& in) {
+    const TensorList ws(in.begin() + 1, in.end());
+    const TensorList first = linear_group(in[0], ws);
+    const TensorList second = linear_group(linear(first[0], in[1].t()), ws);
+    return cat({second[0], second[1], second[2], first[1], linear(in[0], in[3])}, -1);
+  };
+  for (DType dt : kGpuTypes) {
+    TensorList in = group_inputs({96, 96, 96}, dt);
+    EXPECT_TRUE(cuda_matches_cpu(shared, in, twin_tolerance(dt))) << dtype_name(dt);
+  }
+}
+
+// As training runs attention's projections: bf16 weights whose gradients are summed in fp32
+// buffers, over two backward calls (one pointer-array product into fp32 D with beta = 1).
+TEST_F(Linear, Bf16GroupAccumulatesIntoFp32GradBuffers) {
+  auto accumulated = [](Device device) {
+    Tensor x = random_tensor({96, 128}, 1, DType::bf16).to(device);
+    TensorList ws;
+    for (uint64_t seed : {2, 3, 4, 5}) ws.push_back(random_tensor({128, 128}, seed, DType::bf16).to(device).set_requires_grad(true));
+    optim::GradBuffer buffer(ws, DType::f32);
+    for (uint64_t seed : {6, 7}) {
+      cat(linear_group(x, ws), -1).backward(random_tensor({96, 512}, seed, DType::bf16).to(device));
+    }
+    TensorList grads;
+    for (size_t i = 0; i < ws.size(); ++i) {
+      EXPECT_TRUE(ws[i].grad().is_same(buffer.view(i)));
+      grads.push_back(buffer.view(i).to(Device::cpu()));
+    }
+    return cat(grads, 0);
+  };
+  Tensor gpu = accumulated(Device::cuda(0)), cpu = accumulated(Device::cpu());
+  ASSERT_EQ(gpu.dtype(), DType::f32);
+  EXPECT_LT(relative_error(gpu, cpu), 5e-3);
+}
+
 }  // namespace
 }  // namespace ponder

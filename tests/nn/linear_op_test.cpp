@@ -1,5 +1,7 @@
 #include "ops/linear.h"
 
+#include <functional>
+
 #include <gtest/gtest.h>
 
 #include "ops/ops.h"
@@ -107,6 +109,89 @@ TEST(LinearOp, BadOperandsAreRejected) {
   EXPECT_THROW(linear(x, w.to(DType::f64)), DTypeError);
   EXPECT_THROW(linear(x, w, zeros({4}, {.dtype = DType::f64})), DTypeError);
   EXPECT_THROW(linear(zeros({2, 3}, {.dtype = DType::i64}), w), DTypeError);
+}
+
+// The group's outputs side by side, for gradcheck and the twins: x [.., 3] through weights of
+// 4, 2 and 4 outputs.
+Tensor grouped(const TensorList& in) { return cat(linear_group(in[0], {in[1], in[2], in[3]}), -1); }
+Tensor separate(const TensorList& in) {
+  return cat({linear(in[0], in[1]), linear(in[0], in[2]), linear(in[0], in[3])}, -1);
+}
+
+TensorList group_inputs(const Shape& x_shape, bool grad = true) {
+  return {random_tensor(x_shape, 1, DType::f64, grad), random_tensor({4, 3}, 2, DType::f64, grad),
+          random_tensor({2, 3}, 3, DType::f64, grad), random_tensor({4, 3}, 4, DType::f64, grad)};
+}
+
+// Gradients of every input of f at `inputs`, for the upstream gradient g.
+TensorList gradients(const std::function<Tensor(const TensorList&)>& f, const TensorList& inputs, const Tensor& g) {
+  TensorList leaves;
+  for (const Tensor& t : inputs) leaves.push_back(t.detach().clone().set_requires_grad(t.requires_grad()));
+  f(leaves).backward(g);
+  TensorList grads;
+  for (const Tensor& t : leaves) grads.push_back(t.grad());
+  return grads;
+}
+
+TEST(LinearGroup, IsOneNodeWithTheValuesAndGradientsOfSeparateLinears) {
+  for (Shape xs : {Shape{3}, Shape{5, 3}, Shape{2, 4, 3}, Shape{0, 3}}) {
+    const TensorList in = group_inputs(xs);
+    const TensorList ys = linear_group(in[0], {in[1], in[2], in[3]});
+    ASSERT_EQ(ys.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_STREQ(ys[i].grad_fn()->name(), "linear_group");
+      EXPECT_TRUE(all_close(ys[i], linear(in[0], in[i + 1]), 0, 0)) << xs;
+    }
+    Shape gs = xs;
+    gs[gs.size() - 1] = 10;
+    const Tensor g = random_tensor(gs, 5);
+    const TensorList got = gradients(grouped, in, g), want = gradients(separate, in, g);
+    for (size_t i = 0; i < in.size(); ++i) EXPECT_TRUE(all_close(got[i], want[i], 1e-12, 1e-12)) << xs << " input " << i;
+  }
+}
+
+TEST(LinearGroup, Gradcheck) {
+  for (Shape xs : {Shape{3}, Shape{5, 3}, Shape{2, 2, 3}}) EXPECT_TRUE(gradcheck(grouped, group_inputs(xs))) << xs;
+  TensorList frozen_x = group_inputs({5, 3});
+  frozen_x[0] = frozen_x[0].detach();
+  EXPECT_TRUE(gradcheck(grouped, frozen_x));
+  TensorList frozen_middle = group_inputs({5, 3});
+  frozen_middle[2] = frozen_middle[2].detach();
+  EXPECT_TRUE(gradcheck(grouped, frozen_middle));
+}
+
+// Outputs that get no gradient contribute nothing: x's gradient comes from the used ones, the
+// unused weight gets none, and with no output used x's gradient is zero.
+TEST(LinearGroup, UnusedOutputs) {
+  const TensorList in = group_inputs({5, 3});
+  TensorList ys = linear_group(in[0], {in[1], in[2], in[3]});
+  const Tensor g = random_tensor({5, 2}, 5);
+  ys[1].backward(g);
+  EXPECT_TRUE(all_close(in[0].grad(), matmul(g, in[2]), 1e-12, 1e-12));
+  EXPECT_FALSE(in[1].grad().defined());
+  EXPECT_FALSE(in[3].grad().defined());
+  EXPECT_TRUE(all_close(in[2].grad(), matmul(g.t(), in[0]), 1e-12, 1e-12));
+}
+
+// The engine's accumulation targets, in the order backward meets the uses: x's last linear
+// starts x's and w3's gradients; the second group then adds w3's (one weight into a target, two
+// fresh); w1's plain use and the first group add into gradients that all exist by then.
+TEST(LinearGroup, SharedWeightsAndInputsAccumulate) {
+  auto shared = [](const TensorList& in) {
+    const Tensor &x = in[0], &w1 = in[1], &w2 = in[2], &w3 = in[3];
+    const TensorList first = linear_group(x, {w1, w2, w3});
+    const TensorList second = linear_group(linear(first[0], w1.t()), {w1, w2, w3});
+    return cat({second[0], second[1], second[2], first[1], first[2], linear(x, w3)}, -1);
+  };
+  EXPECT_TRUE(gradcheck(shared, group_inputs({5, 3})));
+}
+
+TEST(LinearGroup, BadOperandsAreRejected) {
+  Tensor x = zeros({2, 3});
+  EXPECT_EQ(error_message<ValueError>([&] { linear_group(x, {}); }), "linear_group: no weights");
+  EXPECT_EQ(error_message<ShapeError>([&] { linear_group(x, {zeros({4, 3}), zeros({4, 5})}); }),
+            "linear: the last dimension of x [2, 3] f32 cpu does not match the input width of weight [4, 5] f32 cpu");
+  EXPECT_THROW(linear_group(x, {zeros({4, 3}), zeros({4, 3}, {.dtype = DType::f64})}), DTypeError);
 }
 
 }  // namespace

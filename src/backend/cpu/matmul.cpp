@@ -146,4 +146,8 @@ void linear_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tens
   }
 }
 
+void linear_weight_grads(const TensorList& grad_weights, const TensorList& grads, const Tensor& x, bool accumulate) {
+  for (size_t i = 0; i < grads.size(); ++i) matmul(grad_weights[i], transposed(grads[i]), x, accumulate);
+}
+
 }  // namespace ponder::backend::cpu

@@ -20,5 +20,8 @@ void linear(const Tensor& out, const Tensor& x, const Tensor& weight, const Tens
 void linear_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_bias,
                      const Tensor& grad, const Tensor& x, const Tensor& weight, bool accumulate_x = false,
                      bool accumulate_weight = false);
+// The weight gradients of linears that share the input x [M, K]: grad_weights[i] [N, K] =
+// grads[i]^T @ x for each upstream gradient grads[i] [M, N] (added, with `accumulate`).
+void linear_weight_grads(const TensorList& grad_weights, const TensorList& grads, const Tensor& x, bool accumulate);
 
 }  // namespace ponder::backend::cpu

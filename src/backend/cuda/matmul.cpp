@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backend/cuda/elementwise.h"
+#include "backend/cuda/pointer_array.h"
 #include "backend/determinism.h"
 #include "backend/kernels.h"
 #include "tensor/cuda_context.h"
@@ -45,6 +46,12 @@ struct Operand {
   int64_t rows, cols, ld, batch_stride;
 };
 
+// Pointer-array batch mode: A, B and D's data are device arrays of `batch` matrix pointers, and
+// these are the alignments (as alignment() below) every matrix they point to has.
+struct PointerAlignments {
+  uint32_t a, b, d;
+};
+
 // D (m x n) = op(A) (m x k) * op(B) (k x n) [+ D], `batch` times. D is of A and B's dtype, or f32
 // under bf16 operands (gradients summed into an fp32 buffer).
 struct Gemm {
@@ -56,6 +63,7 @@ struct Gemm {
   cublasLtEpilogue_t epilogue;
   void* epilogue_vector;  // the bias (BIAS) or the bias gradient (BGRADB)
   bool accumulate;
+  std::optional<PointerAlignments> pointer_array{};
 };
 
 std::string describe(const Gemm& g) {
@@ -65,7 +73,8 @@ std::string describe(const Gemm& g) {
      << " k=" << g.k << " batch=" << g.batch
      << " op(A)=" << op(g.a) << " lda=" << g.a.ld << " strideA=" << g.a.batch_stride << " op(B)=" << op(g.b)
      << " ldb=" << g.b.ld << " strideB=" << g.b.batch_stride << " ldd=" << g.ldd
-     << " epilogue=" << static_cast<int>(g.epilogue) << (g.accumulate ? " beta=1" : "");
+     << " epilogue=" << static_cast<int>(g.epilogue) << (g.accumulate ? " beta=1" : "")
+     << (g.pointer_array ? " pointer-array" : "");
   return os.str();
 }
 
@@ -125,7 +134,7 @@ uint32_t alignment(const void* data, int64_t ld, int64_t batch_stride, DType t) 
 // Everything cuBLASLt's heuristic sees, including whether the product accumulates (beta = 1).
 struct AlgoKey {
   int device, dtype, d_dtype, compute, epilogue;
-  bool transpose_a, transpose_b, deterministic, accumulate;
+  bool transpose_a, transpose_b, deterministic, accumulate, pointer_array;
   int64_t m, n, k, batch, lda, ldb, ldd, stride_a, stride_b, stride_d;
   uint32_t align_a, align_b, align_d, align_vector;
   auto operator<=>(const AlgoKey&) const = default;
@@ -133,13 +142,15 @@ struct AlgoKey {
 
 AlgoKey key_of(const Gemm& g, int device, const Types& types) {
   auto align_vector = g.epilogue_vector ? alignment(g.epilogue_vector, 0, 0, g.dtype) : 0u;
+  const PointerAlignments aligned = g.pointer_array.value_or(
+      PointerAlignments{alignment(g.a.data, g.a.ld, g.a.batch_stride, g.dtype),
+                        alignment(g.b.data, g.b.ld, g.b.batch_stride, g.dtype),
+                        alignment(g.d, g.ldd, g.d_batch_stride, g.d_dtype)});
   return {device, static_cast<int>(g.dtype), static_cast<int>(g.d_dtype), static_cast<int>(types.compute),
           static_cast<int>(g.epilogue),
-          g.a.transpose, g.b.transpose, deterministic(), g.accumulate, g.m, g.n, g.k, g.batch, g.a.ld, g.b.ld,
-          g.ldd, g.a.batch_stride, g.b.batch_stride, g.d_batch_stride,
-          alignment(g.a.data, g.a.ld, g.a.batch_stride, g.dtype),
-          alignment(g.b.data, g.b.ld, g.b.batch_stride, g.dtype),
-          alignment(g.d, g.ldd, g.d_batch_stride, g.d_dtype), align_vector};
+          g.a.transpose, g.b.transpose, deterministic(), g.accumulate, g.pointer_array.has_value(), g.m, g.n, g.k,
+          g.batch, g.a.ld, g.b.ld, g.ldd, g.a.batch_stride, g.b.batch_stride, g.d_batch_stride,
+          aligned.a, aligned.b, aligned.d, align_vector};
 }
 
 // ---- descriptors ----
@@ -180,6 +191,11 @@ void set(const Gemm& g, cublasLtMatmulPreference_t desc, cublasLtMatmulPreferenc
 void make_layout(LayoutDesc& layout, const Gemm& g, cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld,
                  int64_t batch_stride) {
   check(cublasLtMatrixLayoutCreate(layout.out(), type, rows, cols, ld), "cublasLtMatrixLayoutCreate", g);
+  if (g.pointer_array) {
+    set(g, layout.get(), CUBLASLT_MATRIX_LAYOUT_BATCH_MODE, uint32_t{CUBLASLT_BATCH_MODE_POINTER_ARRAY});
+    set(g, layout.get(), CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, static_cast<int32_t>(g.batch));
+    return;
+  }
   if (g.batch == 1) return;
   set(g, layout.get(), CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, static_cast<int32_t>(g.batch));
   set(g, layout.get(), CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, batch_stride);
@@ -250,7 +266,8 @@ cublasLtMatmulAlgo_t fastest(const Gemm& real, int device, cublasLtMatmulDesc_t 
 
 // The algorithm for g: the fastest of the heuristic's first kCandidates answers, timed on g's own
 // operands; the heuristic's first answer alone in deterministic mode (timing noise must not change
-// the result between runs). None when the heuristic has none.
+// the result between runs) and for pointer-array batches (timing an accumulating one would need
+// scratch copies of every D). None when the heuristic has none.
 std::optional<cublasLtMatmulAlgo_t> best_algorithm(const Gemm& g, int device, const AlgoKey& key,
                                                    cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
                                                    cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t d) {
@@ -267,7 +284,7 @@ std::optional<cublasLtMatmulAlgo_t> best_algorithm(const Gemm& g, int device, co
     // Split-K partial sums only in fp32: partials rounded to bf16 would undo the fp32 accumulation.
     set(g, pref.get(), CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, uint32_t{CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE});
   }
-  const bool tune = !key.deterministic;
+  const bool tune = !key.deterministic && !key.pointer_array;
   std::vector<cublasLtMatmulHeuristicResult_t> results(tune ? kCandidates : 1);
   int found = 0;
   const DeviceState& state = device_state(device);
@@ -425,6 +442,54 @@ void column_sums(const Tensor& sums, const Tensor& grad) {
   product(sums.as_strided({1, n}, {n, 1}, sums.offset()), ones, grad, {}, false);
 }
 
+// Whether the weight gradients can be one pointer-array product: several, all dense 2-D and of one
+// shape and dtype each (x [M, K], grads [M, N], grad_weights [N, K]), none empty.
+bool pointer_batchable(const TensorList& grad_weights, const TensorList& grads, const Tensor& x) {
+  if (grads.size() < 2 || x.dim() != 2 || !x.is_contiguous() || x.numel() == 0) return false;
+  const Tensor& g0 = grads.front();
+  const Tensor& w0 = grad_weights.front();
+  if (g0.dim() != 2 || g0.size(0) != x.size(0) || g0.numel() == 0 || g0.dtype() != x.dtype()) return false;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    const Tensor &g = grads[i], &w = grad_weights[i];
+    if (g.shape() != g0.shape() || g.dtype() != g0.dtype() || !g.is_contiguous()) return false;
+    if (w.shape() != Shape{g0.size(1), x.size(1)} || w.dtype() != w0.dtype() || !w.is_contiguous()) return false;
+  }
+  return true;
+}
+
+// The smallest alignment() over matrices of one dtype and leading dimension.
+uint32_t least_alignment(const std::vector<const void*>& matrices, int64_t ld, DType t) {
+  uint32_t least = kMaxAlignment;
+  for (const void* m : matrices) least = std::min(least, alignment(m, ld, 0, t));
+  return least;
+}
+
+// dW_i^T (K x N, column-major) = X^T dY_i for every i, as one product over device arrays of the
+// matrices' pointers (X repeated).
+void pointer_batch_weight_grads(const TensorList& grad_weights, const TensorList& grads, const Tensor& x,
+                                bool accumulate) {
+  const auto count = static_cast<int64_t>(grads.size());
+  const int64_t m = x.size(0), k = x.size(1), n = grads.front().size(1);
+  std::vector<const void*> xs(count, x.data_ptr()), dys, dws;
+  for (int64_t i = 0; i < count; ++i) {
+    dys.push_back(grads[i].data_ptr());
+    dws.push_back(grad_weights[i].data_ptr());
+  }
+  std::vector<const void*> all = xs;
+  all.insert(all.end(), dys.begin(), dys.end());
+  all.insert(all.end(), dws.begin(), dws.end());
+  Tensor arrays = Tensor::empty({3 * count}, {DType::i64, x.device()});
+  write_pointer_array(arrays, all);
+  auto* pointers = static_cast<void**>(arrays.data_ptr());
+  const DType d_dtype = grad_weights.front().dtype();
+  const PointerAlignments aligned{least_alignment(xs, k, x.dtype()), least_alignment(dys, n, x.dtype()),
+                                  least_alignment(dws, k, d_dtype)};
+  const Gemm g{x.dtype(), d_dtype, k, n, m, count, Operand{pointers, false, k, m, k, 0},
+               Operand{pointers + count, true, n, m, n, 0}, pointers + 2 * count, k, 0, CUBLASLT_EPILOGUE_DEFAULT,
+               nullptr, accumulate, aligned};
+  run(g, x.device().index);
+}
+
 }  // namespace
 
 void set_allow_tf32(bool allow) { tf32_allowed.store(allow); }
@@ -459,6 +524,21 @@ void linear_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tens
     if (!bias_done) matmul(grad_weight, transposed(grad), x, accumulate_weight);
   }
   if (grad_bias.defined() && !bias_done) column_sums(grad_bias, grad);
+}
+
+void linear_weight_grads(const TensorList& grad_weights, const TensorList& grads, const Tensor& x, bool accumulate) {
+  if (!pointer_batchable(grad_weights, grads, x)) {
+    for (size_t i = 0; i < grads.size(); ++i) matmul(grad_weights[i], transposed(grads[i]), x, accumulate);
+    return;
+  }
+  constexpr size_t kMaxBatch = kMaxArrayPointers / 3;  // three pointers a product
+  for (size_t first = 0; first < grads.size(); first += kMaxBatch) {
+    const size_t last = std::min(grads.size(), first + kMaxBatch);
+    const TensorList gws(grad_weights.begin() + first, grad_weights.begin() + last);
+    const TensorList gs(grads.begin() + first, grads.begin() + last);
+    if (gs.size() == 1) matmul(gws[0], transposed(gs[0]), x, accumulate);
+    else pointer_batch_weight_grads(gws, gs, x, accumulate);
+  }
 }
 
 }  // namespace ponder::backend::cuda
