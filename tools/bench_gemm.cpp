@@ -153,8 +153,10 @@ void measure(const char* shape, const Problem& problem, cublasLtHandle_t handle,
 // Projections of one input by `count` weights of out x in (attention's q/k/v/gate, the MLP's
 // gate/up), at the training shape: as `count` separate GEMMs (what the layers run), as one batched
 // GEMM over the stacked weights (the shared input read with batch stride 0), and as one GEMM of
-// count*out columns; their weight gradients separately, batched over stacked output gradients, and
-// batched over pointers to output gradients that lie apart (raw cuBLASLt). TFLOP/s of the group.
+// count*out columns; their input gradient as products added into one buffer and as one product over
+// side-by-side output gradients; their weight gradients separately, batched over stacked output
+// gradients, and batched over pointers to output gradients that lie apart (raw cuBLASLt). TFLOP/s of
+// the group.
 void measure_group(const char* name, int64_t tokens, int64_t in, int64_t out, int64_t count, cublasLtHandle_t handle) {
   Generator gen(2);
   const Tensor x = bench::random_device({tokens, in}, DType::bf16, gen);
@@ -177,6 +179,14 @@ void measure_group(const char* name, int64_t tokens, int64_t in, int64_t out, in
   });
   row("fwd, batched (stride-0 input)", [&] { matmul(x, w.transpose(1, 2)); });
   row("fwd, one GEMM of count*out", [&] { linear(x, w_rows); });
+  // The input gradient: each product added into one bf16 buffer (beta = 1, as linear_group does), or
+  // one product over the output gradients side by side (k = count*out).
+  const Tensor dx = zeros({tokens, in}, x.options());
+  const Tensor dy_rows = bench::random_device({tokens, count * out}, DType::bf16, gen);
+  row("dX += separate, one buffer", [&] {
+    for (int64_t i = 0; i < count; ++i) backend::cuda::matmul(dx, dys[i], ws[i], true);
+  });
+  row("dX, one GEMM of k=count*out", [&] { backend::cuda::matmul(dx, dy_rows, w_rows); });
   row("dW, separate", [&] {
     for (const Tensor& d : dys) matmul(d.t(), x);
   });

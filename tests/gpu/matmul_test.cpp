@@ -301,7 +301,9 @@ TEST_F(Linear, Bf16GroupAccumulatesIntoFp32GradBuffers) {
   auto accumulated = [](Device device) {
     Tensor x = random_tensor({96, 128}, 1, DType::bf16).to(device);
     TensorList ws;
-    for (uint64_t seed : {2, 3, 4, 5}) ws.push_back(random_tensor({128, 128}, seed, DType::bf16).to(device).set_requires_grad(true));
+    for (uint64_t seed : {2, 3, 4, 5}) {
+      ws.push_back(random_tensor({128, 128}, seed, DType::bf16).to(device).set_requires_grad(true));
+    }
     optim::GradBuffer buffer(ws, DType::f32);
     for (uint64_t seed : {6, 7}) {
       cat(linear_group(x, ws), -1).backward(random_tensor({96, 512}, seed, DType::bf16).to(device));

@@ -146,7 +146,9 @@ TEST(LinearGroup, IsOneNodeWithTheValuesAndGradientsOfSeparateLinears) {
     gs[gs.size() - 1] = 10;
     const Tensor g = random_tensor(gs, 5);
     const TensorList got = gradients(grouped, in, g), want = gradients(separate, in, g);
-    for (size_t i = 0; i < in.size(); ++i) EXPECT_TRUE(all_close(got[i], want[i], 1e-12, 1e-12)) << xs << " input " << i;
+    for (size_t i = 0; i < in.size(); ++i) {
+      EXPECT_TRUE(all_close(got[i], want[i], 1e-12, 1e-12)) << xs << " input " << i;
+    }
   }
 }
 
