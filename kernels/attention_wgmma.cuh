@@ -1,12 +1,13 @@
 // Hopper (sm_90a) attention for head_dim 128. Forward: the FlashAttention-2 algorithm of
-// attention_flash.cuh with both products on warpgroup tensor cores (wgmma). A CTA of two warpgroups
-// owns 128 queries of one head and sample (64 per warpgroup); the TMA unit copies Q and the K and V
-// tiles of 128 keys (three buffers deep, 128-byte-swizzled shared memory), each copy completing on
-// a barrier the warpgroups wait on, and each warpgroup hands a buffer back on a second barrier once
-// its products have read it: no block-wide synchronisation per tile. (A producer warp of its own,
-// as in FlashAttention-3, would leave the warpgroups 168 registers a thread: a ninth warp makes one
-// SM sub-partition hold three.) S = Q K^T reads Q and K from shared memory; P stays in registers as
-// the A operand of O += P V, V read MN-major. Scores are in log2 units.
+// attention_flash.cuh with both products on warpgroup tensor cores (wgmma). A CTA of two consumer
+// warpgroups owns 128 queries of one head and sample (64 per warpgroup); a third, producer
+// warpgroup has one thread issue the copies, as in FlashAttention-3: the TMA unit copies Q and the K
+// and V tiles of 128 keys (three buffers deep, 128-byte-swizzled shared memory), each copy
+// completing on a barrier the consumers wait on, and each consumer warpgroup hands a buffer back on
+// a second barrier once its products have read it. The producer gives up its registers
+// (setmaxnreg), so the consumers run with 240 a thread, and no consumer ever waits for the other to
+// hand a buffer back. S = Q K^T reads Q and K from shared memory; P stays in registers as the A
+// operand of O += P V, V read MN-major. Scores are in log2 units.
 #pragma once
 
 #include "kernels/attention_common.cuh"
@@ -17,7 +18,9 @@
 namespace ponder::kernels::attention {
 
 struct HopperForward {
-  static constexpr int kDim = 128, kGroups = 2, kThreads = kGroups * wgmma::kGroupThreads;
+  static constexpr int kDim = 128, kGroups = 2, kConsumers = kGroups * wgmma::kGroupThreads;
+  static constexpr int kThreads = kConsumers + wgmma::kGroupThreads;  // plus the producer warpgroup
+  static constexpr int kProducerRegisters = 24, kConsumerRegisters = 240;
   static constexpr int kBlock = 64 * kGroups, kTile = 128, kStages = 3;
   // Q, then the K and the V buffers, their barriers (Q full; K and V full and empty per stage), plus
   // slack to align the start to a swizzle atom.
@@ -106,13 +109,13 @@ __device__ __forceinline__ void load_tile(bits16* tile, const CUtensorMap* map, 
   }
 }
 
-// Per key tile t (K_t and V_t in buffer t % 3): issue S_t = Q K_t, then O += P_{t-1} V_{t-1}; wait
-// for S_t only (K_t's buffer goes back); softmax of S_t while the P V product runs; then wait for it
-// (V_{t-1}'s buffer goes back) and rescale O. Iteration t needs K_t and V_{t-1}; at its top thread 0
-// starts copying K_{t+2} and V_{t+1} into the buffers of K_{t-1} and V_{t-2} once both warpgroups
-// have handed those back, so each copy has two iterations to land. Rows past the sample (the last
-// tiles of Q, K and V) are read from the next sample, or as zeros past the tensor: masked keys get
-// probability 0 and queries past the sample are never stored.
+// Per key tile t (K_t and V_t in buffer t % 3), each consumer warpgroup: issue S_t = Q K_t, then
+// O += P_{t-1} V_{t-1}; wait for S_t only (K_t's buffer goes back); softmax of S_t while the P V
+// product runs; then wait for it (V_{t-1}'s buffer goes back) and rescale O. The producer copies
+// Q, then K_0, V_0, K_1, V_1, ..., each into its buffer once both consumers have handed back the
+// tile three before it. Rows past the sample (the last tiles of Q, K and V) are read from the next
+// sample, or as zeros past the tensor: masked keys get probability 0 and queries past the sample
+// are never stored.
 template <class G>
 __global__ void __launch_bounds__(G::kThreads) hopper_forward(const ForwardParams p,
                                                              const __grid_constant__ ForwardMaps maps) {
@@ -139,25 +142,28 @@ __global__ void __launch_bounds__(G::kThreads) hopper_forward(const ForwardParam
     for (int s = 0; s < S; ++s) {
       tma::init(k_full + s, 1);
       tma::init(v_full + s, 1);
-      tma::init(k_empty + s, G::kThreads);
-      tma::init(v_empty + s, G::kThreads);
+      tma::init(k_empty + s, G::kConsumers);
+      tma::init(v_empty + s, G::kConsumers);
     }
     tma::fence_init();
   }
   __syncthreads();
-  // Thread 0: tile t of K or V into its buffer, once the buffer's previous tile is handed back.
-  auto load_kv = [&](const CUtensorMap* map, bits16* buffers, uint64_t* full, uint64_t* empty, int t) {
-    if (t >= tiles) return;
-    const int stage = t % S, use = t / S;
-    if (use > 0) tma::wait(empty + stage, (use - 1) & 1);
-    load_tile<BC>(buffers + stage * BC * D, map, kv_head, b.begin + int64_t(t) * BC, full + stage);
-  };
-  if (threadIdx.x == 0) {
+
+  if (threadIdx.x >= G::kConsumers) {  // the producer warpgroup
+    wgmma::release_registers<G::kProducerRegisters>();
+    if (threadIdx.x != G::kConsumers) return;
     load_tile<BR>(sq, &maps.q, head, b.begin + q0, q_full);
-    load_kv(&maps.k, sk, k_full, k_empty, 0);
-    load_kv(&maps.k, sk, k_full, k_empty, 1);
-    load_kv(&maps.v, sv, v_full, v_empty, 0);
+    for (int t = 0; t < tiles; ++t) {
+      const int stage = t % S, use = t / S;
+      const int64_t first = b.begin + int64_t(t) * BC;
+      if (use > 0) tma::wait(k_empty + stage, (use - 1) & 1);
+      load_tile<BC>(sk + stage * BC * D, &maps.k, kv_head, first, k_full + stage);
+      if (use > 0) tma::wait(v_empty + stage, (use - 1) & 1);
+      load_tile<BC>(sv + stage * BC * D, &maps.v, kv_head, first, v_full + stage);
+    }
+    return;
   }
+  wgmma::claim_registers<G::kConsumerRegisters>();
 
   const int group_row0 = (threadIdx.x / wgmma::kGroupThreads) * 64;
   const int warp_row0 = group_row0 + (threadIdx.x / 32) % 4 * 16;
@@ -185,10 +191,6 @@ __global__ void __launch_bounds__(G::kThreads) hopper_forward(const ForwardParam
 
   tma::wait(q_full, 0);
   for (int t = 0; t < tiles; ++t) {
-    if (threadIdx.x == 0) {
-      load_kv(&maps.k, sk, k_full, k_empty, t + 2);
-      load_kv(&maps.v, sv, v_full, v_empty, t + 1);
-    }
     const int stage = t % S;
     tma::wait(k_full + stage, (t / S) & 1);
     float s[BC / 8][4];
@@ -244,29 +246,37 @@ __global__ void __launch_bounds__(G::kThreads) hopper_forward(const ForwardParam
 }
 
 // ---- backward ----------------------------------------------------------------------------------
-// The single-pass backward of attention_flash.cuh on warpgroup tensor cores. A CTA of two
+// The single-pass backward of attention_flash.cuh on warpgroup tensor cores. A CTA of two consumer
 // warpgroups owns 128 keys of one kv head and sample (64 per warpgroup) and loops over the query
-// tiles of 64 that see them (every query head of the GQA group). The TMA unit copies K and V once
-// and each tile's Q and dO (three buffers deep; the tile's lse and delta are written next to them),
-// each copy completing on a barrier the warpgroups wait on. Per tile, each warpgroup forms
-// S^T = K Q^T and dP^T = V dO^T for its keys (both operands K-major in shared memory), turns them
-// into P^T and dS^T in registers, and adds dV += P^T dO and dK += dS^T Q (register A operands, dO
-// and Q read MN-major). dS^T goes to shared memory for dQ = dS K, which the two warpgroups split by
-// head_dim halves (dS and K both read MN-major) and add into the f32 dQ sum with atomics. A tile's
-// dQ product and atomics overlap the next tile's products: the atomics of tile t are issued while
-// the tensor cores form S^T of tile t + 1, and P^T while they form dP^T; hence three Q/dO buffers
-// (tile t + 2 loads while t + 1 is in use and t's dV/dK products may still read theirs) and two
-// dS^T buffers. (The registers, 255 a thread, leave no room for a separate producer warp.)
+// tiles of 64 that see them (every query head of the GQA group). A producer warpgroup feeds them,
+// as in the forward: one thread has the TMA unit copy K and V once and each tile's Q and dO (two
+// buffers deep), two warps write the tile's lse and delta next to them, and the tile's barrier
+// completes once all of it is in; the consumers hand a buffer back on a second barrier once their
+// dV/dK products have read it. Per tile, each consumer warpgroup forms S^T = K Q^T and
+// dP^T = V dO^T for its keys (both operands K-major in shared memory), turns them into P^T and dS^T
+// in registers, and adds dV += P^T dO and dK += dS^T Q (register A operands, dO and Q read
+// MN-major). dS^T goes to shared memory for dQ = dS K, which the two warpgroups split by head_dim
+// halves (dS and K both read MN-major). Each warpgroup leaves its dQ half in a shared f32 tile
+// while the tensor cores form S^T of the next tile, and a third producer warp adds the tile into
+// the f32 dQ sum with bulk reductions of the TMA unit, off the consumers' path (atomics issued by
+// the consumers themselves held up each tile's products). Two dS^T buffers let a warpgroup write
+// tile t + 1's while the other's dQ product may still read tile t's.
 struct HopperBackward {
-  static constexpr int kDim = 128, kGroups = 2, kThreads = kGroups * wgmma::kGroupThreads;
-  static constexpr int kBlock = 64 * kGroups, kTile = 64, kStages = 3, kDsBuffers = 2;
-  // Barriers: K and V in; per stage, a tile in.
-  static constexpr int kBarriers = 1 + kStages;
-  // K, V, the Q and dO buffers, the dS^T buffers (one swizzled panel each: [kBlock][kTile]), the lse
-  // and delta buffers, the barriers, slack to align the start to a swizzle atom.
+  static constexpr int kDim = 128, kGroups = 2, kConsumers = kGroups * wgmma::kGroupThreads;
+  static constexpr int kThreads = kConsumers + wgmma::kGroupThreads;  // plus the producer warpgroup
+  static constexpr int kProducerRegisters = 24, kConsumerRegisters = 240;
+  static constexpr int kBlock = 64 * kGroups, kTile = 64, kStages = 2, kDsBuffers = 2;
+  // A dQ tile row: head_dim f32 plus 8, so that the 8 rows a warp writes at once start in
+  // different banks (rows stay 16-byte aligned for the bulk reductions).
+  static constexpr int kDqRow = kDim + 8;
+  // Barriers: K and V in; per stage, a tile in and a tile handed back; the dQ tile staged, and
+  // added into the sum.
+  static constexpr int kBarriers = 1 + 2 * kStages + 2;
+  // K, V, the Q and dO buffers, the dS^T buffers (one swizzled panel each: [kBlock][kTile]), the dQ
+  // tile, the lse and delta buffers, the barriers, slack to align the start to a swizzle atom.
   static constexpr int kSharedBytes =
-      (2 * kBlock * kDim + 2 * kStages * kTile * kDim + kDsBuffers * kBlock * kTile) * 2 + 2 * kStages * kTile * 4 +
-      kBarriers * 8 + wgmma::kAtomBytes;
+      (2 * kBlock * kDim + 2 * kStages * kTile * kDim + kDsBuffers * kBlock * kTile) * 2 +
+      (kTile * kDqRow + 2 * kStages * kTile) * 4 + kBarriers * 8 + wgmma::kAtomBytes;
   // Leading offsets of MN-major operands: the 64-column panels of a query tile and of the key block.
   static constexpr uint32_t kTileLeading = kTile * wgmma::kPanel * 2, kBlockLeading = kBlock * wgmma::kPanel * 2;
 };
@@ -284,6 +294,92 @@ struct QueryItems {
   __device__ int first_query(int item) const { return first + (item % q_tiles) * HopperBackward::kTile; }
 };
 
+// The backward's shared memory: K and V, per stage a query tile's Q, dO, lse (log2 units) and
+// delta, the dS^T buffers, the dQ tile and the barriers.
+struct BackwardShared {
+  using G = HopperBackward;
+  bits16 *k, *v, *q, *grad_out, *ds;
+  float *dq, *lse, *delta;
+  uint64_t *kv_full, *full, *empty, *dq_full, *dq_empty;
+
+  __device__ explicit BackwardShared(char* raw) {
+    constexpr int BC = G::kBlock, BR = G::kTile, D = G::kDim, STAGES = G::kStages;
+    k = atom_aligned(raw);                 // [BC][D]
+    v = k + BC * D;                        // [BC][D]
+    q = v + BC * D;                        // [STAGES][BR][D]
+    grad_out = q + STAGES * BR * D;        // [STAGES][BR][D]
+    ds = grad_out + STAGES * BR * D;       // [kDsBuffers][BC][BR], dS^T
+    dq = reinterpret_cast<float*>(ds + G::kDsBuffers * BC * BR);  // [BR][kDqRow]
+    lse = dq + BR * G::kDqRow;                                     // [STAGES][BR]
+    delta = lse + STAGES * BR;                                     // [STAGES][BR]
+    kv_full = reinterpret_cast<uint64_t*>(delta + STAGES * BR);
+    full = kv_full + 1;       // [STAGES]
+    empty = full + STAGES;    // [STAGES]
+    dq_full = empty + STAGES;
+    dq_empty = dq_full + 1;
+  }
+};
+
+// The producer warpgroup's first two warps (thread c of 64): K and V, then each item into buffer
+// item % 2 once the consumers have handed back the item two before it. Thread c writes the
+// item's lse and delta of query c; thread 0 also starts the TMA copies of Q and dO. Queries past
+// the sample get lse = +inf (P = 0) and delta = 0, so their rows (read from the next sample, or
+// zeros past the tensor) add nothing.
+__device__ __forceinline__ void produce_backward_items(const BackwardParams& p, const BackwardMaps& maps,
+                                                       const BackwardShared& sh, const SampleBlock& b,
+                                                       const QueryItems& items, int c) {
+  using G = HopperBackward;
+  constexpr int BC = G::kBlock, BR = G::kTile, D = G::kDim, STAGES = G::kStages;
+  if (c == 0) {
+    tma::arrive_expecting(sh.kv_full, 2 * BC * D * 2);
+    for (int panel = 0; panel < 2; ++panel) {
+      const int column = panel * wgmma::kPanel, row = static_cast<int>(b.begin + b.start);
+      tma::load_box(sh.k + panel * BC * wgmma::kPanel, &maps.k, column, items.kv_head, row, sh.kv_full);
+      tma::load_box(sh.v + panel * BC * wgmma::kPanel, &maps.v, column, items.kv_head, row, sh.kv_full);
+    }
+  }
+  for (int item = 0; item < items.count; ++item) {
+    const int stage = item % STAGES, use = item / STAGES, head = items.head(item), q0 = items.first_query(item);
+    if (use > 0) tma::wait(sh.empty + stage, (use - 1) & 1);
+    const int i = q0 + c;
+    const int64_t at = head * p.tokens + b.begin + i;
+    sh.lse[stage * BR + c] = i < b.len ? p.lse[at] * kLog2e : INFINITY;
+    sh.delta[stage * BR + c] = i < b.len ? p.delta[at] : 0.f;
+    if (c != 0) {
+      tma::arrive(sh.full + stage);
+      continue;
+    }
+    tma::arrive_expecting(sh.full + stage, 2 * BR * D * 2);
+    for (int panel = 0; panel < 2; ++panel) {
+      const int column = panel * wgmma::kPanel, row = static_cast<int>(b.begin + q0);
+      tma::load_box(sh.q + stage * BR * D + panel * BR * wgmma::kPanel, &maps.q, column, head, row, sh.full + stage);
+      tma::load_box(sh.grad_out + stage * BR * D + panel * BR * wgmma::kPanel, &maps.grad_out, column, head, row,
+                    sh.full + stage);
+    }
+  }
+}
+
+// The producer warpgroup's third warp: adds each item's staged dQ tile into the f32 sum, a bulk
+// reduction per query row of the sample (lane l takes rows l and l + 32), then hands the tile back.
+__device__ __forceinline__ void reduce_backward_dq(const BackwardParams& p, const BackwardShared& sh,
+                                                   const SampleBlock& b, const QueryItems& items, int lane) {
+  using G = HopperBackward;
+  for (int item = 0; item < items.count; ++item) {
+    const int head = items.head(item), q0 = items.first_query(item);
+    tma::wait(sh.dq_full, item & 1);
+    for (int r = lane; r < G::kTile; r += 32) {
+      const int i = q0 + r;
+      if (i < b.len) {
+        tma::reduce_add(p.dq_sum + ((b.begin + i) * p.q_heads + head) * G::kDim, sh.dq + r * G::kDqRow,
+                        G::kDim * 4);
+      }
+    }
+    tma::commit_and_wait_reads();
+    __syncwarp();
+    if (lane == 0) tma::arrive(sh.dq_empty);
+  }
+}
+
 __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(const BackwardParams p,
                                                                            const __grid_constant__ BackwardMaps maps) {
 #ifdef PONDER_WGMMA_AVAILABLE
@@ -291,15 +387,7 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(cons
   constexpr int D = G::kDim, BC = G::kBlock, BR = G::kTile, STAGES = G::kStages;
   constexpr uint32_t kAtom = wgmma::kAtomBytes;
   extern __shared__ char shared_raw[];
-  bits16* sk = atom_aligned(shared_raw);                                 // [BC][D]
-  bits16* sv = sk + BC * D;                                              // [BC][D]
-  bits16* sq = sv + BC * D;                                              // [STAGES][BR][D]
-  bits16* sdo = sq + STAGES * BR * D;                                    // [STAGES][BR][D]
-  bits16* sds = sdo + STAGES * BR * D;                                   // [kDsBuffers][BC][BR], dS^T
-  float* slse = reinterpret_cast<float*>(sds + G::kDsBuffers * BC * BR);  // [STAGES][BR], log2 units
-  float* sdelta = slse + STAGES * BR;                                    // [STAGES][BR]
-  uint64_t* kv_full = reinterpret_cast<uint64_t*>(sdelta + STAGES * BR);
-  uint64_t* full = kv_full + 1;  // [STAGES]
+  const BackwardShared sh(shared_raw);
 
   const int kv_head = blockIdx.x % p.kv_heads;
   const int64_t slot = blockIdx.x / p.kv_heads;
@@ -311,57 +399,41 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(cons
   const QueryItems items{first, q_tiles, p.group * q_tiles, kv_head, p.group};
 
   if (threadIdx.x == 0) {
-    tma::init(kv_full, 1);
-    for (int s = 0; s < STAGES; ++s) tma::init(full + s, G::kThreads);
+    tma::init(sh.kv_full, 1);
+    for (int s = 0; s < STAGES; ++s) {
+      tma::init(sh.full + s, BR);
+      tma::init(sh.empty + s, G::kConsumers);
+    }
+    tma::init(sh.dq_full, G::kConsumers);
+    tma::init(sh.dq_empty, 1);
     tma::fence_init();
   }
   __syncthreads();
-  // Item i into buffer i % 3: every thread arrives on its barrier once its share of the lse and
-  // delta is written, thread 0 with the TMA copies of Q and dO. Queries past the sample get lse =
-  // +inf (P = 0) and delta = 0, so their rows (read from the next sample, or zeros past the tensor)
-  // add nothing.
-  auto load_item = [&](int item) {
-    if (item >= items.count) return;
-    const int stage = item % STAGES, head = items.head(item), q0 = items.first_query(item);
-    for (int c = threadIdx.x; c < BR; c += G::kThreads) {
-      const int i = q0 + c;
-      const int64_t at = head * p.tokens + b.begin + i;
-      slse[stage * BR + c] = i < b.len ? p.lse[at] * kLog2e : INFINITY;
-      sdelta[stage * BR + c] = i < b.len ? p.delta[at] : 0.f;
-    }
-    if (threadIdx.x != 0) return tma::arrive(full + stage);
-    tma::arrive_expecting(full + stage, 2 * BR * D * 2);
-    for (int panel = 0; panel < 2; ++panel) {
-      const int column = panel * wgmma::kPanel, row = static_cast<int>(b.begin + q0);
-      tma::load_box(sq + stage * BR * D + panel * BR * wgmma::kPanel, &maps.q, column, head, row, full + stage);
-      tma::load_box(sdo + stage * BR * D + panel * BR * wgmma::kPanel, &maps.grad_out, column, head, row,
-                    full + stage);
-    }
-  };
-  if (threadIdx.x == 0) {
-    tma::arrive_expecting(kv_full, 2 * BC * D * 2);
-    for (int panel = 0; panel < 2; ++panel) {
-      const int column = panel * wgmma::kPanel, row = static_cast<int>(b.begin + k0);
-      tma::load_box(sk + panel * BC * wgmma::kPanel, &maps.k, column, kv_head, row, kv_full);
-      tma::load_box(sv + panel * BC * wgmma::kPanel, &maps.v, column, kv_head, row, kv_full);
-    }
+  if (threadIdx.x >= G::kConsumers) {  // the producer warpgroup
+    wgmma::release_registers<G::kProducerRegisters>();
+    const int c = threadIdx.x - G::kConsumers;
+    if (c < BR) produce_backward_items(p, maps, sh, b, items, c);
+    if (c / 32 == BR / 32) reduce_backward_dq(p, sh, b, items, c % 32);
+    return;
   }
-  load_item(0);
-  load_item(1);
+  wgmma::claim_registers<G::kConsumerRegisters>();
 
   const int group = threadIdx.x / wgmma::kGroupThreads, warp = (threadIdx.x / 32) % 4;
   const int group_row0 = group * 64, warp_row0 = group_row0 + warp * 16;
   float dq[8][4];  // this warpgroup's half of head_dim for one tile's queries
-  auto add_dq = [&](int item) {
-    const int head = items.head(item), q0 = items.first_query(item);
+  // Item `item`'s dQ half into the shared tile once the dQ warp has taken the previous item's.
+  auto stage_dq = [&](int item) {
+    if (item > 0) tma::wait(sh.dq_empty, (item - 1) & 1);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int i = q0 + warp * 16 + fragment_row(0, 2 * half);
-      if (i >= b.len) continue;
-      float* row = p.dq_sum + ((b.begin + i) * p.q_heads + head) * D + group * wgmma::kPanel;
+      float* row = sh.dq + (warp * 16 + fragment_row(0, 2 * half)) * G::kDqRow + group * wgmma::kPanel;
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt) mma::add_pair(row + fragment_column(nt, 0), dq[nt][2 * half], dq[nt][2 * half + 1]);
+      for (int nt = 0; nt < 8; ++nt) {
+        *reinterpret_cast<float2*>(row + fragment_column(nt, 0)) = make_float2(dq[nt][2 * half], dq[nt][2 * half + 1]);
+      }
     }
+    wgmma::fence_shared_for_async();  // the bulk reductions read it through the async proxy
+    tma::arrive(sh.dq_full);
   };
 
   int key[2];
@@ -372,15 +444,15 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(cons
   mma::zero(dk);
   mma::zero(dv);
 
-  tma::wait(kv_full, 0);
+  tma::wait(sh.kv_full, 0);
   for (int item = 0; item < items.count; ++item) {
     const int buffer = item % STAGES, q0 = items.first_query(item);
-    tma::wait(full + buffer, (item / STAGES) & 1);  // this item's tiles are in
-    const bits16* q_tile = sq + buffer * BR * D;
-    const bits16* do_tile = sdo + buffer * BR * D;
-    bits16* ds_tile = sds + (item % G::kDsBuffers) * BC * BR;
-    const float* lse2 = slse + buffer * BR;
-    const float* delta = sdelta + buffer * BR;
+    tma::wait(sh.full + buffer, (item / STAGES) & 1);  // this item's tiles are in
+    const bits16* q_tile = sh.q + buffer * BR * D;
+    const bits16* do_tile = sh.grad_out + buffer * BR * D;
+    bits16* ds_tile = sh.ds + (item % G::kDsBuffers) * BC * BR;
+    const float* lse2 = sh.lse + buffer * BR;
+    const float* delta = sh.delta + buffer * BR;
     // Past this point every query of the tile sees every key of the block.
     const bool masked = visible_keys(p.mask, q0, b.len, b.prefix) < k0 + BC;
 
@@ -389,17 +461,18 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(cons
     wgmma::hold(dq);
     wgmma::hold(dk[0]);
     wgmma::hold(dv[0]);
+    if (item > 0) tma::arrive(sh.empty + (item - 1) % STAGES);  // its Q and dO have been read
     wgmma::fence();
 #pragma unroll
     for (int ks = 0; ks < D / 16; ++ks) {
-      wgmma::mma_ss<0, 0>(st, wgmma::k_major(sk, BC, group_row0, ks), wgmma::k_major(q_tile, BR, 0, ks), ks > 0);
+      wgmma::mma_ss<0, 0>(st, wgmma::k_major(sh.k, BC, group_row0, ks), wgmma::k_major(q_tile, BR, 0, ks), ks > 0);
     }
     wgmma::commit();
-    if (item > 0) add_dq(item - 1);  // while S^T forms
+    if (item > 0) stage_dq(item - 1);  // while S^T forms
     wgmma::fence();
 #pragma unroll
     for (int ks = 0; ks < D / 16; ++ks) {
-      wgmma::mma_ss<0, 0>(dst, wgmma::k_major(sv, BC, group_row0, ks), wgmma::k_major(do_tile, BR, 0, ks), ks > 0);
+      wgmma::mma_ss<0, 0>(dst, wgmma::k_major(sh.v, BC, group_row0, ks), wgmma::k_major(do_tile, BR, 0, ks), ks > 0);
     }
     wgmma::commit();
     wgmma::wait<1>();
@@ -446,15 +519,13 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(cons
       }
     }
     wgmma::fence_shared_for_async();
-    // Both warpgroups' dS^T rows are in place, and both have finished the previous item's dV/dK
-    // products, so its Q/dO buffer may take item + 2.
-    __syncthreads();
-    load_item(item + 2);
-    wgmma::fence();  // dq was read by the atomics since its last product
+    // Both warpgroups' dS^T rows are in place (the producer does not take part).
+    wgmma::sync_threads<1, G::kConsumers>();
+    wgmma::fence();  // dq was read for the shared tile since its last product
 #pragma unroll
     for (int j = 0; j < BC / 16; ++j) {
       wgmma::mma_ss<1, 1>(dq, wgmma::mn_major(ds_tile, BC, j, G::kBlockLeading, kAtom),
-                          wgmma::mn_major(sk + group * BC * wgmma::kPanel, BC, j, G::kBlockLeading, kAtom), j > 0);
+                          wgmma::mn_major(sh.k + group * BC * wgmma::kPanel, BC, j, G::kBlockLeading, kAtom), j > 0);
     }
     wgmma::commit();
   }
@@ -462,7 +533,7 @@ __global__ void __launch_bounds__(HopperBackward::kThreads) hopper_backward(cons
   wgmma::hold(dq);
   wgmma::hold(dk[0]);
   wgmma::hold(dv[0]);
-  if (items.count > 0) add_dq(items.count - 1);
+  if (items.count > 0) stage_dq(items.count - 1);
   float dk_factor[1][2] = {{p.scale, p.scale}}, dv_factor[1][2] = {{1.f, 1.f}};
   const int64_t first_key = b.begin + k0 + warp_row0;
   store_rows<1, D>(static_cast<bits16*>(p.dk), dk, dk_factor, first_key, valid_k - warp_row0, p.kv_heads, kv_head);

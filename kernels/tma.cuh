@@ -59,4 +59,17 @@ __device__ __forceinline__ void load_box(void* dst, const CUtensorMap* map, int 
       : "memory");
 }
 
+// Adds `bytes` (a multiple of 16) of f32 from shared memory into global memory, element by element,
+// as one bulk reduction of the TMA unit; the issuing thread tracks it in its bulk group.
+__device__ __forceinline__ void reduce_add(float* global, const float* shared, uint32_t bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(global),
+               "r"(shared_address(shared)), "r"(bytes)
+               : "memory");
+}
+
+// Closes the thread's bulk group, then waits until its reductions have read their shared memory.
+__device__ __forceinline__ void commit_and_wait_reads() {
+  asm volatile("cp.async.bulk.commit_group;\ncp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+
 }  // namespace ponder::kernels::tma

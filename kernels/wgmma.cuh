@@ -100,6 +100,28 @@ __device__ __forceinline__ void wait() {
 #endif
 }
 
+// Moves registers between warpgroups: a producer warpgroup that only issues copies hands most of
+// its registers to the ones that multiply (every thread of the warpgroup executes it).
+template <int registers>
+__device__ __forceinline__ void release_registers() {
+#ifdef PONDER_WGMMA_AVAILABLE
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(registers));
+#endif
+}
+template <int registers>
+__device__ __forceinline__ void claim_registers() {
+#ifdef PONDER_WGMMA_AVAILABLE
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(registers));
+#endif
+}
+
+// Barrier `id` (1..15; 0 is __syncthreads) over the first `threads` threads of the CTA: the
+// consumer warpgroups meet without waiting for the producer.
+template <int id, int threads>
+__device__ __forceinline__ void sync_threads() {
+  asm volatile("bar.sync %0, %1;\n" ::"n"(id), "n"(threads) : "memory");
+}
+
 // Keeps the compiler from moving accumulator reads or writes across an asynchronous product.
 template <int T>
 __device__ __forceinline__ void hold(float (&d)[T][4]) {
