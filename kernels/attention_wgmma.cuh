@@ -5,9 +5,9 @@
 // and V tiles of 128 keys (three buffers deep, 128-byte-swizzled shared memory), each copy
 // completing on a barrier the consumers wait on, and each consumer warpgroup hands a buffer back on
 // a second barrier once its products have read it. The producer gives up its registers
-// (setmaxnreg), so the consumers run with 240 a thread, and no consumer ever waits for the other to
-// hand a buffer back. S = Q K^T reads Q and K from shared memory; P stays in registers as the A
-// operand of O += P V, V read MN-major. Scores are in log2 units.
+// (setmaxnreg), so the consumers run with 240 a thread, and a consumer waits for the other only
+// when it gets three tiles ahead. S = Q K^T reads Q and K from shared memory; P stays in registers
+// as the A operand of O += P V, V read MN-major. Scores are in log2 units.
 #pragma once
 
 #include "kernels/attention_common.cuh"
