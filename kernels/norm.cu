@@ -10,7 +10,8 @@
 // its block's row of the partial buffer when shared memory would not hold them); a block adds its
 // teams' slots in team order into one [slots] row of the partial buffer (a "chunk"); a second
 // kernel adds the chunks in a fixed order. The split depends only on the problem (shape, dtype,
-// alignment), never on the device, so results are bit-reproducible.
+// alignment), never on the device, so results are bit-reproducible. Beside shared accumulators a
+// block keeps a copy of the weight, which both passes over each row read.
 #include <algorithm>
 #include <initializer_list>
 
@@ -45,17 +46,16 @@ struct RowPlan {
   int64_t rows_per_team = 1;   // rows each team handles in turn
   int64_t slots = 0;           // accumulator floats per team and parameter gradient (>= D)
   bool shared_acc = false;     // accumulators in shared memory, else in the partial buffer
+  bool shared_weight = false;  // the weight copied into shared memory after them, else read from global
+  size_t shared_bytes = 0;     // dynamic shared memory per block
   unsigned blocks = 0;         // = chunks of the parameter gradients
-
-  size_t shared_bytes(int stats) const {
-    return shared_acc ? static_cast<size_t>(teams * slots * stats) * sizeof(float) : 0;
-  }
 };
 
 // A warp per row while kCached packs per lane hold it, else the fewest warps that do (at most
 // kMaxRowThreads threads, then several segments). `stats` parameter gradients (0, 1 or 2) are
-// accumulated: then each team takes at least kMinRowsPerTeam rows and there are <= kMaxChunks chunks.
-RowPlan plan_rows(int64_t rows, int64_t units, int v, int stats) {
+// accumulated: then each team takes at least kMinRowsPerTeam rows and there are <= kMaxChunks chunks,
+// and a weight of `weight_bytes` goes to shared memory where it fits beside the accumulators.
+RowPlan plan_rows(int64_t rows, int64_t units, int v, int stats, int64_t weight_bytes = 0) {
   RowPlan p;
   if (units > int64_t(kCached) * 32)
     p.team = static_cast<int>(std::min<int64_t>(kMaxRowThreads, ceil_div(ceil_div(units, kCached), 32) * 32));
@@ -65,7 +65,10 @@ RowPlan plan_rows(int64_t rows, int64_t units, int v, int stats) {
   if (stats > 0) {
     const int64_t team_bytes = p.slots * stats * int64_t(sizeof(float));
     while (p.teams > 1 && p.teams * team_bytes > kSharedAccBytes) p.teams /= 2;
-    p.shared_acc = p.teams * team_bytes <= kSharedAccBytes;  // else teams == 1
+    const int64_t acc_bytes = p.teams * team_bytes;
+    p.shared_acc = acc_bytes <= kSharedAccBytes;  // else teams == 1
+    p.shared_weight = p.shared_acc && weight_bytes > 0 && acc_bytes + weight_bytes <= kSharedAccBytes;
+    if (p.shared_acc) p.shared_bytes = static_cast<size_t>(acc_bytes + (p.shared_weight ? weight_bytes : 0));
     p.rows_per_team = std::max(kMinRowsPerTeam, ceil_div(rows, p.teams * kMaxChunks));
   }
   p.blocks = static_cast<unsigned>(ceil_div(rows, p.teams * p.rows_per_team));
@@ -188,6 +191,28 @@ __global__ void __launch_bounds__(kMaxRowThreads) forward_kernel(ForwardArgs<T> 
   });
 }
 
+// Accumulator slots hold a thread's elements in groups of G = kGroup (16 bytes of floats where a
+// pack splits into them), lanes side by side, so that each group is one conflict-free vector
+// access: the thread's group h, elements h·G .. h·G + G - 1 of its packs in turn, lies at slots
+// (h·team + lane)·G + i.
+template <int V>
+constexpr int kGroup = V % 4 == 0 ? 4 : 1;
+
+// Adds add[j] into the accumulator slots of element j of the thread's q-th pack.
+template <int V>
+__device__ __forceinline__ void accumulate(float* acc, int64_t q, int team, int lane, const float (&add)[V]) {
+  constexpr int G = kGroup<V>;
+  auto* groups = reinterpret_cast<Pack<float, G>*>(acc);
+#pragma unroll
+  for (int c = 0; c < V / G; ++c) {
+    Pack<float, G>& slots = groups[(q * (V / G) + c) * team + lane];
+    Pack<float, G> sum = slots;
+#pragma unroll
+    for (int i = 0; i < G; ++i) sum.v[i] += add[c * G + i];
+    slots = sum;
+  }
+}
+
 template <class T>
 struct BackwardArgs {
   int64_t rows, d;
@@ -202,26 +227,31 @@ struct BackwardArgs {
   T* grad_x;                      // or null
   float* partial;                 // [chunks, stats, slots], or null without parameter gradients
   bool weight_grad, bias_grad;    // the stats: sums of g·xhat, then of g
-  bool shared_acc;
+  bool shared_acc, shared_weight;
   bool x_is_xhat;                 // x holds xhat (an unweighted RMSNorm's output)
 };
 
 // With gw = g · weight and xhat = (x - mean) · rstd:
 // dx = rstd · (gw - mean(gw) - xhat · mean(gw · xhat)) [+ extra]; RMSNorm has no mean(gw) term.
 // The parameter gradients add g · xhat (weight) and g (bias) over the rows.
-// PARAMS: parameter gradients are accumulated. Without them the gradient of the sum (grad_extra)
-// is loaded with x and g, so a row's loads all go out before its reduction (their registers are
-// those the accumulators would take).
+// PARAMS: parameter gradients are accumulated, a team taking rows_per_team rows. Without them the
+// gradient of the sum (grad_extra) is loaded with x and g, so a row's loads all go out before its
+// reduction (with them, where the weight comes from global memory, its registers would spill).
 template <class T, int V, bool PARAMS>
 __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T> a) {
-  extern __shared__ float shared_acc[];
+  extern __shared__ __align__(16) float shared_acc[];  // accumulators move as 16-byte groups
   const int lane = threadIdx.x % a.team, team = threadIdx.x / a.team, teams = blockDim.x / a.team;
   const int64_t packs = a.d / V;
   const int stats = int(a.weight_grad) + int(a.bias_grad);
   const int64_t team_slots = stats * a.slots;
   float* block_acc = a.shared_acc ? shared_acc : a.partial + blockIdx.x * team_slots;  // teams == 1 there
+  // After the accumulators: 16-byte aligned, as slots come in multiples of kGroup<V> floats.
+  T* shared_weight = reinterpret_cast<T*>(shared_acc + teams * team_slots);
+  const T* weight = PARAMS && a.shared_weight ? shared_weight : a.weight;
   if (PARAMS) {
     for (int64_t i = threadIdx.x; i < teams * team_slots; i += blockDim.x) block_acc[i] = 0;
+    for (int64_t p = threadIdx.x; a.shared_weight && p < packs; p += blockDim.x)
+      store_pack<V>(shared_weight, p, load_pack<V>(a.weight, p));
     __syncthreads();
   }
   float* acc_w = PARAMS && a.weight_grad ? block_acc + team * team_slots : nullptr;
@@ -243,10 +273,10 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T
       float sum_gw = 0, sum_gw_xhat = 0;
       walk(load, [&](int k, int64_t p, int64_t) {
         Pack<T, V> w{};
-        if (a.weight) w = load_pack<V>(a.weight, p);
+        if (weight) w = load_pack<V>(weight, p);
 #pragma unroll
         for (int j = 0; j < V; ++j) {
-          const float gw = a.weight ? float(g[k].v[j]) * float(w.v[j]) : float(g[k].v[j]);
+          const float gw = weight ? float(g[k].v[j]) * float(w.v[j]) : float(g[k].v[j]);
           sum_gw += gw;
           sum_gw_xhat += gw * ((float(x[k].v[j]) - mu) * x_scale);
         }
@@ -259,20 +289,22 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T
     }
     walk(load, [&](int k, int64_t p, int64_t q) {
       Pack<T, V> w{}, extra{}, o;
-      if (a.weight) w = load_pack<V>(a.weight, p);
+      if (weight) w = load_pack<V>(weight, p);
       if (a.grad_extra) extra = PARAMS ? load_pack<V>(a.grad_extra, first + p) : e[k];
+      float g_xhat[V], gs[V];
 #pragma unroll
       for (int j = 0; j < V; ++j) {
         const float gj = float(g[k].v[j]), xhat = (float(x[k].v[j]) - mu) * x_scale;
-        const float gw = a.weight ? gj * float(w.v[j]) : gj;
+        const float gw = weight ? gj * float(w.v[j]) : gj;
         float dx = rs * (gw - mean_gw - xhat * mean_gw_xhat);
         if (a.grad_extra) dx += float(extra.v[j]);
         o.v[j] = T(dx);
-        const int64_t slot = (q * V + j) * a.team + lane;  // adjacent lanes, adjacent slots
-        if (acc_w) acc_w[slot] += gj * xhat;
-        if (acc_b) acc_b[slot] += gj;
+        g_xhat[j] = gj * xhat;
+        gs[j] = gj;
       }
       if (a.grad_x) store_pack<V>(a.grad_x, first + p, o);
+      if (acc_w) accumulate<V>(acc_w, q, a.team, lane, g_xhat);
+      if (acc_b) accumulate<V>(acc_b, q, a.team, lane, gs);
     });
   }
   if (!PARAMS || !a.shared_acc) return;
@@ -285,34 +317,44 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T
   }
 }
 
-constexpr int kSumColumns = 32, kSumRows = 32;
+// A sum block: 8 slots (a 32-byte sector of each chunk) by 32 rows of threads, so that the
+// chunks' small sum spreads over many SMs with several loads in flight per thread.
+constexpr int kSumColumns = 8, kSumRows = 32;
 
 // Where the slots of one parameter gradient lie in the partial buffer, and which column each holds.
 template <class T>
 struct SumArgs {
   int64_t chunks, stride, slots, packs;  // stride: floats from one chunk to the next
-  int team, v;
+  int team;
   const float* partial;
   T* out;
 };
 
-// Block x sums slots [32 x, 32 x + 32) over the chunks: thread row y takes chunks y, y + 32, ...,
-// then thread row 0 adds the 32 in order and writes the slot's column (slot = (q·V + j)·team + lane
-// holds element j of the thread's q-th pack, pack q·team + lane).
-template <class T>
+// Block x sums slots [8 x, 8 x + 8) over the chunks: thread row y takes chunks y, y + 32, ...; then
+// the first warp adds the 32 row sums of each slot, in four runs of 8 and those pairwise, and
+// writes the slot's column (kGroup tells which).
+template <class T, int V>
 __global__ void sum_chunks_kernel(SumArgs<T> a) {
+  constexpr int G = kGroup<V>;
   const int64_t slot = int64_t(blockIdx.x) * kSumColumns + threadIdx.x;
   float s = 0;
-  if (slot < a.slots)
+  if (slot < a.slots) {
+#pragma unroll 8
     for (int64_t c = threadIdx.y; c < a.chunks; c += kSumRows) s += a.partial[c * a.stride + slot];
+  }
   __shared__ float tile[kSumRows][kSumColumns];
   tile[threadIdx.y][threadIdx.x] = s;
   __syncthreads();
-  if (threadIdx.y != 0 || slot >= a.slots) return;
+  if (threadIdx.y >= 32 / kSumColumns) return;
+  const int run = threadIdx.y;  // the first warp: lane = run * kSumColumns + column
+  constexpr int kRun = kSumRows * kSumColumns / 32;
   float total = 0;
-  for (int y = 0; y < kSumRows; ++y) total += tile[y][threadIdx.x];
-  const int64_t lane = slot % a.team, qj = slot / a.team, q = qj / a.v, p = q * a.team + lane;
-  if (p < a.packs) a.out[p * a.v + qj % a.v] = T(total);
+  for (int y = run * kRun; y < (run + 1) * kRun; ++y) total += tile[y][threadIdx.x];
+  for (int step = kSumColumns; step < 32; step *= 2) total += __shfl_xor_sync(0xffffffffu, total, step);
+  if (run != 0 || slot >= a.slots) return;
+  const int64_t h = slot / G / a.team, lane = slot / G % a.team;  // the slot's group and thread
+  const int64_t p = h * G / V * a.team + lane, j = h * G % V + slot % G;
+  if (p < a.packs) a.out[p * V + j] = T(total);
 }
 
 template <class T, int V>
@@ -338,7 +380,8 @@ void launch_forward(const NormForward& a, int64_t rows, int64_t d) {
 template <class T, int V>
 void launch_backward(const NormBackward& a, int64_t rows, int64_t d) {
   const int stats = int(a.grad_weight.defined()) + int(a.grad_bias.defined());
-  const RowPlan plan = plan_rows(rows, d / V, V, stats);
+  const int64_t weight_bytes = stats > 0 && a.weight.defined() ? d * int64_t(sizeof(T)) : 0;
+  const RowPlan plan = plan_rows(rows, d / V, V, stats, weight_bytes);
   const int64_t team_slots = stats * plan.slots;
   Tensor partial = stats > 0 ? Tensor::empty({plan.blocks * team_slots}, {DType::f32, a.x.device()}) : Tensor();
   cudaStream_t stream = stream_of(a.x);
@@ -360,8 +403,9 @@ void launch_backward(const NormBackward& a, int64_t rows, int64_t d) {
                                a.grad_weight.defined(),
                                a.grad_bias.defined(),
                                plan.shared_acc,
+                               plan.shared_weight,
                                a.x_is_xhat};
-    const size_t shared = plan.shared_bytes(stats);
+    const size_t shared = plan.shared_bytes;
     // Past 48 KiB of shared memory, its static part included, a kernel must ask for more; two blocks
     // per SM need the largest carveout.
     if (stats == 0) {
@@ -384,11 +428,11 @@ void launch_backward(const NormBackward& a, int64_t rows, int64_t d) {
   int stat = 0;
   for (const Tensor* out : {&a.grad_weight, &a.grad_bias}) {
     if (!out->defined() || d == 0) continue;
-    const SumArgs<T> args{rows > 0 ? plan.blocks : 0, team_slots, plan.slots, d / V, plan.team, V,
+    const SumArgs<T> args{rows > 0 ? plan.blocks : 0, team_slots, plan.slots, d / V, plan.team,
                           rows > 0 ? partial.data<float>() + stat * plan.slots : nullptr, out->data<T>()};
     ++stat;
     const unsigned tiles = static_cast<unsigned>(ceil_div(plan.slots, kSumColumns));
-    sum_chunks_kernel<T><<<tiles, dim3(kSumColumns, kSumRows), 0, stream>>>(args);
+    sum_chunks_kernel<T, V><<<tiles, dim3(kSumColumns, kSumRows), 0, stream>>>(args);
     check_launch(a.op);
   }
 }

@@ -76,6 +76,8 @@ TEST_F(Norms, OnlyParametersNeedGradAndEdgeShapes) {
   Tensor b = random_tensor({64}, 3, DType::f32, true);
   auto ln = [](const TensorList& in) { return layer_norm(in[0], in[1], in[2], 1e-5); };
   EXPECT_TRUE(cuda_matches_cpu(ln, {x, w, b}, twin_tolerance(DType::f32)));
+  auto rms = [](const TensorList& in) { return rms_norm(in[0], in[1], 1e-6); };
+  EXPECT_TRUE(cuda_matches_cpu(rms, {x, w}, twin_tolerance(DType::f32)));  // the weight's gradient alone
   // One row, one column, and no rows (the parameter gradients are zeros). With one column the
   // input gradient is rstd·g·eps/(x²+eps), a cancellation the GPU's f32 statistics resolve to
   // about 1e-3 relative (the CPU keeps f64 statistics).
@@ -84,6 +86,15 @@ TEST_F(Norms, OnlyParametersNeedGradAndEdgeShapes) {
     const double tol = shape.back() == 1 ? 2e-3 : twin_tolerance(DType::f32);
     EXPECT_TRUE(cuda_matches_cpu([](const TensorList& in) { return rms_norm(in[0], in[1], 1e-6); }, {xs, ws}, tol))
         << shape;
+  }
+}
+
+// Enough rows that each team takes three in turn before its block adds the teams' sums.
+TEST_F(Norms, ManyRowsPerTeam) {
+  for (DType dt : kTypes) {
+    Tensor x = random_tensor({4100, 64}, 1, dt, true), w = random_tensor({64}, 2, dt, true);
+    auto rms = [](const TensorList& in) { return rms_norm(in[0], in[1], 1e-6); };
+    EXPECT_TRUE(cuda_matches_cpu(rms, {x, w}, twin_tolerance(dt))) << dtype_name(dt);
   }
 }
 
