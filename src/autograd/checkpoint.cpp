@@ -23,8 +23,9 @@ class CheckpointFunction final : public Function {
     return fn_(inputs);
   }
 
-  // Recompute the region with grad on, then back-propagate through the fresh graph: parameters
-  // used inside receive their gradients directly, inputs' gradients are returned.
+  // Recompute the region with grad on, then differentiate the fresh graph. Under backward(),
+  // parameters used inside receive their gradients directly; under grad(), which leaves every
+  // .grad alone, only the inputs' gradients are formed. The inputs' gradients are returned.
   TensorList backward(const TensorList& grad_outputs) override {
     TensorList inputs;
     for (size_t i = 0; i < num_saved(); ++i) {
@@ -39,16 +40,30 @@ class CheckpointFunction final : public Function {
       roots.push_back(outputs[i]);
       grads.push_back(grad_outputs[i]);
     }
+    if (roots.empty()) return TensorList(inputs.size());
+    if (inside_grad()) return input_gradients(roots, grads, inputs);
     // retain_graph: the fresh graph dies with this call anyway, but a non-retaining backward would
     // also release the parameters' gradient accumulators, which the outer graph (and every other
     // region reaching the same parameters) still needs.
-    if (!roots.empty()) autograd::backward(roots, grads, /*retain_graph=*/true);
+    autograd::backward(roots, grads, /*retain_graph=*/true);
     TensorList input_grads;
     for (const Tensor& x : inputs) input_grads.push_back(x.defined() ? x.grad() : Tensor());
     return input_grads;
   }
 
  private:
+  // The gradients of the inputs that require one, by a grad() call of their own.
+  static TensorList input_gradients(const TensorList& roots, const TensorList& grads, const TensorList& inputs) {
+    TensorList wanted;
+    for (const Tensor& x : inputs)
+      if (x.defined() && x.requires_grad()) wanted.push_back(x);
+    TensorList found = wanted.empty() ? TensorList() : autograd::grad(roots, wanted, grads, false, /*allow_unused=*/true);
+    TensorList input_grads;
+    size_t next = 0;
+    for (const Tensor& x : inputs) input_grads.push_back(x.defined() && x.requires_grad() ? found[next++] : Tensor());
+    return input_grads;
+  }
+
   TensorList recompute(const TensorList& inputs) {
     std::vector<GeneratorState> now;
     for (size_t i = 0; i < generators_.size(); ++i) {

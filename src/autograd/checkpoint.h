@@ -17,9 +17,9 @@ TensorList checkpoint(RegionFn fn, const TensorList& inputs,
                       std::vector<Generator*> generators = {});
 
 // While one lives (thread-local), checkpoint() runs its region as plain ops that keep their
-// activations. For graphs that are differentiated with autograd::grad, e.g. the retained graph of
-// implicit differentiation: a checkpoint's backward recomputes its region and back-propagates
-// through it into every parameter it reaches, which a grad() call must not do.
+// activations. For graphs that autograd::grad differentiates with respect to parameters, e.g. the
+// retained graph of implicit differentiation: through a checkpoint, grad() forms the gradients of
+// the region's inputs only, never those of the parameters it closes over.
 class NoCheckpoint {
  public:
   NoCheckpoint();

@@ -11,6 +11,20 @@
 namespace ponder::autograd {
 namespace {
 
+thread_local bool grad_is_innermost = false;
+
+// Marks the thread's innermost backward()/grad() for its lifetime.
+class InnermostCall {
+ public:
+  explicit InnermostCall(bool is_grad) : previous_(grad_is_innermost) { grad_is_innermost = is_grad; }
+  ~InnermostCall() { grad_is_innermost = previous_; }
+  InnermostCall(const InnermostCall&) = delete;
+  InnermostCall& operator=(const InnermostCall&) = delete;
+
+ private:
+  bool previous_;
+};
+
 struct ByPriority {
   bool operator()(const Node* a, const Node* b) const { return a->priority() < b->priority(); }
 };
@@ -285,6 +299,7 @@ std::pair<std::vector<Edge>, TensorList> root_edges(const TensorList& roots, con
 
 void backward(const TensorList& roots, const TensorList& root_grads, bool retain_graph) {
   auto [edges, grads] = root_edges(roots, root_grads, "backward");
+  InnermostCall call(/*is_grad=*/false);
   GraphTask task(retain_graph, /*accumulate=*/true);
   task.run(edges, std::move(grads), 0);
 }
@@ -292,6 +307,7 @@ void backward(const TensorList& roots, const TensorList& root_grads, bool retain
 TensorList grad(const TensorList& outputs, const TensorList& inputs,
                 const TensorList& grad_outputs, bool retain_graph, bool allow_unused) {
   auto [edges, grads] = root_edges(outputs, grad_outputs, "grad");
+  InnermostCall call(/*is_grad=*/true);
   GraphTask task(retain_graph, /*accumulate=*/false);
   for (size_t i = 0; i < inputs.size(); ++i) {
     PONDER_CHECK(inputs[i].requires_grad(), AutogradError, "grad: input ", i,
@@ -306,6 +322,8 @@ TensorList grad(const TensorList& outputs, const TensorList& inputs,
   }
   return results;
 }
+
+bool inside_grad() { return grad_is_innermost; }
 
 }  // namespace ponder::autograd
 

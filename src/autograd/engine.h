@@ -19,4 +19,8 @@ TensorList grad(const TensorList& outputs, const TensorList& inputs,
                 const TensorList& grad_outputs = {}, bool retain_graph = false,
                 bool allow_unused = false);
 
+// Whether the innermost backward() or grad() running on this thread is a grad(), whose nodes must
+// not accumulate into any .grad; false outside both. For functions that run autograd themselves.
+bool inside_grad();
+
 }  // namespace ponder::autograd

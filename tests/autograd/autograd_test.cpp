@@ -297,6 +297,18 @@ TEST(Autograd, CheckpointGivesTheSameGradients) {
   EXPECT_TRUE(all_close(w.grad(), gw, 1e-12, 1e-12));
 }
 
+// grad() through a checkpoint forms its inputs' gradients and, like any grad() call, writes no .grad.
+TEST(Autograd, GradThroughACheckpointLeavesParameterGradsAlone) {
+  Tensor x = random_tensor({4, 8}, 1, DType::f64, true);
+  Tensor w = random_tensor({8, 8}, 2, DType::f64, true);
+  auto region = [&](const TensorList& in) -> TensorList { return {tanh(matmul(in[0], w)) * in[0]}; };
+  const Tensor expected = autograd::grad({region({x})[0].sum()}, {x})[0];
+  Tensor y = autograd::checkpoint(region, {x})[0];
+  EXPECT_TRUE(all_close(autograd::grad({y.sum()}, {x})[0], expected, 1e-12, 1e-12));
+  EXPECT_FALSE(w.grad().defined());
+  EXPECT_FALSE(x.grad().defined());
+}
+
 TEST(Autograd, CheckpointReachesParametersWhenNoInputRequiresGrad) {
   Tensor x = random_tensor({3, 4}, 1);
   Tensor w = random_tensor({4, 4}, 2, DType::f64, true);

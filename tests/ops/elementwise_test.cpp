@@ -112,6 +112,18 @@ TEST(Binary, GradcheckWithBroadcasting) {
   EXPECT_TRUE(gradcheck([](const TensorList& in) { return minimum(in[0], in[1]); }, {a, b}));
 }
 
+TEST(Binary, MaximumAndMinimumSendTiedGradientsToTheFirstOperand) {
+  for (bool is_max : {true, false}) {
+    Tensor a = tensor({1, 2, 3}, {3}, {.dtype = DType::f64, .requires_grad = true});
+    Tensor b = tensor({1, 5, 0}, {3}, {.dtype = DType::f64, .requires_grad = true});
+    (is_max ? maximum(a, b) : minimum(a, b)).sum().backward();
+    // element 0 ties; the maximum picks b in element 1 and a in element 2, the minimum the reverse
+    const double a1 = is_max ? 0 : 1, a2 = is_max ? 1 : 0;
+    EXPECT_EQ(a.grad().to_vector<double>(), (std::vector<double>{1, a1, a2})) << is_max;
+    EXPECT_EQ(b.grad().to_vector<double>(), (std::vector<double>{0, 1 - a1, 1 - a2})) << is_max;
+  }
+}
+
 TEST(Compare, GiveU8AndNoGradient) {
   Tensor a = tensor({1, 2, 3}, {3}, {.requires_grad = true});
   Tensor b = tensor({2, 2, 2}, {3});

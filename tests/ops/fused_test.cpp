@@ -104,6 +104,12 @@ TEST(AddRmsNorm, Gradcheck) {
   // Only the weight needs a gradient; a strided residual.
   Tensor x = random_tensor({3, 4}, 4), r = random_tensor({4, 3}, 5), w = random_tensor({4}, 6, DType::f64, true);
   EXPECT_TRUE(gradcheck([&](const TensorList& in) { return add_rms_norm(x, r.t(), in[0], 1e-6).normed; }, {w}));
+  // Only one of the summands needs a gradient: it gets the whole gradient of the sum.
+  Tensor xg = x.detach().clone().set_requires_grad(true), rg = r.t().contiguous().set_requires_grad(true);
+  auto sum_and_normed = [](const AddRmsNorm& out) { return cat({out.sum, out.normed}, 0); };
+  EXPECT_TRUE(gradcheck([&](const TensorList& in) { return sum_and_normed(add_rms_norm(in[0], r.t(), w, 1e-6)); },
+                        {xg}));
+  EXPECT_TRUE(gradcheck([&](const TensorList& in) { return sum_and_normed(add_rms_norm(x, in[0], w, 1e-6)); }, {rg}));
 }
 
 TEST(AddRmsNorm, F32AndBf16AreCloseToF64) {

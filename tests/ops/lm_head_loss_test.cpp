@@ -129,23 +129,27 @@ TEST(LmHeadCrossEntropy, UpstreamGradientScalesBothGradients) {
 }
 
 // A bf16 weight whose .grad is an fp32 buffer (the trainer's): dW, summed in f32 over the chunks,
-// is added there without a rounding to bf16 on the way, and a second backward adds to it.
+// is added there without a rounding to bf16 on the way, and a second backward, of a scaled loss
+// as the trainer's micro-steps are, adds its scaled dW to it.
 TEST(LmHeadCrossEntropy, Bf16WeightAccumulatesIntoAnFp32Grad) {
   Tensor h = random_tensor({40, 16}, 21, DType::bf16), targets = ids(std::vector<double>(40, 3));
   Tensor w = random_tensor({50, 16}, 22, DType::bf16).set_requires_grad(true);
   optim::GradBuffer buffer({w}, DType::f32);
-  auto backward = [&] { lm_head_cross_entropy(h, w, targets, kIgnoreIndex, Reduction::sum, 16).backward(); };
-  backward();
+  auto backward = [&](double scale) {
+    (lm_head_cross_entropy(h, w, targets, kIgnoreIndex, Reduction::sum, 16) * scale).backward();
+  };
+  backward(1.0);
   ASSERT_TRUE(w.grad().is_same(buffer.view(0)));
   const Tensor once = buffer.view(0).clone();
   EXPECT_FALSE(all_close(once, once.to(DType::bf16).to(DType::f32), 0, 0));  // more bits than bf16 holds
-  backward();
-  EXPECT_TRUE(all_close(buffer.view(0), once * 2.0, 0, 0));
+  backward(0.5);  // a power of two: once + once / 2 rounds as once * 1.5
+  ASSERT_TRUE(w.grad().is_same(buffer.view(0)));
+  EXPECT_TRUE(all_close(buffer.view(0), once * 1.5, 0, 0));
   const LossAndGrads ref = run(unfused(targets, Reduction::sum), h.to(DType::f64), w.detach().to(DType::f64));
-  EXPECT_LT(relative_error(buffer.view(0), ref.dw * 2.0), 1e-2);  // the logits' gradient itself is bf16
+  EXPECT_LT(relative_error(buffer.view(0), ref.dw * 1.5), 1e-2);  // the logits' gradient itself is bf16
 }
 
-TEST(LmHeadCrossEntropy, WithoutGradientsOnlyTheValue) {
+TEST(LmHeadCrossEntropy, WithoutGradientsOnlyTheValueAndEachInputAlone) {
   Tensor h = random_tensor({6, 4}, 13), w = random_tensor({7, 4}, 14);
   Tensor targets = ids({6, 0, 1, -100, 3, 3});
   Tensor loss = lm_head_cross_entropy(h, w, targets, kIgnoreIndex, Reduction::mean, 4);
@@ -154,6 +158,10 @@ TEST(LmHeadCrossEntropy, WithoutGradientsOnlyTheValue) {
   Tensor wg = w.detach().clone().set_requires_grad(true);  // only the weight: dh is not formed
   lm_head_cross_entropy(h, wg, targets, kIgnoreIndex, Reduction::mean, 4).backward();
   EXPECT_TRUE(all_close(wg.grad(), run(unfused(targets, Reduction::mean), h, w).dw, 1e-12, 1e-14));
+  Tensor hg = h.detach().clone().set_requires_grad(true);  // only hidden (a frozen head): dW is not formed
+  lm_head_cross_entropy(hg, w, targets, kIgnoreIndex, Reduction::mean, 4).backward();
+  EXPECT_TRUE(all_close(hg.grad(), run(unfused(targets, Reduction::mean), h, w).dh, 1e-12, 1e-14));
+  EXPECT_FALSE(w.grad().defined());
 }
 
 TEST(LmHeadCrossEntropy, PeakMemoryIsAChunkOfLogitsNotAllOfThem) {

@@ -138,6 +138,9 @@ TEST(Norms, OnlyTheParametersNeedGrad) {
   EXPECT_TRUE(all_close(b.grad(), full({4}, 3.0, {.dtype = DType::f64}), 0, 1e-12));  // dbias = sum of g
   Tensor xhat = naive_norm(x, {}, {}, 1e-5, true);
   EXPECT_TRUE(all_close(w.grad(), xhat.sum({0}), 1e-12, 1e-12));  // dweight = sum of g * xhat
+  Tensor v = w.detach().clone().set_requires_grad(true);
+  rms_norm(x, v, 1e-5).sum().backward();
+  EXPECT_TRUE(all_close(v.grad(), naive_norm(x, {}, {}, 1e-5, false).sum({0}), 1e-12, 1e-12));
 }
 
 TEST(Norms, ParameterGradientsDoNotDependOnTheThreadCount) {
