@@ -6,8 +6,8 @@
 //   Tensor y_star = implicit_fixed_point(map, r.solution, {c}, {.mode = BackwardMode::onestep});
 //
 // The forward evaluates y_out = f(y*, context) once with grad, y* detached, and keeps that one
-// graph. The value returned is y_out = f(y*) (as in the paper: one application through which
-// gradients flow; it differs from y* by the solve's final residual). In backward, with
+// graph. The value returned is y_out = f(y*), the one application through which gradients flow
+// (it differs from y* by the solve's final residual). In backward, with
 // v = ∂L/∂y_out and J = ∂f/∂y at y*, the mode picks the adjoint u ≈ (I − Jᵀ)⁻¹ v, obtained
 // from vector-Jacobian products Jᵀu on the retained graph; then u is back-propagated once
 // through that graph. The context tensors receive their gradients through the normal engine;
