@@ -1,6 +1,7 @@
 // ponder eval: loss, perplexity and exact match of a model on held-out pairs, at each test-time depth.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
@@ -8,6 +9,7 @@
 #include "cli/device_option.h"
 #include "cli/errors.h"
 #include "io/atomic_file.h"
+#include "io/errors.h"
 #include "train/model_eval.h"
 
 namespace ponder::cli {
@@ -15,8 +17,10 @@ namespace ponder::cli {
 int eval(const EvalArgs& args) {
   return guarded([&](Phase& phase) {
     const Device device = parse_device(args.device);
+    PONDER_CHECK(args.json_out.empty() || !std::filesystem::exists(args.json_out), io::IoError, "--json ", args.json_out,
+                 ": already exists; choose another file");
     train::InferenceModel m = train::load_for_inference(args.source, {.device = device, .ema = args.ema});
-    const train::EvalSet set = train::read_eval_set(args.data, *m.tokenizer, args.task, args.max_samples);
+    const train::EvalSet set = train::read_eval_set(args.data, *m.tokenizer, args.task, args.max_samples, m.context);
     phase.running();
     const std::vector<train::DepthScore> scores = train::evaluate_depths(m, set, args.depths, device);
     std::printf("%s: %zu samples of %s\n%s", m.weights.string().c_str(), set.pairs.size(), args.data.c_str(),

@@ -1,6 +1,11 @@
 // The ponder command line.
 #include <CLI/CLI.hpp>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
 
 #include "cli/commands.h"
 
@@ -12,6 +17,60 @@ namespace {
 
 void add_overrides(CLI::App* cmd, std::vector<std::string>& overrides) {
   cmd->add_option("--set", overrides, "Override a recipe value: key.path=value (repeatable)")->type_name("KEY=VALUE");
+}
+
+std::string number_text(double v) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%g", v);
+  return buffer;
+}
+
+// A finite number that `ok` accepts, else "expected <what>". CLI11's own range checks let nan
+// through and print the largest double as their bound.
+CLI::Validator finite_number(const std::string& what, const std::function<bool(double)>& ok) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        const bool valid = !text.empty() && *end == '\0' && std::isfinite(v) && ok(v);
+        return valid ? std::string() : "expected " + what + ", got " + text;
+      },
+      "NUMBER");
+}
+
+CLI::Validator number_in(double low, double high) {
+  return finite_number("a number from " + number_text(low) + " to " + number_text(high),
+                       [=](double v) { return v >= low && v <= high; });
+}
+CLI::Validator number_at_least(double low) {
+  return finite_number("a number of at least " + number_text(low), [=](double v) { return v >= low; });
+}
+CLI::Validator number_above(double low) {
+  return finite_number("a number above " + number_text(low), [=](double v) { return v > low; });
+}
+
+// A seed: 0 to 2^64 - 1 in decimal digits (CLI11 would wrap -1 around to 2^64 - 1).
+CLI::Validator seed_value() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        uint64_t v = 0;
+        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), v);
+        const bool ok = !text.empty() && error == std::errc() && end == text.data() + text.size();
+        return ok ? std::string() : "expected a seed from 0 to 18446744073709551615, got " + text;
+      },
+      "UINT64");
+}
+
+// A usage error as one line, naming the word that is not a command where that is the problem.
+int usage_error(const CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
+  std::string what = e.what();
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) known |= sub->check_name(argv[1]);
+    if (!known) what = std::string("unknown command '") + argv[1] + "'";
+  }
+  std::fprintf(stderr, "ponder: %s (see --help)\n", what.c_str());
+  return 2;
 }
 
 }  // namespace
@@ -54,12 +113,12 @@ int main(int argc, char** argv) {
   generate_cmd->add_option("--max-new-tokens", generate_args.max_new_tokens, "Tokens to generate at most")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
   generate_cmd->add_option("--temperature", generate_args.temperature, "Sampling temperature (0 = greedy)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(number_at_least(0));
   generate_cmd->add_option("--top-k", generate_args.top_k, "Sample among the k most likely tokens (0 = all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   generate_cmd->add_option("--top-p", generate_args.top_p, "Sample among the most likely tokens holding this probability")
-      ->check(CLI::Range(0.0, 1.0));
-  generate_cmd->add_option("--seed", generate_args.seed, "Seed of the sampling stream");
+      ->check(number_in(0, 1));
+  generate_cmd->add_option("--seed", generate_args.seed, "Seed of the sampling stream")->check(seed_value());
   generate_cmd->add_option("--device", generate_args.device, "Where to run")->check(CLI::IsMember({"cpu", "cuda"}));
   generate_cmd->add_flag("--ema", generate_args.ema, "Use a run's EMA weights");
   generate_cmd->add_flag("--truncate", generate_args.truncate,
@@ -87,10 +146,11 @@ int main(int argc, char** argv) {
   CLI::App* plan_cmd = app.add_subcommand("plan", "Parameters, FLOPs, memory per GPU, time and cost of a recipe");
   plan_cmd->add_option("recipe", plan_args.recipe, "Recipe YAML file")->required()->check(CLI::ExistingFile);
   plan_cmd->add_option("--gpus", plan_args.gpus, "Number of GPUs")->check(CLI::Range(1, 1 << 20));
-  plan_cmd->add_option("--gpu-hour-price", plan_args.gpu_hour_price, "USD per GPU-hour")->check(CLI::NonNegativeNumber);
-  plan_cmd->add_option("--tokens-per-s", plan_args.tokens_per_s, "Measured tokens/s per GPU")->check(CLI::NonNegativeNumber);
+  plan_cmd->add_option("--gpu-hour-price", plan_args.gpu_hour_price, "USD per GPU-hour")->check(number_at_least(0));
+  plan_cmd->add_option("--tokens-per-s", plan_args.tokens_per_s, "Measured tokens/s per GPU")
+      ->check(number_above(0));
   plan_cmd->add_option("--gpu-memory", plan_args.gpu_memory_gib, "GiB per GPU that batch.micro_tokens: auto may fill (default 79, an H100)")
-      ->check(CLI::PositiveNumber);
+      ->check(number_above(0));
   add_overrides(plan_cmd, plan_args.overrides);
 
   BenchArgs bench_args;
@@ -139,7 +199,8 @@ int main(int argc, char** argv) {
   CLI::App* synth_cmd = data_cmd->add_subcommand("synth", "Generate a synthetic reasoning task as shards");
   synth_cmd->add_option("task", synth_args.task, "Task, e.g. reverse, sort, dedup")->required();
   synth_cmd->add_option("--n", synth_args.examples, "Training examples")->required()->check(CLI::Range(int64_t(1), int64_t(1) << 40));
-  synth_cmd->add_option("--seed", synth_args.seed, "Seed (as runtime.seed of a recipe that trains on the task)");
+  synth_cmd->add_option("--seed", synth_args.seed, "Seed (as runtime.seed of a recipe that trains on the task)")
+      ->check(seed_value());
   synth_cmd->add_option("--eval", synth_args.eval_examples, "Held-out examples, written to OUT_DIR/eval")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 24));
   synth_cmd->add_option("-o,--output", synth_args.out_dir, "Output directory (shards + tokenizer)")->required();
@@ -150,7 +211,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;  // usage errors exit with 2
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    return usage_error(app, e, argc, argv);
   }
   if (*train_cmd) return train(train_args);
   if (*resume_cmd) return resume(resume_args);

@@ -99,17 +99,19 @@ int train(const TrainArgs& args) {
     check_gpu_recipe(recipe, args.gpus);
     if (world > env.world_size) return dist::spawn_local_ranks(int(world));
     fs::path run_dir = args.run_dir.empty() ? fs::path("runs") / fs::path(args.recipe).stem() : fs::path(args.run_dir);
+    const bool replaces_a_run = run_in_use(run_dir);
+    PONDER_CHECK(!replaces_a_run || args.force, io::IoError, run_dir.string(),
+                 " already holds a run; continue it with `ponder resume ", run_dir.string(),
+                 "`, or pass --force to start over (its checkpoints are deleted)");
     auto comm = connect(env, recipe, args.gpus);
+    // Everything the recipe names (data, tokenizer, model) is checked before the old run goes.
+    train::TrainContext context = train::make_context(recipe, run_dir, comm);
     dist::on_rank0(*comm, [&] {
-      if (run_in_use(run_dir)) {
-        PONDER_CHECK(args.force, io::IoError, run_dir.string(), " already holds a run; continue it with `ponder resume ",
-                     run_dir.string(), "`, or pass --force to start over (its checkpoints are deleted)");
-        fs::remove_all(run_dir);
-      }
+      if (replaces_a_run) fs::remove_all(run_dir);
       fs::create_directories(run_dir);
-      write_text(run_dir / "recipe.yaml", recipe.resolved_yaml);
+      write_text(run_dir / "recipe.yaml", context.recipe.resolved_yaml);
     });
-    train::Trainer trainer(train::make_context(recipe, run_dir, comm));
+    train::Trainer trainer(std::move(context));
     return run_to_end(trainer, phase);
   });
 }

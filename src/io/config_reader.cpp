@@ -117,8 +117,11 @@ YAML::Node to_node(const std::vector<E>& v) {
 
 }  // namespace
 
-Check<double> positive() { return {"a positive number", [](const double& v) { return v > 0; }}; }
-Check<double> non_negative() { return {"a non-negative number", [](const double& v) { return v >= 0; }}; }
+// .inf and .nan are YAML numbers too; no setting means them.
+Check<double> positive() { return {"a positive number", [](const double& v) { return v > 0 && std::isfinite(v); }}; }
+Check<double> non_negative() {
+  return {"a non-negative number", [](const double& v) { return v >= 0 && std::isfinite(v); }};
+}
 Check<double> in_range(double low, double high) {
   std::ostringstream os;
   os << "a number in [" << low << ", " << high << "]";

@@ -207,16 +207,17 @@ void read_train_and_batch(Section root, Recipe& r) {
   r.train.spike_zscore = t.get<double>("spike_zscore", r.train.spike_zscore, non_negative());
   r.train.spike_window = t.get<int64_t>("spike_window", r.train.spike_window, in_range_int(2, 100000));
   r.batch.global_tokens = b.require<int64_t>("global_tokens", positive_int());
-  r.batch.micro_tokens = read_micro_tokens(b, r.batch.global_tokens / r.distributed.world_size);
   const int64_t seq = r.data.seq_len, global = r.batch.global_tokens;
+  // Each rank takes whole rows (micro-batches are whole rows), so checked before anything is divided.
+  if (global % (seq * r.distributed.world_size) != 0) {
+    b.fail("global_tokens", std::to_string(global) + " is not a multiple of data.seq_len × world size (" +
+                                std::to_string(seq) + " × " + std::to_string(r.distributed.world_size) + ")");
+  }
+  r.batch.micro_tokens = read_micro_tokens(b, global / r.distributed.world_size);
   // auto is resolved when the run starts (train::resolve_by_memory): whole rows dividing each rank's share
   const int64_t micro = r.batch.micro_auto() ? seq : r.batch.micro_tokens;
   if (micro % seq != 0) {
     b.fail("micro_tokens", std::to_string(micro) + " is not a multiple of data.seq_len " + std::to_string(seq));
-  }
-  if (r.batch.micro_auto() && global % (seq * r.distributed.world_size) != 0) {
-    b.fail("global_tokens", std::to_string(global) + " is not a multiple of data.seq_len × world size (" +
-                                std::to_string(seq) + " × " + std::to_string(r.distributed.world_size) + ")");
   }
   if (global % (micro * r.distributed.world_size) != 0) {
     b.fail("global_tokens", std::to_string(global) + " is not a multiple of batch.micro_tokens × world size (" +

@@ -148,8 +148,9 @@ nlohmann::json hf_config(const io::Recipe& recipe, DType dtype) {
 
 ExportResult export_model(const fs::path& source, const fs::path& out_dir, const ExportOptions& o) {
   PONDER_CHECK(o.dtype == DType::bf16 || o.dtype == DType::f32, ValueError, "export: --dtype must be bf16 or f32");
-  PONDER_CHECK(!fs::exists(out_dir / "model.safetensors") && !fs::exists(out_dir / "model.safetensors.index.json"),
-               io::IoError, out_dir.string(), ": already holds an export; choose another directory");
+  // Nothing there is overwritten: an export writes several files (weights, config, tokenizer).
+  PONDER_CHECK(!fs::exists(out_dir) || (fs::is_directory(out_dir) && fs::is_empty(out_dir)), io::IoError,
+               out_dir.string(), ": already exists and is not an empty directory; export into a new or empty one");
   ExportResult result;
   result.checkpoint = resolve_checkpoint(source);
   LoadedCheckpoint c = read_checkpoint(result.checkpoint);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 #include "data/dataset.h"
 #include "data/prepare.h"
@@ -24,7 +25,9 @@ const data::Task* verifier(EvalSet& set, const std::string& spec) {
   return task.get();
 }
 
-void add_pair(EvalSet& set, data::Sample sample, const data::Tokenizer& tok, const std::string& task) {
+void add_pair(EvalSet& set, data::Sample sample, const data::Tokenizer& tok, const std::string& task, int64_t context) {
+  PONDER_CHECK(sample.packed_length() <= context, ValueError, "the sample has ", sample.packed_length(),
+               " tokens, more than the ", context, " positions the model was trained on");
   EvalPair p{.sample = std::move(sample), .instruction = {}, .reference = {}, .verifier = verifier(set, task)};
   p.instruction = tok.decode(p.sample.instruction);
   p.reference = tok.decode(p.sample.response);
@@ -47,7 +50,8 @@ std::optional<std::pair<data::Record, std::string>> parse_eval_record(const std:
   return std::make_pair(std::move(*r), task);
 }
 
-void read_jsonl(EvalSet& set, const fs::path& path, const data::Tokenizer& tok, const std::string& task, size_t limit) {
+void read_jsonl(EvalSet& set, const fs::path& path, const data::Tokenizer& tok, const std::string& task, size_t limit,
+                int64_t context) {
   std::ifstream in(path, std::ios::binary);
   PONDER_CHECK(in.good(), io::IoError, path.string(), ": cannot be read");
   std::string line;
@@ -56,19 +60,27 @@ void read_jsonl(EvalSet& set, const fs::path& path, const data::Tokenizer& tok, 
     const std::string where = path.string() + ":" + std::to_string(number);
     auto record = parse_eval_record(line, where);
     if (!record) continue;
-    try {  // text the tokenizer cannot encode, or an unknown task
-      add_pair(set, data::tokenize_record(record->first, tok), tok, record->second.empty() ? task : record->second);
+    try {  // text the tokenizer cannot encode, an unknown task, or too long a sample
+      add_pair(set, data::tokenize_record(record->first, tok), tok, record->second.empty() ? task : record->second,
+               context);
     } catch (const ValueError& e) {
       fail<ValueError>(where, ": ", e.what());
     }
   }
 }
 
-void read_shards(EvalSet& set, const fs::path& source, const data::Tokenizer& tok, const std::string& task, size_t limit) {
+void read_shards(EvalSet& set, const fs::path& source, const data::Tokenizer& tok, const std::string& task, size_t limit,
+                 int64_t context) {
   const data::Dataset shards({source});
   PONDER_CHECK(shards.tokenizer_id() == tok.id(), ValueError, source.string(), ": the shards were made by tokenizer ",
                shards.tokenizer_id(), " but the model uses ", tok.id());
-  for (int64_t i = 0; i < shards.size() && set.pairs.size() < limit; ++i) add_pair(set, shards.get(i), tok, task);
+  for (int64_t i = 0; i < shards.size() && set.pairs.size() < limit; ++i) {
+    try {
+      add_pair(set, shards.get(i), tok, task, context);
+    } catch (const ValueError& e) {
+      fail<ValueError>(source.string(), ": sample ", i, ": ", e.what());
+    }
+  }
 }
 
 // Sets a depth for the life of the scope; the trained depth again at its end, also on errors.
@@ -83,26 +95,42 @@ class DepthScope {
   models::LanguageModel& model_;
 };
 
+// The greedy answer to each prompt, of at most `answer_budget` tokens and within the positions
+// training saw. Prompts with the same budget are decoded together, so that a long prompt does
+// not shorten the others' answers.
+std::vector<std::string> budgeted_answers(InferenceModel& m, const std::vector<std::vector<int32_t>>& prompts,
+                                          int64_t answer_budget, Device device) {
+  std::map<int64_t, std::vector<size_t>> by_budget;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    by_budget[std::max<int64_t>(1, std::min(answer_budget, m.context - int64_t(prompts[i].size())))].push_back(i);
+  }
+  std::vector<std::string> answers(prompts.size());
+  for (const auto& [budget, members] : by_budget) {
+    std::vector<std::vector<int32_t>> group;
+    for (size_t i : members) group.push_back(prompts[i]);
+    const auto decoded = greedy_answers(*m.model, *m.tokenizer, group, budget, m.prompt_mask, device);
+    for (size_t k = 0; k < members.size(); ++k) answers[members[k]] = decoded[k];
+  }
+  return answers;
+}
+
 DepthScore score(InferenceModel& m, const EvalSet& set, Device device) {
   DepthScore s;
   std::vector<data::Sample> samples;
   std::vector<std::vector<int32_t>> prompts;
   std::vector<const EvalPair*> asked;
-  int64_t longest_prompt = 0, longest_answer = 1;
+  int64_t longest_answer = 1;
   for (const EvalPair& p : set.pairs) {
     samples.push_back(p.sample);
     if (p.sample.instruction.empty()) continue;  // plain text: nothing to answer
     prompts.push_back(p.sample.instruction);
     asked.push_back(&p);
-    longest_prompt = std::max<int64_t>(longest_prompt, int64_t(p.sample.instruction.size()));
     longest_answer = std::max<int64_t>(longest_answer, int64_t(p.sample.response.size()));
   }
   s.loss = response_loss(*m.model, samples, m.prompt_mask, device).mean();
   s.perplexity = std::exp(s.loss);
   if (prompts.empty()) return s;
-  // Room for the reference and a little more, within the positions training saw when possible.
-  const int64_t max_new = std::max<int64_t>(1, std::min(longest_answer + 2, m.context - longest_prompt));
-  const auto answers = greedy_answers(*m.model, *m.tokenizer, prompts, max_new, m.prompt_mask, device);
+  const std::vector<std::string> answers = budgeted_answers(m, prompts, longest_answer + 2, device);
   for (size_t i = 0; i < asked.size(); ++i) {
     const EvalPair& p = *asked[i];
     const bool ok = p.verifier ? p.verifier->verify(p.instruction, answers[i]) : answers[i] == p.reference;
@@ -117,15 +145,15 @@ DepthScore score(InferenceModel& m, const EvalSet& set, Device device) {
 }  // namespace
 
 EvalSet read_eval_set(const fs::path& source, const data::Tokenizer& tokenizer, const std::string& task,
-                      int64_t max_pairs) {
+                      int64_t max_pairs, int64_t context) {
   PONDER_CHECK(fs::exists(source), io::IoError, source.string(), ": no such file or directory");
   EvalSet set;
   verifier(set, task);  // an unknown task fails before any reading
   const size_t limit = max_pairs > 0 ? size_t(max_pairs) : SIZE_MAX;
   if (fs::is_directory(source) || source.extension() == ".h5") {
-    read_shards(set, source, tokenizer, task, limit);
+    read_shards(set, source, tokenizer, task, limit, context);
   } else {
-    read_jsonl(set, source, tokenizer, task, limit);
+    read_jsonl(set, source, tokenizer, task, limit, context);
   }
   PONDER_CHECK(!set.pairs.empty(), io::FormatError, source.string(), ": holds no samples");
   return set;

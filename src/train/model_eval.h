@@ -34,9 +34,9 @@ struct EvalSet {
 // model's), or else a JSONL file of {"instruction", "response"[, "task"][, "condition"]} records.
 // Plain-text samples count towards the loss only. `task` (a task spec, may be empty) verifies the pairs that
 // name none. At most max_pairs (0: all). Missing files and bad records are io errors naming them,
-// an unknown task a ValueError.
+// an unknown task or a sample longer than `context` tokens (the model's training row) a ValueError.
 EvalSet read_eval_set(const std::filesystem::path& source, const data::Tokenizer& tokenizer, const std::string& task,
-                      int64_t max_pairs);
+                      int64_t max_pairs, int64_t context);
 
 struct DepthScore {
   std::string depth = "trained";  // a label of eval_depths(), or "trained"

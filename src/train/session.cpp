@@ -41,29 +41,29 @@ void attach_task(TrainContext& ctx, const io::Recipe& r) {
   PONDER_CHECK(vocab_size(r.model) >= tokenizer->vocab_size(), io::ConfigError, "model.vocab_size: ", vocab_size(r.model),
                " is smaller than the ", tokenizer->vocab_size(), " tokens of the character tokenizer that data.task uses");
   auto stream = std::make_shared<data::TaskStream>(task, r.runtime.seed, r.data.task_eval_examples);
-  if (rank_of(ctx) == 0) {
-    std::filesystem::create_directories(ctx.run_dir / "tokenizer");
-    tokenizer->save(ctx.run_dir / "tokenizer");
-  }
+  ctx.tokenizer = tokenizer;
   ctx.train_data = std::make_unique<TaskSource>(stream, tokenizer, r, rank_of(ctx));
-  ctx.evaluation = std::make_unique<TaskEvaluation>(stream, tokenizer, r);
+  if (r.data.task_eval_examples > 0) ctx.evaluation = std::make_unique<TaskEvaluation>(stream, tokenizer, r);
+}
+
+// What packing does to samples longer than a row (data::fit_to_row), said once at the start.
+std::string long_samples_note(const data::Dataset& data, int64_t seq_len) {
+  const std::vector<int64_t> lengths = data.packed_lengths();
+  const auto longer = std::count_if(lengths.begin(), lengths.end(), [&](int64_t n) { return n > seq_len; });
+  if (longer == 0) return "";
+  return "data.train: " + std::to_string(longer) + " of " + std::to_string(lengths.size()) +
+         " samples are longer than data.seq_len " + std::to_string(seq_len) +
+         " and are cut to that length, their responses first";
 }
 
 std::vector<std::filesystem::path> paths(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
-
-// The tokenizer that made the shards, when it lies beside them (ponder data prepare puts it there).
-void save_shard_tokenizer(const std::vector<std::string>& sources, const std::filesystem::path& run_dir) {
-  if (auto tokenizer = data::tokenizer_beside(sources.front())) tokenizer->save(run_dir / "tokenizer");
-}
 
 void attach_shards(TrainContext& ctx, const io::Recipe& r) {
   auto train = std::make_shared<const data::Dataset>(paths(r.data.train), data::TokenCheck::on_read);
   PONDER_CHECK(vocab_size(r.model) >= train->vocab_size(), io::ConfigError, "model.vocab_size: ", vocab_size(r.model),
                " is smaller than the shards' vocabulary of ", train->vocab_size());
-  if (rank_of(ctx) == 0) {
-    std::filesystem::create_directories(ctx.run_dir / "tokenizer");
-    save_shard_tokenizer(r.data.train, ctx.run_dir);
-  }
+  ctx.tokenizer = data::tokenizer_beside(r.data.train.front());  // where ponder data prepare puts it
+  if (std::string cut = long_samples_note(*train, r.data.seq_len); !cut.empty()) ctx.notes.push_back(std::move(cut));
   ctx.train_data = std::make_unique<ShardSource>(train, r, rank_of(ctx));
   if (!r.data.eval.empty()) {
     auto eval = std::make_shared<const data::Dataset>(paths(r.data.eval), data::TokenCheck::on_read);

@@ -22,8 +22,8 @@ DType resolve_precision(const io::Recipe& recipe, Device device);
 std::string resolve_by_memory(io::Recipe& recipe, Device device, dist::Communicator& comm);
 
 // Builds the model, data and evaluation of a run for one rank of `comm` (a single process when
-// null; a GPU communicator also fixes the device), resolving batch.micro_tokens: auto. Rank 0
-// saves the tokenizer into run_dir/tokenizer so exports can ship it.
+// null; a GPU communicator also fixes the device), resolving batch.micro_tokens: auto. Writes
+// nothing: the trainer made from it creates run_dir's files, so input rejected here touches no run.
 TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path& run_dir,
                           std::shared_ptr<dist::Communicator> comm = nullptr);
 

@@ -91,6 +91,8 @@ Trainer::Trainer(TrainContext context)
   if (r.optim.ema > 0) ema_ = std::make_unique<optim::Ema>(ctx_.model->named_parameters(), r.optim.ema);
   state_.world_size = r.distributed.world_size;
   if (leader()) {
+    std::filesystem::create_directories(ctx_.run_dir / "tokenizer");
+    if (ctx_.tokenizer) ctx_.tokenizer->save(ctx_.run_dir / "tokenizer");
     metrics_ = std::make_unique<MetricsLog>(ctx_.run_dir / "metrics.jsonl");
     log_ = make_run_logger(ctx_.run_dir / "log.txt");
     progress_ = std::make_unique<Progress>(log_, r.train.steps);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "data/tokenizer.h"
 #include "dist/communicator.h"
 #include "dist/grad_sync.h"
 #include "dist/zero.h"
@@ -35,6 +36,8 @@ struct TrainContext {
   // The job's ranks (Local for one process). Only rank 0 logs, evaluates and writes checkpoints.
   std::shared_ptr<dist::Communicator> comm;
   std::vector<std::string> notes;  // choices made while setting up (batch.micro_tokens: auto), logged at the start
+  // What made the training data, when known; the trainer saves it into run_dir/tokenizer, for exports.
+  std::shared_ptr<const data::Tokenizer> tokenizer;
 };
 
 // How a run ended (the same on every rank), and the process exit status it implies.

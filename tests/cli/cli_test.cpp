@@ -58,7 +58,19 @@ checkpoint: {every: 2}
 
 TEST(Cli, UsageErrorsExitWithTwo) {
   EXPECT_EQ(ponder("").status, 2);
-  EXPECT_EQ(ponder("frobnicate").status, 2);
+  // One line each, naming the problem.
+  const fs::path dir = ponder::testing::scratch_dir("cli_usage");
+  const std::string recipe = write_recipe(dir, kTiny).string();
+  for (auto [args, line] : {std::pair<std::string, std::string>{"frobnicate", "unknown command 'frobnicate'"},
+                            {"bench " + recipe + " --steps 0", "--steps: Value 0 not in range 1 to 1048576"},
+                            {"generate run --seed -1", "--seed: expected a seed from 0 to 18446744073709551615, got -1"},
+                            {"generate run --temperature nan", "--temperature: expected a number of at least 0, got nan"},
+                            {"plan " + recipe + " --tokens-per-s 0", "--tokens-per-s: expected a number above 0, got 0"}}) {
+    const Result r = ponder(args);
+    EXPECT_EQ(r.status, 2) << args;
+    EXPECT_EQ(r.output, "ponder: " + line + " (see --help)\n") << args;
+  }
+  fs::remove_all(dir);
   Result v = ponder("--version");
   EXPECT_EQ(v.status, 0);
   EXPECT_EQ(first_line(v.output), "ponder 0.1.0");
@@ -82,6 +94,13 @@ TEST(Cli, BadRecipesGiveOneLineAndExitTwo) {
   r = ponder("check " + write_recipe(dir, kTiny).string() + " --set data.task=sudok");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(first_line(r.output).find("unknown task \"sudok\""), std::string::npos) << r.output;
+  r = ponder("check " + write_recipe(dir, kTiny).string() + " --set optim.lr=.inf");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output), "ponder: optim.lr: expected a positive number, got \".inf\" (from --set)");
+  r = ponder("plan " + write_recipe(dir, kTiny).string() + " --gpus 3");  // 128 tokens: two rows of 64
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output),
+            "ponder: batch.global_tokens: 128 is not a multiple of data.seq_len × world size (64 × 3) (line 5)");
   r = ponder("check " + write_recipe(dir, kTiny).string() + " --set data.task=maze:n=11,loops=2");
   EXPECT_EQ(r.status, 0) << r.output;
   r = ponder("check " + write_recipe(dir, kTiny).string());
@@ -117,10 +136,18 @@ TEST(Cli, TrainResumeExportFlow) {
   EXPECT_TRUE(fs::exists(run / "log.txt"));
   EXPECT_TRUE(fs::exists(run / "checkpoints" / "step_00000004" / "COMPLETE"));
 
-  // An existing run is not overwritten by accident.
+  // An existing run is not overwritten by accident, nor replaced (--force) by a recipe that fails.
   r = ponder("train " + recipe.string() + " -o " + run.string());
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(first_line(r.output).find("already holds a run"), std::string::npos) << r.output;
+  r = ponder("train " + recipe.string() + " -o " + run.string() + " --force --set model.vocab_size=50");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(first_line(r.output).find("model.vocab_size: 50 is smaller than"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(run / "checkpoints" / "step_00000004" / "COMPLETE"));
+  // A run refused at the start leaves no directory behind to block the next.
+  r = ponder("train " + recipe.string() + " -o " + (dir / "refused").string() + " --set model.vocab_size=50");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_FALSE(fs::exists(dir / "refused"));
 
   // Finished runs resume only with more steps.
   r = ponder("resume " + run.string());
@@ -150,7 +177,19 @@ TEST(Cli, TrainResumeExportFlow) {
   EXPECT_EQ(tokenizer_config["eos_token"], "</s>");
   EXPECT_EQ(tokenizer_config["model_max_length"], 64);
   r = ponder("export " + run.string() + " -o " + (dir / "out").string());
-  EXPECT_EQ(r.status, 2);  // never overwrites an export
+  EXPECT_EQ(r.status, 2);  // never overwrites an export, nor anything else
+  fs::create_directories(dir / "mine");
+  std::ofstream(dir / "mine" / "config.json") << "{}";
+  r = ponder("export " + run.string() + " -o " + (dir / "mine").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output), "ponder: " + (dir / "mine").string() +
+                                      ": already exists and is not an empty directory; export into a new or empty one");
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(dir / "mine" / "config.json")), nlohmann::json::object());
+  const fs::path pairs = dir / "pairs.jsonl";
+  std::ofstream(pairs) << R"({"instruction": "reverse:12", "response": "21"})" << "\n";
+  r = ponder("eval " + (dir / "out").string() + " --data " + pairs.string() + " --json " + pairs.string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output), "ponder: --json " + pairs.string() + ": already exists; choose another file");
   r = ponder("export " + run.string() + " -o " + (dir / "out2").string() + " --ema");
   EXPECT_EQ(r.status, 2);  // this recipe kept no EMA
   EXPECT_NE(first_line(r.output).find("no EMA weights"), std::string::npos) << r.output;
@@ -241,6 +280,13 @@ TEST(Cli, DataPrepareThenInspect) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("  instruction: <bos><inst>2+2<resp>"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("  response:    <bos><|easy|>plain text<eos>"), std::string::npos) << r.output;
+  // Training on them with rows shorter than the text says that packing cuts it.
+  r = ponder("train " + write_recipe(dir, kTiny).string() + " -o " + (dir / "run").string() +
+             " --set data.task= --set data.train=[" + out.string() +
+             "] --set data.seq_len=8 --set batch.global_tokens=16 --set train.steps=1 --set eval.exact_match=0");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("data.train: 1 of 2 samples are longer than data.seq_len 8 and are cut to that length, "
+                          "their responses first"), std::string::npos) << r.output;
 
   // Bad input: one line naming the problem, exit 2, and nothing written.
   r = ponder("data prepare " + (dir / "nope.jsonl").string() + " --tokenizer " + (dir / "chars").string() + " -o " +
@@ -420,19 +466,20 @@ checkpoint: {every: 30}
   EXPECT_NE(r.output.find("2 samples"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("100.0% (2/2)"), std::string::npos) << r.output;
 
-  ASSERT_EQ(ponder("eval " + fresh + " --data " + eval_jsonl + " --json " + json_out, false).status, 0);
-  j = nlohmann::json::parse(std::ifstream(json_out));
+  const std::string fresh_json = (dir / "fresh_eval.json").string();  // --json never overwrites
+  ASSERT_EQ(ponder("eval " + fresh + " --data " + eval_jsonl + " --json " + fresh_json, false).status, 0);
+  j = nlohmann::json::parse(std::ifstream(fresh_json));
   EXPECT_EQ(j["depths"][0]["exact_match"], 0.0);
   EXPECT_GT(j["depths"][0]["perplexity"].get<double>(), 25.0);
   EXPECT_LT(j["depths"][0]["perplexity"].get<double>(), 400.0);
 
-  // Bad input: one line naming the problem, exit 2, and the JSON left as it was.
-  const std::string before = j.dump();
+  // Bad input: one line naming the problem, exit 2, and no JSON written.
+  const fs::path unwritten = dir / "refused.json";
   auto refused = [&](const std::string& args, const std::string& expected) {
-    const Result bad = ponder("eval " + args + " --json " + json_out);
+    const Result bad = ponder("eval " + args + " --json " + unwritten.string());
     EXPECT_EQ(bad.status, 2) << args << "\n" << bad.output;
     EXPECT_NE(first_line(bad.output).find(expected), std::string::npos) << args << "\n" << bad.output;
-    EXPECT_EQ(nlohmann::json::parse(std::ifstream(json_out)).dump(), before) << args;
+    EXPECT_FALSE(fs::exists(unwritten)) << args;
   };
   refused((dir / "nowhere").string() + " --data " + eval_jsonl, "no such model");
   refused(run + " --data " + (dir / "none.jsonl").string(), "none.jsonl: no such file");

@@ -18,6 +18,8 @@ namespace {
 namespace fs = std::filesystem;
 using ponder::testing::error_message;
 
+constexpr int64_t kContext = 64;  // the models' training row
+
 InferenceModel untrained(const char* model_yaml) {
   const std::string recipe = std::string("model: ") + model_yaml +
                              "\ndata: {task: reverse, seq_len: 64}\ntrain: {steps: 1}\nbatch: {global_tokens: 128}\n";
@@ -25,7 +27,7 @@ InferenceModel untrained(const char* model_yaml) {
   m.model = build_model(io::parse_recipe(recipe, "r.yaml").model, 7);
   m.model->train(false);
   m.tokenizer = std::make_unique<data::CharTokenizer>();
-  m.context = 64;
+  m.context = kContext;
   return m;
 }
 
@@ -57,7 +59,7 @@ TEST(ModelEval, AnUntrainedModelScoresAtChanceLevel) {
   const fs::path dir = ponder::testing::scratch_dir("model_eval_untrained");
   InferenceModel m = untrained(kBaseline);
   const data::CharTokenizer tok;
-  const EvalSet set = read_eval_set(reverse_pairs(dir), tok, "", 0);
+  const EvalSet set = read_eval_set(reverse_pairs(dir), tok, "", 0, m.context);
   const std::vector<DepthScore> scores = evaluate_depths(m, set, /*sweep=*/true, Device::cpu());
   ASSERT_EQ(scores.size(), 1u);  // the baseline has only its trained depth
   EXPECT_EQ(scores[0].depth, "trained");
@@ -75,7 +77,7 @@ TEST(ModelEval, HrmTextSweepsEveryDepthAndEndsAtTheTrainedOne) {
   const fs::path dir = ponder::testing::scratch_dir("model_eval_hrm");
   InferenceModel m = untrained(kHrmText);
   const data::CharTokenizer tok;
-  const EvalSet set = read_eval_set(reverse_pairs(dir), tok, "", 4);
+  const EvalSet set = read_eval_set(reverse_pairs(dir), tok, "", 4, m.context);
   const std::vector<DepthScore> trained = evaluate_depths(m, set, /*sweep=*/false, Device::cpu());
   const std::vector<DepthScore> sweep = evaluate_depths(m, set, /*sweep=*/true, Device::cpu());
   const std::vector<models::EvalDepth> depths = m.model->eval_depths();
@@ -110,7 +112,7 @@ TEST(ModelEval, ReadsPairsWithTheirVerifiers) {
 {"instruction": "reverse:12", "response": "21"}
 {"text": "plain text"}
 )");
-  const EvalSet set = read_eval_set(path, tok, "reverse", 0);
+  const EvalSet set = read_eval_set(path, tok, "reverse", 0, kContext);
   ASSERT_EQ(set.pairs.size(), 3u);
   EXPECT_EQ(set.pairs[0].instruction, "sort:321");
   EXPECT_EQ(set.pairs[0].reference, "123");
@@ -119,11 +121,11 @@ TEST(ModelEval, ReadsPairsWithTheirVerifiers) {
   ASSERT_NE(set.pairs[1].verifier, nullptr);
   EXPECT_EQ(set.pairs[1].verifier->name(), "reverse");  // --task for pairs that name none
   EXPECT_TRUE(set.pairs[2].sample.instruction.empty());  // plain text: loss only
-  EXPECT_EQ(read_eval_set(path, tok, "", 0).pairs[1].verifier, nullptr);  // exact string match
-  EXPECT_EQ(read_eval_set(path, tok, "", 2).pairs.size(), 2u);
+  EXPECT_EQ(read_eval_set(path, tok, "", 0, kContext).pairs[1].verifier, nullptr);  // exact string match
+  EXPECT_EQ(read_eval_set(path, tok, "", 2, kContext).pairs.size(), 2u);
 
   auto message = [&](const std::string& text, const std::string& task = "") {
-    return error_message<Error>([&] { read_eval_set(write_file(dir / "bad.jsonl", text), tok, task, 0); });
+    return error_message<Error>([&] { read_eval_set(write_file(dir / "bad.jsonl", text), tok, task, 0, kContext); });
   };
   EXPECT_NE(message("{\"instruction\": \"a\", \"response\": \"b\", \"task\": \"sorting\"}\n")
                 .find("bad.jsonl:1: unknown task \"sorting\""), std::string::npos);
@@ -133,8 +135,29 @@ TEST(ModelEval, ReadsPairsWithTheirVerifiers) {
   EXPECT_NE(message("{\"instruction\": \"a\", \"reply\": \"b\"}\n").find("bad.jsonl:1: unknown field"), std::string::npos);
   EXPECT_NE(message("\n\n").find("bad.jsonl: holds no samples"), std::string::npos);
   EXPECT_NE(message("{\"text\": \"x\"}\n", "sudok").find("unknown task \"sudok\""), std::string::npos);
-  EXPECT_NE(error_message<io::IoError>([&] { read_eval_set(dir / "none.jsonl", tok, "", 0); })
+  EXPECT_NE(message("{\"text\": \"x\"}\n{\"text\": \"" + std::string(kContext, 'x') + "\"}\n")
+                .find("bad.jsonl:2: the sample has 65 tokens, more than the 64 positions the model was trained on"),
+            std::string::npos);
+  EXPECT_NE(error_message<io::IoError>([&] { read_eval_set(dir / "none.jsonl", tok, "", 0, kContext); })
                 .find("none.jsonl: no such file"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+// A prompt near the end of the context does not shorten the answers to the others: each may grow
+// by the longest reference and two tokens (an untrained model takes them all) where it has room.
+TEST(ModelEval, ALongPromptDoesNotShortenTheOtherAnswers) {
+  const fs::path dir = ponder::testing::scratch_dir("model_eval_budget");
+  InferenceModel m = untrained(kBaseline);
+  const data::CharTokenizer tok;
+  auto answer_to_first = [&](const std::string& second_instruction) {
+    const std::string text = nlohmann::json{{"instruction", "reverse:123"}, {"response", "321"}}.dump() + "\n" +
+                             nlohmann::json{{"instruction", second_instruction}, {"response", "12"}}.dump() + "\n";
+    const EvalSet set = read_eval_set(write_file(dir / "pairs.jsonl", text), tok, "", 0, m.context);
+    return evaluate_depths(m, set, /*sweep=*/false, Device::cpu())[0].answers[0].text;
+  };
+  const std::string beside_a_short_prompt = answer_to_first("reverse:21");
+  EXPECT_GE(beside_a_short_prompt.size(), 5u);
+  EXPECT_EQ(answer_to_first("reverse:" + std::string(kContext - 14, '1')), beside_a_short_prompt);
   fs::remove_all(dir);
 }
 
@@ -143,7 +166,7 @@ TEST(ModelEval, ReadsPairsWithTheirVerifiers) {
 TEST(ModelEval, SstReportsTheDeliberationIterationsItRan) {
   const fs::path dir = ponder::testing::scratch_dir("model_eval_sst");
   InferenceModel m = untrained(kSst);  // a huge tolerance: every block settles at its second iteration
-  const EvalSet set = read_eval_set(reverse_pairs(dir), data::CharTokenizer(), "", 2);
+  const EvalSet set = read_eval_set(reverse_pairs(dir), data::CharTokenizer(), "", 2, m.context);
   const std::vector<DepthScore> sweep = evaluate_depths(m, set, /*sweep=*/true, Device::cpu());
   ASSERT_EQ(sweep.size(), 3u);
   EXPECT_TRUE(sweep[0].model_metrics.empty());  // depth 1 does not deliberate

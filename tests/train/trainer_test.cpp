@@ -339,6 +339,19 @@ TEST(Trainer, RecomputedWeightSharedStacksTrainWithGradientBuckets) {
   EXPECT_NEAR(recomputed[1], kept[1], 1e-9);
 }
 
+// Setting up a run writes nothing, so input it rejects touches no run directory; the trainer then
+// saves the data's tokenizer there. A task without held-out examples has no evaluation.
+TEST(Trainer, TheContextWritesNothingAndTheTrainerSavesTheTokenizer) {
+  const fs::path run = ponder::testing::scratch_dir("trainer_context") / "run";
+  TrainContext ctx = make_context(io::parse_recipe(kRecipe, "r.yaml"), run);
+  EXPECT_FALSE(fs::exists(run));
+  EXPECT_NE(ctx.evaluation, nullptr);
+  Trainer t(std::move(ctx));
+  EXPECT_TRUE(fs::exists(run / "tokenizer" / "char_tokenizer.json"));
+  EXPECT_EQ(make_context(io::parse_recipe(kRecipe, "r.yaml", {"data.task_eval_examples=0"}), run).evaluation, nullptr);
+  fs::remove_all(run.parent_path());
+}
+
 TEST(Trainer, MetricsHoldTheNamedFields) {
   io::Recipe recipe = io::parse_recipe(kRecipe, "r.yaml", {"train.steps=2", "schedule.name=constant"});
   fs::path run = testing::scratch_dir("metrics");
