@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 
 #include "io/errors.h"
 
@@ -197,6 +198,10 @@ T Section::require(const std::string& key, const Check<T>& check) {
 template <class T>
 std::optional<T> Section::optional(const std::string& key, const Check<T>& check) {
   YAML::Node value = value_node(key);
+  // An empty text or list is "none" (`--set data.task=`); an empty number or switch is a mistake.
+  if (value && value.IsNull() && std::is_arithmetic_v<T>) {
+    fail(key, "expected " + (check.describe.empty() ? type_name<T>() : check.describe) + ", got nothing");
+  }
   if (!value || value.IsNull()) return std::nullopt;
   T out = convert<T>(key, value, check);
   reader_->record(join(path_, key), to_node(out));

@@ -63,6 +63,10 @@ TEST(Recipe, OverridesAreValidatedTheSameWay) {
             "unknown key optim.lrr (from --set); did you mean \"lr\"?");
   EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"optim.lr"}); }),
             "--set expects key.path=value, got \"optim.lr\"");
+  // An empty number is a mistake; an empty text means none.
+  EXPECT_EQ(testing::error_message<ConfigError>([&] { parse(kGood, {"model.dim="}); }),
+            "model.dim: expected a positive integer, got nothing (from --set)");
+  EXPECT_TRUE(parse(kGood, {"data.eval="}).data.eval.empty());
 }
 
 TEST(Recipe, RecomputationIsOffByDefaultAndValidated) {
@@ -121,6 +125,8 @@ TEST(Recipe, BadRecipesAreRejectedWithTheKeyAndLine) {
   const Case cases[] = {
       {"  lr: 3.0e-3", "  lr: fast", "optim.lr: expected a positive number, got \"fast\" (line 12)"},
       {"  lr: 3.0e-3", "  lr: -1", "optim.lr: expected a positive number, got \"-1\" (line 12)"},
+      {"  lr: 3.0e-3", "  lr: .inf", "optim.lr: expected a positive number, got \".inf\" (line 12)"},
+      {"  lr: 3.0e-3", "  lr: ~", "optim.lr: expected a positive number, got nothing (line 12)"},
       {"  heads: 4", "  hedas: 4", "unknown key model.hedas (line 6); did you mean \"heads\"?"},
       {"optim:", "optimizer:", "unknown key optimizer (line 10); did you mean \"optim\"?"},
       {"  family: transformer", "  family: gpt", "model.family: expected one of transformer, hrm_text, attractor, sst, got \"gpt\" (line 2)"},
