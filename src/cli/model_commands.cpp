@@ -3,10 +3,10 @@
 
 #include "cli/commands.h"
 #include "cli/errors.h"
-#include "data/tasks/task.h"
 #include "train/benchmark.h"
 #include "train/export.h"
 #include "train/plan.h"
+#include "train/session.h"
 
 namespace ponder::cli {
 
@@ -57,7 +57,7 @@ int bench(const BenchArgs& args) {
 int check(const std::string& recipe_path, const std::vector<std::string>& overrides) {
   return guarded([&](Phase&) {
     io::Recipe recipe = io::load_recipe(recipe_path, overrides);
-    if (!recipe.data.task.empty()) data::make_task(recipe.data.task);  // a bad task spec fails here, not in train
+    train::open_data(recipe);  // a bad task, missing shards or a too-small vocabulary fail here, not in train
     train::ModelCost cost = train::model_cost(recipe.model, recipe.data.seq_len);
     std::printf("%s: ok (%s, %lld parameters, %lld steps of %lld tokens)\n", recipe_path.c_str(), recipe.family.c_str(),
                 static_cast<long long>(cost.parameters), static_cast<long long>(recipe.train.steps),

@@ -35,12 +35,9 @@ namespace {
 
 int rank_of(const TrainContext& ctx) { return ctx.comm->rank(); }
 
-void attach_task(TrainContext& ctx, const io::Recipe& r) {
-  auto task = std::shared_ptr<const data::Task>(data::make_task(r.data.task));
+void attach_task(TrainContext& ctx, const io::Recipe& r, const RunData& run_data) {
   auto tokenizer = std::make_shared<data::CharTokenizer>();
-  PONDER_CHECK(vocab_size(r.model) >= tokenizer->vocab_size(), io::ConfigError, "model.vocab_size: ", vocab_size(r.model),
-               " is smaller than the ", tokenizer->vocab_size(), " tokens of the character tokenizer that data.task uses");
-  auto stream = std::make_shared<data::TaskStream>(task, r.runtime.seed, r.data.task_eval_examples);
+  auto stream = std::make_shared<data::TaskStream>(run_data.task, r.runtime.seed, r.data.task_eval_examples);
   ctx.tokenizer = tokenizer;
   ctx.train_data = std::make_unique<TaskSource>(stream, tokenizer, r, rank_of(ctx));
   if (r.data.task_eval_examples > 0) ctx.evaluation = std::make_unique<TaskEvaluation>(stream, tokenizer, r);
@@ -58,22 +55,35 @@ std::string long_samples_note(const data::Dataset& data, int64_t seq_len) {
 
 std::vector<std::filesystem::path> paths(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
 
-void attach_shards(TrainContext& ctx, const io::Recipe& r) {
-  auto train = std::make_shared<const data::Dataset>(paths(r.data.train), data::TokenCheck::on_read);
-  PONDER_CHECK(vocab_size(r.model) >= train->vocab_size(), io::ConfigError, "model.vocab_size: ", vocab_size(r.model),
-               " is smaller than the shards' vocabulary of ", train->vocab_size());
+void attach_shards(TrainContext& ctx, const io::Recipe& r, const RunData& run_data) {
   ctx.tokenizer = data::tokenizer_beside(r.data.train.front());  // where ponder data prepare puts it
-  if (std::string cut = long_samples_note(*train, r.data.seq_len); !cut.empty()) ctx.notes.push_back(std::move(cut));
-  ctx.train_data = std::make_unique<ShardSource>(train, r, rank_of(ctx));
-  if (!r.data.eval.empty()) {
-    auto eval = std::make_shared<const data::Dataset>(paths(r.data.eval), data::TokenCheck::on_read);
-    PONDER_CHECK(eval->tokenizer_id() == train->tokenizer_id(), io::ConfigError, "data.eval: shards were made by tokenizer ",
-                 eval->tokenizer_id(), " but the training shards by ", train->tokenizer_id());
-    ctx.evaluation = std::make_unique<ShardEvaluation>(eval, r);
-  }
+  if (std::string cut = long_samples_note(*run_data.train, r.data.seq_len); !cut.empty()) ctx.notes.push_back(std::move(cut));
+  ctx.train_data = std::make_unique<ShardSource>(run_data.train, r, rank_of(ctx));
+  if (run_data.eval) ctx.evaluation = std::make_unique<ShardEvaluation>(run_data.eval, r);
 }
 
 }  // namespace
+
+RunData open_data(const io::Recipe& r) {
+  RunData run_data;
+  if (!r.data.task.empty()) {
+    run_data.task = data::make_task(r.data.task);
+    const int64_t chars = data::CharTokenizer().vocab_size();
+    PONDER_CHECK(vocab_size(r.model) >= chars, io::ConfigError, "model.vocab_size: ", vocab_size(r.model),
+                 " is smaller than the ", chars, " tokens of the character tokenizer that data.task uses");
+    return run_data;
+  }
+  run_data.train = std::make_shared<const data::Dataset>(paths(r.data.train), data::TokenCheck::on_read);
+  PONDER_CHECK(vocab_size(r.model) >= run_data.train->vocab_size(), io::ConfigError, "model.vocab_size: ",
+               vocab_size(r.model), " is smaller than the shards' vocabulary of ", run_data.train->vocab_size());
+  if (!r.data.eval.empty()) {
+    run_data.eval = std::make_shared<const data::Dataset>(paths(r.data.eval), data::TokenCheck::on_read);
+    PONDER_CHECK(run_data.eval->tokenizer_id() == run_data.train->tokenizer_id(), io::ConfigError,
+                 "data.eval: shards were made by tokenizer ", run_data.eval->tokenizer_id(), " but the training shards by ",
+                 run_data.train->tokenizer_id());
+  }
+  return run_data;
+}
 
 std::string resolve_by_memory(io::Recipe& recipe, Device device, dist::Communicator& comm) {
   if (!recipe.batch.micro_auto() && !recipe.runtime.recompute_auto()) return "";
@@ -104,12 +114,13 @@ TrainContext make_context(const io::Recipe& recipe, const std::filesystem::path&
   const io::Recipe& r = ctx.recipe;
   ctx.param_dtype = resolve_precision(r, ctx.device);
   backend::set_deterministic(r.runtime.deterministic);
+  const RunData run_data = open_data(r);
   ctx.model = build_training_model(r);
   init_backbone(*ctx.model, r);  // a resumed run's checkpoint then overwrites it
-  if (r.data.task.empty()) {
-    attach_shards(ctx, r);
+  if (run_data.task) {
+    attach_task(ctx, r, run_data);
   } else {
-    attach_task(ctx, r);
+    attach_shards(ctx, r, run_data);
   }
   return ctx;
 }

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <string>
 
+#include "data/dataset.h"
+#include "data/tasks/task.h"
 #include "io/recipe.h"
 #include "train/trainer.h"
 
@@ -20,6 +22,16 @@ DType resolve_precision(const io::Recipe& recipe, Device device);
 // run the same micro-batches. Returns the line that says what was chosen, or nothing when the
 // recipe fixed both.
 std::string resolve_by_memory(io::Recipe& recipe, Device device, dist::Communicator& comm);
+
+// The data a recipe names, opened and checked against its model before anything is built: the task
+// (data.task, read by the character tokenizer), or the training shards and the evaluation shards.
+// Throws ConfigError when the model's vocabulary is smaller than the data's, or when the evaluation
+// shards come from another tokenizer than the training shards.
+struct RunData {
+  std::shared_ptr<const data::Task> task;
+  std::shared_ptr<const data::Dataset> train, eval;
+};
+RunData open_data(const io::Recipe& recipe);
 
 // Builds the model, data and evaluation of a run for one rank of `comm` (a single process when
 // null; a GPU communicator also fixes the device), resolving batch.micro_tokens: auto. Writes

@@ -94,6 +94,15 @@ TEST(Cli, BadRecipesGiveOneLineAndExitTwo) {
   r = ponder("check " + write_recipe(dir, kTiny).string() + " --set data.task=sudok");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(first_line(r.output).find("unknown task \"sudok\""), std::string::npos) << r.output;
+  // What train would refuse about the data, check refuses too.
+  r = ponder("check " + write_recipe(dir, kTiny).string() + " --set model.vocab_size=99");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(first_line(r.output),
+            "ponder: model.vocab_size: 99 is smaller than the 100 tokens of the character tokenizer that data.task uses");
+  r = ponder("check " + write_recipe(dir, kTiny).string() + " --set data.task= --set data.train=" +
+             (dir / "missing.bin").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(first_line(r.output).find("missing.bin"), std::string::npos) << r.output;
   r = ponder("check " + write_recipe(dir, kTiny).string() + " --set optim.lr=.inf");
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(first_line(r.output), "ponder: optim.lr: expected a positive number, got \".inf\" (from --set)");
