@@ -9,6 +9,7 @@
 #include "ops/cast.h"
 #include "models/sst/sst.h"
 #include "train/checkpoint.h"
+#include "train/family.h"
 
 namespace ponder::train {
 namespace fs = std::filesystem;
@@ -107,19 +108,26 @@ struct HfConfig {
 };
 
 // The weights to export: the checkpoint's, its EMA ones where asked for, and an SST's LoRA
-// adapters folded into their projections.
-std::map<std::string, Tensor> weights_to_export(const LoadedCheckpoint& c, const io::Recipe& recipe, bool ema) {
+// adapters folded into their projections. They are loaded into the model the checkpoint's recipe
+// describes, so that a checkpoint whose tensors are not that model's (a missing, renamed or
+// reshaped tensor) is refused here rather than by whatever loads the export.
+std::map<std::string, Tensor> weights_to_export(const LoadedCheckpoint& c, const io::Recipe& recipe, bool ema,
+                                                const fs::path& checkpoint) {
   std::map<std::string, Tensor> weights = c.model;
   if (ema) {
     for (const auto& [name, t] : c.ema) weights[name] = t;
   }
-  const auto* sst = std::get_if<models::SstConfig>(&recipe.model);
-  if (!sst || sst->lora_rank == 0) return weights;
-  models::Sst model(*sst);
-  model.load_state_dict(weights);
-  model.merge_adapters();
+  const std::shared_ptr<models::LanguageModel> model = build_model(recipe.model, recipe.runtime.seed);
+  try {
+    model->load_state_dict(weights);
+  } catch (const Error& e) {
+    throw io::FormatError(checkpoint.string() + ": the weights are not the model its recipe describes: " + e.what());
+  }
+  auto* sst = dynamic_cast<models::Sst*>(model.get());
+  if (!sst || sst->sst_config().lora_rank == 0) return weights;
+  sst->merge_adapters();
   weights.clear();
-  for (auto& [name, t] : model.state_dict()) weights[name] = t;
+  for (auto& [name, t] : sst->state_dict()) weights[name] = t;
   return weights;
 }
 
@@ -170,11 +178,13 @@ ExportResult export_model(const fs::path& source, const fs::path& out_dir, const
     config["pad_token_id"] = tokenizer->pad();
   }
 
+  const std::map<std::string, Tensor> weights = weights_to_export(c, recipe, o.ema, result.checkpoint);
+
   fs::create_directories(out_dir);
   // Shards of at most shard_bytes, in name order; one shard is written as model.safetensors.
   std::vector<io::NamedTensors> shards(1);
   int64_t bytes = 0;
-  for (const auto& [name, t] : weights_to_export(c, recipe, o.ema)) {
+  for (const auto& [name, t] : weights) {
     Tensor w = t.to(o.dtype);
     const int64_t size = w.numel() * int64_t(element_size(o.dtype));
     if (bytes > 0 && bytes + size > o.shard_bytes) {

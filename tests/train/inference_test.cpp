@@ -187,6 +187,33 @@ TEST(Inference, EmaWeightsComeFromRunsOnly) {
 
 void write_text(const fs::path& path, const std::string& text) { std::ofstream(path) << text; }
 
+// A checkpoint whose tensors are not its recipe's model (one renamed, one cut short) is refused,
+// naming the tensor, before anything is written.
+TEST(Inference, ExportRefusesWeightsThatAreNotTheRecipesModel) {
+  const fs::path dir = ponder::testing::scratch_dir("inference_mismatch");
+  const io::Recipe recipe = io::parse_recipe(kBaseline, "r.yaml");
+  const auto state = build_model(recipe.model, 7)->state_dict();
+  const std::string first = state.front().first;
+  auto checkpoint_with = [&](const std::string& run, const std::function<void(nn::NamedTensors&)>& damage) {
+    CheckpointContents contents;
+    contents.model = state;
+    contents.recipe_yaml = recipe.resolved_yaml;
+    damage(contents.model);
+    write_checkpoint(dir / run / "checkpoints", contents);
+    return dir / run;
+  };
+  const fs::path renamed = checkpoint_with("renamed", [](nn::NamedTensors& t) { t.front().first += "_old"; });
+  const fs::path cut = checkpoint_with("cut", [](nn::NamedTensors& t) { t.front().second = t.front().second.narrow(0, 0, 1); });
+  for (const auto& [run, what] : {std::pair{renamed, "missing tensor \"" + first + "\""},
+                                  std::pair{cut, "\"" + first + "\" has shape"}}) {
+    const std::string message = error_message<io::FormatError>([&] { export_model(run, dir / "export", {}); });
+    EXPECT_NE(message.find("the weights are not the model its recipe describes"), std::string::npos) << message;
+    EXPECT_NE(message.find(what), std::string::npos) << message;
+    EXPECT_FALSE(fs::exists(dir / "export"));
+  }
+  fs::remove_all(dir);
+}
+
 TEST(Inference, MissingOrBrokenFilesAreNamed) {
   const fs::path dir = ponder::testing::scratch_dir("inference_missing");
   make_run(dir / "run", kBaseline);
