@@ -22,6 +22,15 @@ struct Accumulate {
   __device__ compute_t<D> operator()(D a, S b) const { return compute_t<D>(a) + compute_t<D>(compute_t<S>(b)); }
 };
 
+// a + b·scale, the scale read from device memory (so that a CUDA graph replays it with its new value).
+template <class D, class S>
+struct AccumulateScaled {
+  const D* scale;
+  __device__ compute_t<D> operator()(D a, S b) const {
+    return compute_t<D>(a) + compute_t<D>(compute_t<S>(b)) * compute_t<D>(*scale);
+  }
+};
+
 template <class T, UnaryOp Op>
 struct Unary {
   compute_t<T> alpha;
@@ -71,12 +80,16 @@ void fill(const Tensor& dst, double value) {
   });
 }
 
-void add_into(const Tensor& dst, const Tensor& src) {
+void add_into(const Tensor& dst, const Tensor& src, const Tensor& scale) {
   visit_floating(dst.dtype(), "add_into", [&](auto d) {
     using D = decltype(d);
     visit_floating(src.dtype(), "add_into", [&](auto s) {
       using S = decltype(s);
-      map<D, D, S>("add_into", dst, Accumulate<D, S>{}, dst, src);
+      if (scale.defined()) {
+        map<D, D, S>("add_into", dst, AccumulateScaled<D, S>{scale.data<D>()}, dst, src);
+      } else {
+        map<D, D, S>("add_into", dst, Accumulate<D, S>{}, dst, src);
+      }
     });
   });
 }

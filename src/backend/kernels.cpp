@@ -44,10 +44,14 @@ void copy(const Tensor& dst, const Tensor& src) {
 
 void fill(const Tensor& dst, double value) { PONDER_DISPATCH(dst.device(), fill, dst, value); }
 
-void add_into(const Tensor& dst, const Tensor& src) {
+void add_into(const Tensor& dst, const Tensor& src, const Tensor& scale) {
   PONDER_CHECK(dst.shape() == src.shape() && dst.device() == src.device(), ShapeError,
                "add_into: destination ", describe(dst), " and source ", describe(src), " differ");
-  PONDER_DISPATCH(dst.device(), add_into, dst, src);
+  PONDER_CHECK(!scale.defined() || (scale.numel() == 1 && scale.dtype() == dst.dtype() &&
+                                    scale.device() == dst.device() && scale.is_contiguous()),
+               ValueError, "add_into: the scale must be one element of the destination's dtype and device, got ",
+               describe(scale), " for ", describe(dst));
+  PONDER_DISPATCH(dst.device(), add_into, dst, src, scale);
 }
 
 Tensor add(const Tensor& a, const Tensor& b) {

@@ -118,11 +118,12 @@ class LmHeadLoss final : public autograd::Function {
   }
 
   // dW times the upstream gradient. Where the engine offers a target of dW's dtype (the fp32 .grad
-  // of a bf16 weight: Node::accumulate_into), it is added there, never rounded to bf16.
+  // of a bf16 weight: Node::accumulate_into), it is added there in one pass, never rounded to bf16
+  // and without a scaled copy of dW (as large as the head: it would be the step's peak).
   Tensor weight_gradient(const Tensor& dw, const Tensor& upstream) {
     const Tensor target = accumulation_target(1);
     if (!dw.defined() || !target.defined() || target.dtype() != dw.dtype()) return scaled(dw, upstream);
-    backend::add_into(target, dw * upstream.to(dw.dtype()));
+    backend::add_into(target, dw, backend::contiguous(upstream.to(dw.dtype())));
     return target;
   }
 

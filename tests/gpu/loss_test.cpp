@@ -1,5 +1,6 @@
 // CUDA cross-entropy and the fused LM-head loss against their CPU twins.
 #include "gpu/twin.h"
+#include "optim/grad_buffer.h"
 #include "support/test_util.h"
 
 namespace ponder {
@@ -121,6 +122,31 @@ TEST_F(LmHeadTwin, MatchesTheCpuAndTheUnfusedOps) {
       }
     }
   }
+}
+
+// The trainer's path on the GPU: a bf16 head whose .grad is an fp32 buffer gets dW scaled by the
+// upstream gradient (a device scalar) added there, over two backwards, as on the CPU.
+TEST_F(LmHeadTwin, Bf16WeightAccumulatesScaledIntoAnFp32Grad) {
+  Tensor h = random_tensor({70, 32}, 8, DType::bf16), w = random_tensor({500, 32}, 9, DType::bf16);
+  Tensor targets = some_targets(70, 500, DType::i64, 3);
+  auto accumulated = [&](Device device) {
+    Tensor weight = w.detach().to(device).set_requires_grad(true);
+    optim::GradBuffer buffer({weight}, DType::f32);
+    for (double scale : {1.0, 0.25}) {
+      (lm_head_cross_entropy(h.to(device), weight, targets.to(device), kIgnoreIndex, Reduction::sum, 32) * scale)
+          .backward();
+    }
+    EXPECT_TRUE(weight.grad().is_same(buffer.view(0)));
+    return buffer.view(0).to(Device::cpu());
+  };
+  const Tensor cpu = accumulated(Device::cpu()), gpu = accumulated(Device::cuda(0));
+  EXPECT_LT(relative_error(gpu, cpu), 1e-2);
+  // One backward of the unscaled loss gives 1 / 1.25 of it: the 0.25 reached the sum.
+  Tensor single = w.to(Device::cuda(0)).set_requires_grad(true);
+  optim::GradBuffer once({single}, DType::f32);
+  lm_head_cross_entropy(h.to(Device::cuda(0)), single, targets.to(Device::cuda(0)), kIgnoreIndex, Reduction::sum, 32)
+      .backward();
+  EXPECT_LT(relative_error(once.view(0).to(Device::cpu()) * 1.25, gpu), 1e-5);
 }
 
 TEST_F(LmHeadTwin, BadTargetThrowsBeforeAnyChunk) {

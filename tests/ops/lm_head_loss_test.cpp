@@ -149,6 +149,21 @@ TEST(LmHeadCrossEntropy, Bf16WeightAccumulatesIntoAnFp32Grad) {
   EXPECT_LT(relative_error(buffer.view(0), ref.dw * 1.5), 1e-2);  // the logits' gradient itself is bf16
 }
 
+// The trainer's case at its peak: dW (as large as the head, f32) is scaled and added into the
+// fp32 .grad in one pass; a scaled copy of it would be the largest temporary of the step.
+TEST(LmHeadCrossEntropy, BackwardIntoAnFp32GradMakesNoCopyOfDw) {
+  const int64_t vocab = 4096, width = 16;
+  Tensor h = random_tensor({64, width}, 23, DType::bf16), targets = ids(std::vector<double>(64, 7));
+  Tensor w = random_tensor({vocab, width}, 24, DType::bf16).set_requires_grad(true);
+  optim::GradBuffer buffer({w}, DType::f32);
+  Tensor loss = lm_head_cross_entropy(h, w, targets, kIgnoreIndex, Reduction::sum, 32) * 0.5;
+  const int64_t before = memory_stats(Device::cpu()).current_bytes;
+  reset_peak_memory(Device::cpu());
+  loss.backward();
+  ASSERT_TRUE(w.grad().is_same(buffer.view(0)));
+  EXPECT_LT(memory_stats(Device::cpu()).peak_bytes - before, vocab * width * 4 / 4);
+}
+
 TEST(LmHeadCrossEntropy, WithoutGradientsOnlyTheValueAndEachInputAlone) {
   Tensor h = random_tensor({6, 4}, 13), w = random_tensor({7, 4}, 14);
   Tensor targets = ids({6, 0, 1, -100, 3, 3});

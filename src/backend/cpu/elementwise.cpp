@@ -53,13 +53,18 @@ void fill(const Tensor& dst, double value) {
   });
 }
 
-void add_into(const Tensor& dst, const Tensor& src) {
+void add_into(const Tensor& dst, const Tensor& src, const Tensor& scale) {
   visit_floating(dst.dtype(), "add_into", [&](auto d) {
     using D = decltype(d);
     using C = compute_t<D>;
+    const C k = scale.defined() ? C(*scale.data<D>()) : C(1);
     visit_floating(src.dtype(), "add_into", [&](auto s) {
       using S = decltype(s);
-      map<D, D, S>(dst, [](D a, S b) { return C(a) + C(compute_t<S>(b)); }, dst, src);
+      if (scale.defined()) {
+        map<D, D, S>(dst, [k](D a, S b) { return C(a) + C(compute_t<S>(b)) * k; }, dst, src);
+      } else {
+        map<D, D, S>(dst, [](D a, S b) { return C(a) + C(compute_t<S>(b)); }, dst, src);
+      }
     });
   });
 }

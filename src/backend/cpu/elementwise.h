@@ -11,7 +11,7 @@ namespace ponder::backend::cpu {
 void copy(const Tensor& dst, const Tensor& src);
 void fill(const Tensor& dst, double value);
 // dst += src, converting src to dst's dtype (gradient accumulation into fp32 buffers).
-void add_into(const Tensor& dst, const Tensor& src);
+void add_into(const Tensor& dst, const Tensor& src, const Tensor& scale = Tensor());  // scale: one element
 
 void unary(UnaryOp op, const Tensor& out, const Tensor& x, double alpha);
 // grad_x = grad * f'(x)
