@@ -1,5 +1,5 @@
 // Warp-level bf16 tensor-core building blocks for the flash attention kernels (sm_80+ PTX):
-// asynchronous global->shared copies, ldmatrix operand loads, mma.m16n8k16, two warp GEMMs and
+// asynchronous global->shared copies (kernels/async_copy.cuh), ldmatrix operand loads, mma.m16n8k16, two warp GEMMs and
 // fp32 reductions into global memory.
 //
 // Fragment layouts (PTX ISA, mma.m16n8k16 .bf16; g = lane / 4, c = lane % 4):
@@ -15,29 +15,18 @@
 
 #include <cstdint>
 
+#include "kernels/async_copy.cuh"
+
 namespace ponder::kernels::mma {
 
 // Shared-memory tiles hold raw bf16 bits.
 using bits16 = uint16_t;
 
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// Copies 16 bytes from global to shared memory without blocking; writes zeros instead when !valid.
-__device__ __forceinline__ void copy_async_16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-
-__device__ __forceinline__ void commit_copies() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-
-// Waits until at most `pending` committed copy groups of this thread are still in flight.
-template <int pending>
-__device__ __forceinline__ void wait_copies() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory");
-}
+// The asynchronous copies of kernels/async_copy.cuh, under the names these kernels use.
+using kernels::commit_copies;
+using kernels::copy_async_16;
+using kernels::shared_address;
+using kernels::wait_copies;
 
 // Four 8x8 b16 matrices; lanes 8m..8m+7 give the row addresses of matrix m, which lands in r[m]
 // (lane holds row lane/4, columns 2(lane%4), +1 of it).

@@ -11,11 +11,14 @@
 // teams' slots in team order into one [slots] row of the partial buffer (a "chunk"); a second
 // kernel adds the chunks in a fixed order. The split depends only on the problem (shape, dtype,
 // alignment), never on the device, so results are bit-reproducible. Beside shared accumulators a
-// block keeps a copy of the weight, which both passes over each row read.
+// block keeps a copy of the weight, which both passes over each row read, and, where two such
+// blocks still fit an SM, each team's next row: its threads copy their x and g packs of row i + 1
+// (cp.async) while they work on row i, which the team's rows in turn would otherwise wait for.
 #include <algorithm>
 #include <initializer_list>
 
 #include "backend/cuda/norm.h"
+#include "kernels/async_copy.cuh"
 #include "kernels/norm.cuh"
 #include "kernels/row_groups.cuh"
 
@@ -25,6 +28,7 @@ namespace {
 constexpr int kCached = 6;                      // packs (or elements) per thread and segment, in registers
 constexpr int kBlockThreads = 256;              // a block holds several teams up to this many threads
 constexpr int64_t kSharedAccBytes = 96 * 1024;  // accumulators above this go to global memory
+constexpr int64_t kTwoBlockShared = 110 * 1024;  // at most this per block lets two blocks share an SM
 constexpr int64_t kMaxChunks = 256;             // partial rows of the parameter gradients
 constexpr int64_t kMinRowsPerTeam = 2;          // rows a team accumulates before its block sums
 
@@ -47,6 +51,7 @@ struct RowPlan {
   int64_t slots = 0;           // accumulator floats per team and parameter gradient (>= D)
   bool shared_acc = false;     // accumulators in shared memory, else in the partial buffer
   bool shared_weight = false;  // the weight copied into shared memory after them, else read from global
+  bool prefetch = false;       // each team copies its next row's x and g into shared memory after those
   size_t shared_bytes = 0;     // dynamic shared memory per block
   unsigned blocks = 0;         // = chunks of the parameter gradients
 };
@@ -54,8 +59,11 @@ struct RowPlan {
 // A warp per row while kCached packs per lane hold it, else the fewest warps that do (at most
 // kMaxRowThreads threads, then several segments). `stats` parameter gradients (0, 1 or 2) are
 // accumulated: then each team takes at least kMinRowsPerTeam rows and there are <= kMaxChunks chunks,
-// and a weight of `weight_bytes` goes to shared memory where it fits beside the accumulators.
-RowPlan plan_rows(int64_t rows, int64_t units, int v, int stats, int64_t weight_bytes = 0) {
+// and a weight of `weight_bytes` goes to shared memory where it fits beside the accumulators. Rows
+// of 16-byte packs held in registers (`row_bytes` = 16 · units, one segment) are then prefetched
+// where two blocks of the result still fit an SM: a team's loads of row i + 1 are in flight while it
+// works on row i.
+RowPlan plan_rows(int64_t rows, int64_t units, int v, int stats, int64_t weight_bytes = 0, int64_t row_bytes = 0) {
   RowPlan p;
   if (units > int64_t(kCached) * 32)
     p.team = static_cast<int>(std::min<int64_t>(kMaxRowThreads, ceil_div(ceil_div(units, kCached), 32) * 32));
@@ -69,6 +77,10 @@ RowPlan plan_rows(int64_t rows, int64_t units, int v, int stats, int64_t weight_
     p.shared_acc = acc_bytes <= kSharedAccBytes;  // else teams == 1
     p.shared_weight = p.shared_acc && weight_bytes > 0 && acc_bytes + weight_bytes <= kSharedAccBytes;
     if (p.shared_acc) p.shared_bytes = static_cast<size_t>(acc_bytes + (p.shared_weight ? weight_bytes : 0));
+    const int64_t prefetch_bytes = p.teams * 2 * row_bytes;
+    p.prefetch = p.shared_acc && p.segments == 1 && row_bytes == 16 * units &&
+                 int64_t(p.shared_bytes) + prefetch_bytes <= kTwoBlockShared;
+    if (p.prefetch) p.shared_bytes += static_cast<size_t>(prefetch_bytes);
     p.rows_per_team = std::max(kMinRowsPerTeam, ceil_div(rows, p.teams * kMaxChunks));
   }
   p.blocks = static_cast<unsigned>(ceil_div(rows, p.teams * p.rows_per_team));
@@ -227,7 +239,7 @@ struct BackwardArgs {
   T* grad_x;                      // or null
   float* partial;                 // [chunks, stats, slots], or null without parameter gradients
   bool weight_grad, bias_grad;    // the stats: sums of g·xhat, then of g
-  bool shared_acc, shared_weight;
+  bool shared_acc, shared_weight, prefetch;
   bool x_is_xhat;                 // x holds xhat (an unweighted RMSNorm's output)
 };
 
@@ -256,18 +268,45 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T
   }
   float* acc_w = PARAMS && a.weight_grad ? block_acc + team * team_slots : nullptr;
   float* acc_b = PARAMS && a.bias_grad ? block_acc + team * team_slots + (a.weight_grad ? a.slots : 0) : nullptr;
+  auto row_of = [&](int64_t i) { return (int64_t(blockIdx.x) * a.rows_per_team + i) * teams + team; };
+  // With a.prefetch: the team's next row, its x packs then its g packs, after the weight; each
+  // thread copies and later reads only its own packs, so waiting for its own copies suffices.
+  const bool prefetch = PARAMS && a.prefetch;
+  Pack<T, V>* next = reinterpret_cast<Pack<T, V>*>(shared_weight + (a.shared_weight ? a.d : 0)) + team * 2 * packs;
+  float next_mu = 0, next_rs = 0;
+  auto fetch = [&](int64_t row) {
+    next_mu = next_rs = 0;
+    if (row < a.rows) {
+#pragma unroll
+      for (int k = 0; k < kCached; ++k) {
+        const int64_t p = int64_t(k) * a.team + lane;
+        if (p >= packs) continue;
+        copy_async_16(next + p, a.x + (row * packs + p) * V, true);
+        copy_async_16(next + packs + p, a.grad + (row * packs + p) * V, true);
+      }
+      next_mu = a.mean ? a.mean[row] : 0.0f;
+      next_rs = a.rstd[row];
+    }
+    commit_copies();
+  };
+  if (prefetch) fetch(row_of(0));
   for (int64_t i = 0; i < a.rows_per_team; ++i) {
-    const int64_t row = (int64_t(blockIdx.x) * a.rows_per_team + i) * teams + team, first = row * packs;
+    const int64_t row = row_of(i), first = row * packs;
     const bool live = row < a.rows;  // a dead team still joins its block's team sums
-    const float mu = live && a.mean ? a.mean[row] : 0.0f, rs = live ? a.rstd[row] : 0.0f;
+    const float mu = live && a.mean && !prefetch ? a.mean[row] : next_mu;
+    const float rs = live && !prefetch ? a.rstd[row] : next_rs;
+    if (prefetch) wait_copies<0>();
     const float x_scale = a.x_is_xhat ? 1.0f : rs;  // xhat = (x - mu) * x_scale
     RowWalk walk{a.segments, lane, a.team, packs, live};
     Pack<T, V> x[kCached], g[kCached], e[PARAMS ? 1 : kCached];
     auto load = [&](int k, int64_t p, bool) {
-      x[k] = load_pack<V>(a.x, first + p);
-      g[k] = load_pack<V>(a.grad, first + p);
+      x[k] = prefetch ? next[p] : load_pack<V>(a.x, first + p);
+      g[k] = prefetch ? next[packs + p] : load_pack<V>(a.grad, first + p);
       if (!PARAMS && a.grad_extra) e[k] = load_pack<V>(a.grad_extra, first + p);
     };
+    // The next row's copies may overwrite the buffer once this row's values are in registers: after
+    // the first walk over it, whose sums need them.
+    bool fetched = !prefetch || i + 1 == a.rows_per_team;
     float mean_gw = 0, mean_gw_xhat = 0;
     if (a.grad_x) {
       float sum_gw = 0, sum_gw_xhat = 0;
@@ -286,6 +325,8 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T
       });
       if (a.mean) mean_gw = team_sum(sum_gw, a.team) / float(a.d);
       mean_gw_xhat = team_sum(sum_gw_xhat, a.team) / float(a.d);
+      if (!fetched) fetch(row_of(i + 1));
+      fetched = true;
     }
     walk(load, [&](int k, int64_t p, int64_t q) {
       Pack<T, V> w{}, extra{}, o;
@@ -306,6 +347,7 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_kernel(BackwardArgs<T
       if (acc_w) accumulate<V>(acc_w, q, a.team, lane, g_xhat);
       if (acc_b) accumulate<V>(acc_b, q, a.team, lane, gs);
     });
+    if (!fetched) fetch(row_of(i + 1));
   }
   if (!PARAMS || !a.shared_acc) return;
   __syncthreads();
@@ -381,7 +423,7 @@ template <class T, int V>
 void launch_backward(const NormBackward& a, int64_t rows, int64_t d) {
   const int stats = int(a.grad_weight.defined()) + int(a.grad_bias.defined());
   const int64_t weight_bytes = stats > 0 && a.weight.defined() ? d * int64_t(sizeof(T)) : 0;
-  const RowPlan plan = plan_rows(rows, d / V, V, stats, weight_bytes);
+  const RowPlan plan = plan_rows(rows, d / V, V, stats, weight_bytes, d * int64_t(sizeof(T)));
   const int64_t team_slots = stats * plan.slots;
   Tensor partial = stats > 0 ? Tensor::empty({plan.blocks * team_slots}, {DType::f32, a.x.device()}) : Tensor();
   cudaStream_t stream = stream_of(a.x);
@@ -404,6 +446,7 @@ void launch_backward(const NormBackward& a, int64_t rows, int64_t d) {
                                a.grad_bias.defined(),
                                plan.shared_acc,
                                plan.shared_weight,
+                               plan.prefetch,
                                a.x_is_xhat};
     const size_t shared = plan.shared_bytes;
     // Past 48 KiB of shared memory, its static part included, a kernel must ask for more; two blocks
