@@ -64,12 +64,7 @@ Tensor Attention::forward(const Tensor& x, const Tensor& positions, const Attent
     q = q_norm->forward(q);
     k = k_norm->forward(k);
   }
-  if (c.rope_theta > 0) {
-    RopeQK rotated = rope_qk(q, k, positions, c.rope_theta);
-    q = rotated.q;
-    k = rotated.k;
-  }
-  const Tensor a = attend(q, k, v, spec, cache).reshape({n, c.heads * c.head_dim});
+  const Tensor a = attend(q, k, v, positions, spec, cache).reshape({n, c.heads * c.head_dim});
   if (!gate_proj) return o_proj->forward(a);
   const Tensor gate = projected[3], gated = gated_output(gate, a);
   if (!recompute_gated_output_) return o_proj->forward(gated);
@@ -78,20 +73,27 @@ Tensor Attention::forward(const Tensor& x, const Tensor& positions, const Attent
       gated, [gate = SavedTensor(gate), a = SavedTensor(a)] { return gated_output(gate.get("attention"), a.get("attention")); });
 }
 
-Tensor Attention::attend(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionSpec& spec,
-                         KVCache* cache) const {
-  const double scale = 1.0 / std::sqrt(double(config_.head_dim));
-  if (!cache) return attention(q, k, v, spec, scale);
+Tensor Attention::attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                         const AttentionSpec& spec, KVCache* cache) const {
+  const double scale = 1.0 / std::sqrt(double(config_.head_dim)), theta = config_.rope_theta;
+  if (!cache) return theta > 0 ? rotary_attention(q, k, v, positions, theta, spec, scale) : attention(q, k, v, spec, scale);
+  // The cache keeps rotated keys: each new token's key is rotated once, by its own position.
+  Tensor qr = q, kr = k;
+  if (theta > 0) {
+    RopeQK rotated = rope_qk(q, k, positions, theta);
+    qr = rotated.q;
+    kr = rotated.k;
+  }
   if (cache->length() == 0) {
     PONDER_CHECK(spec.cu_seqlens.defined() && spec.cu_seqlens.numel() == 2, ValueError,
                  "Attention: a KV cache holds one sequence, so the prompt must be one sample");
-    cache->append(k, v);
-    return attention(q, k, v, spec, scale);
+    cache->append(kr, v);
+    return attention(qr, kr, v, spec, scale);
   }
-  PONDER_CHECK(q.size(0) == 1, ValueError, "Attention: after the prompt, a KV cache takes one token at a time, got ",
-               q.size(0));
-  cache->append(k, v);
-  return attend_to_cache(q, *cache, scale);
+  PONDER_CHECK(qr.size(0) == 1, ValueError, "Attention: after the prompt, a KV cache takes one token at a time, got ",
+               qr.size(0));
+  cache->append(kr, v);
+  return attend_to_cache(qr, *cache, scale);
 }
 
 }  // namespace ponder::nn

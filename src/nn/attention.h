@@ -47,8 +47,10 @@ class Attention : public Module {
   std::shared_ptr<RMSNorm> q_norm, k_norm;
 
  private:
-  // Scaled dot-product attention of q over k and v, or over the cache's keys and values.
-  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionSpec& spec, KVCache* cache) const;
+  // Scaled dot-product attention of q over k and v (both rotated by `positions` when the config
+  // has RoPE), or over the cache's keys and values.
+  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, const AttentionSpec& spec,
+                KVCache* cache) const;
 
   AttentionConfig config_;
   bool recompute_gated_output_ = false;

@@ -4,7 +4,9 @@
 #include <vector>
 
 #include "backend/cpu/attention.h"
+#include "backend/cpu/fused.h"
 #include "backend/cuda/attention.h"
+#include "backend/cuda/fused.h"
 #include "backend/kernels.h"
 #include "ops/op_support.h"
 
@@ -24,6 +26,11 @@ struct AttentionBackward final : Node {
     Tensor dv = Tensor::empty(vv.shape(), vv.options());
     PONDER_DISPATCH(qv.device(), attention_backward, dq, dk, dv, backend::contiguous(g[0]), qv, kv, vv,
                     out.get(name()), lse.get(name()), spec, scale);
+    // rotary_attention: those are the gradients of the rotated q and k; rotating them back by the
+    // same angles (the transpose) gives those of its inputs.
+    if (theta > 0) {
+      PONDER_DISPATCH(qv.device(), rope_qk, dq, dk, dq, dk, positions.get(name()), theta, /*inverse=*/true);
+    }
     return {needs_input_grad(0) ? dq : Tensor(), needs_input_grad(1) ? dk : Tensor(),
             needs_input_grad(2) ? dv : Tensor()};
   }
@@ -33,10 +40,13 @@ struct AttentionBackward final : Node {
     v.reset();
     out.reset();
     lse.reset();
+    positions.reset();
   }
-  SavedTensor q, k, v, out, lse;
+  SavedTensor q, k, v, out, lse;  // q and k as attended to: rotated by rotary_attention
   AttentionSpec spec;
   double scale = 1.0;
+  SavedTensor positions;  // rotary_attention's (contiguous i64) and its theta; theta 0: attention
+  double theta = 0;
 };
 
 void check_operands(const Tensor& q, const Tensor& k, const Tensor& v) {
@@ -113,28 +123,52 @@ void check_spec(const AttentionSpec& spec, const Tensor& q) {
   if (spec.mask == AttentionMask::prefix_lm) check_prefix_values(spec.prefix_len, cu);
 }
 
+// Attention over qa, ka, va (contiguous: q, k, v themselves, or their rotations), recorded as the
+// backward of q, k and v; `theta` > 0 says that qa and ka are q and k rotated by `positions`.
+Tensor attend_recorded(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& qa, const Tensor& ka,
+                       const Tensor& va, const AttentionSpec& spec, double scale, const Tensor& positions,
+                       double theta) {
+  Tensor out = Tensor::empty(qa.shape(), qa.options());
+  // Log-sum-exp of each score row, in f32 for f32/bf16 and in f64 for f64.
+  Tensor lse = Tensor::empty({qa.size(1), qa.size(0)},
+                             {qa.dtype() == DType::f64 ? DType::f64 : DType::f32, qa.device()});
+  PONDER_DISPATCH(qa.device(), attention_forward, out, lse, qa, ka, va, spec, scale);
+  if (auto node = make_node<AttentionBackward>({&q, &k, &v})) {
+    node->q = qa;
+    node->k = ka;
+    node->v = va;
+    node->out = out;
+    node->lse = lse;
+    node->spec = spec;
+    node->scale = scale;
+    if (theta > 0) {
+      node->positions = positions;
+      node->theta = theta;
+    }
+    set_history(out, node);
+  }
+  return out;
+}
+
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionSpec& spec, double scale) {
   check_operands(q, k, v);
   check_spec(spec, q);
-  const Tensor qc = backend::contiguous(q), kc = backend::contiguous(k), vc = backend::contiguous(v);
-  Tensor out = Tensor::empty(q.shape(), q.options());
-  // Log-sum-exp of each score row, in f32 for f32/bf16 and in f64 for f64.
-  Tensor lse = Tensor::empty({q.size(1), q.size(0)},
-                             {q.dtype() == DType::f64 ? DType::f64 : DType::f32, q.device()});
-  PONDER_DISPATCH(q.device(), attention_forward, out, lse, qc, kc, vc, spec, scale);
-  if (auto node = make_node<AttentionBackward>({&q, &k, &v})) {
-    node->q = qc;
-    node->k = kc;
-    node->v = vc;
-    node->out = out;
-    node->lse = lse;
-    node->spec = spec;
-    node->scale = scale;
-    set_history(out, node);
-  }
-  return out;
+  return attend_recorded(q, k, v, backend::contiguous(q), backend::contiguous(k), backend::contiguous(v), spec, scale,
+                         Tensor(), 0);
+}
+
+Tensor rotary_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, double theta,
+                        const AttentionSpec& spec, double scale) {
+  check_operands(q, k, v);
+  check_rope_inputs("rotary_attention", q, positions, theta);
+  check_spec(spec, q);
+  const Tensor index = rope_positions(positions);
+  Tensor rotated_q = Tensor::empty(q.shape(), q.options()), rotated_k = Tensor::empty(k.shape(), k.options());
+  PONDER_DISPATCH(q.device(), rope_qk, rotated_q, rotated_k, backend::contiguous(q), backend::contiguous(k), index,
+                  theta, /*inverse=*/false);
+  return attend_recorded(q, k, v, rotated_q, rotated_k, backend::contiguous(v), spec, scale, index, theta);
 }
 
 }  // namespace ponder

@@ -1,4 +1,6 @@
-// CUDA rotary position embedding against its CPU twin.
+// CUDA rotary position embedding, alone and ahead of attention (rotary_attention), against the CPU twins.
+#include <cmath>
+
 #include "gpu/twin.h"
 #include "support/test_util.h"
 
@@ -58,6 +60,38 @@ TEST_F(Rope, HeadDimsBeyondTheKernelAreRefused) {
   Tensor pos = zeros({2}, {.dtype = DType::i64, .device = Device::cuda(0)});
   EXPECT_EQ(testing::error_message<ShapeError>([&] { rope(x, pos, 1e4); }),
             "rope: the CUDA kernel takes head dims up to 1024, got 2048");
+}
+
+Tensor i32_on(const std::vector<double>& values, Device device) {
+  return tensor(values, {int64_t(values.size())}, {.dtype = DType::i32}).to(device);
+}
+
+// rotary_attention (RoPE and attention in one node) on the GPU against the CPU: packed PrefixLM
+// samples, GQA, head_dim 128 and 64, bf16 (the flash kernels; the tolerance of the attention twins)
+// and f32.
+TEST_F(Rope, RotaryAttentionMatchesCpu) {
+  const std::vector<int> lengths = {70, 1, 200, 33}, prefixes = {20, 1, 0, 33};
+  std::vector<double> cu = {0}, prefix(prefixes.begin(), prefixes.end()), positions;
+  for (int len : lengths) {
+    cu.push_back(cu.back() + len);
+    for (int i = 0; i < len; ++i) positions.push_back(i);
+  }
+  const int64_t n = static_cast<int64_t>(cu.back());
+  for (DType dt : kTypes) {
+    for (int64_t d : {128, 64}) {
+      auto fn = [&](const TensorList& in) {
+        const AttentionSpec spec{.mask = AttentionMask::prefix_lm,
+                                 .cu_seqlens = i32_on(cu, in[0].device()),
+                                 .prefix_len = i32_on(prefix, in[0].device())};
+        return rotary_attention(in[0], in[1], in[2], in[3], 1e4, spec, 1.0 / std::sqrt(double(d)));
+      };
+      const TensorList in = {random_tensor({n, 8, d}, 1, dt, true), random_tensor({n, 2, d}, 2, dt, true),
+                             random_tensor({n, 2, d}, 3, dt, true),
+                             tensor(positions, {n}, {.dtype = DType::i64})};
+      EXPECT_TRUE(cuda_matches_cpu(fn, in, dt == DType::bf16 ? 2e-2 : twin_tolerance(dt)))
+          << dtype_name(dt) << " D " << d;
+    }
+  }
 }
 
 }  // namespace

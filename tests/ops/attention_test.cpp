@@ -347,5 +347,66 @@ TEST(Attention, BadSpecsAreRejected) {
       "prefix_len[0] = -1 is outside [0, 28]");
 }
 
+// Each sample's positions 0, 1, ... (restarting per sample, as packed batches have them).
+Tensor sample_positions(const Packing& p) {
+  std::vector<double> positions;
+  for (int len : p.lengths) {
+    for (int i = 0; i < len; ++i) positions.push_back(i);
+  }
+  return tensor(positions, {int64_t(positions.size())}, {.dtype = DType::i64});
+}
+
+// rotary_attention is rope_qk then attention, in one node: the same outputs and gradients, to the
+// bit (the same kernels in the same order, the backward's inverse rotation in place).
+TEST(RotaryAttention, EqualsRopeThenAttention) {
+  const Packing p{{5, 2, 7, 3}, {2, 0, 7, 1}};
+  const Tensor positions = sample_positions(p);
+  for (DType dtype : {DType::f64, DType::f32, DType::bf16}) {
+    for (AttentionMask mask : kMasks) {
+      SCOPED_TRACE(std::string(mask_name(mask)) + ", " + std::string(dtype_name(dtype)));
+      const AttentionSpec spec = spec_for(p, mask);
+      auto run = [&](bool fused) {
+        Inputs in = random_inputs(p.tokens(), 4, 2, 8, 21, dtype, true);
+        Tensor out;
+        if (fused) {
+          out = rotary_attention(in.q, in.k, in.v, positions, 1e4, spec, 0.35);
+        } else {
+          RopeQK rotated = rope_qk(in.q, in.k, positions, 1e4);
+          out = attention(rotated.q, rotated.k, in.v, spec, 0.35);
+        }
+        out.backward(random_tensor(out.shape(), 22, dtype));
+        return std::vector<std::vector<double>>{out.to_vector<double>(), in.q.grad().to_vector<double>(),
+                                                in.k.grad().to_vector<double>(), in.v.grad().to_vector<double>()};
+      };
+      EXPECT_EQ(run(true), run(false));
+    }
+  }
+}
+
+TEST(RotaryAttention, GradcheckEveryMask) {
+  const Packing p{{3, 0, 1, 4}, {2, 0, 1, 4}};
+  const Tensor positions = sample_positions(p);
+  for (AttentionMask mask : kMasks) {
+    SCOPED_TRACE(mask_name(mask));
+    Inputs in = random_inputs(p.tokens(), 4, 2, 4, 7, DType::f64, true);
+    const AttentionSpec spec = spec_for(p, mask);
+    auto f = [&](const TensorList& x) { return rotary_attention(x[0], x[1], x[2], positions, 100.0, spec, 0.6); };
+    EXPECT_TRUE(gradcheck(f, {in.q, in.k, in.v}));
+  }
+}
+
+TEST(RotaryAttention, BadPositionsAreRejected) {
+  const Packing p{{2, 2}, {1, 1}};
+  const AttentionSpec spec = spec_for(p, AttentionMask::causal);
+  Tensor q = zeros({4, 4, 8}), kv = zeros({4, 2, 8});
+  expect_error<ShapeError>([&] { rotary_attention(q, kv, kv, zeros({3}, {.dtype = DType::i64}), 1e4, spec, 1.0); },
+                           "rotary_attention: positions [3] do not match the leading shape [4] of x [4, 4, 8]");
+  expect_error<ValueError>([&] { rotary_attention(q, kv, kv, sample_positions(p), 0.0, spec, 1.0); },
+                           "rotary_attention: theta must be finite and positive, got 0");
+  expect_error<ShapeError>([&] { rotary_attention(zeros({4, 4, 7}), zeros({4, 2, 7}), zeros({4, 2, 7}),
+                                                  sample_positions(p), 1e4, spec, 1.0); },
+                           "must be even");
+}
+
 }  // namespace
 }  // namespace ponder
